@@ -1,0 +1,1 @@
+"""distdiff: experiments package."""

@@ -1,0 +1,1 @@
+"""distdiff: latent_codec package."""

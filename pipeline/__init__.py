@@ -1,0 +1,1 @@
+"""distdiff: pipeline package."""
