@@ -344,3 +344,16 @@ class SceneGenerator:
         sail = (x > cx + 0.015) & (y < top - 0.02) & (y > top - 0.3 * s) & \
             (x - cx < 0.22 * s * (y - (top - 0.3 * s)) / (0.28 * s))
         self._paint(img, sail, np.array([0.96, 0.96, 0.92]) if not np.allclose(rgb, COLOURS["white"], atol=0.15) else np.array([0.85, 0.2, 0.2]))
+
+
+def object_in_prompt(prompt: str) -> str | None:
+    """The scene object named in ``prompt`` (the last one named), or None.
+
+    >>> object_in_prompt("a yellow lemon on a wooden table")
+    'lemon'
+    """
+    found = None
+    for word in prompt.lower().replace(",", " ").split():
+        if word in OBJECT_GROUPS:
+            found = word
+    return found
