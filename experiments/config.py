@@ -1,0 +1,412 @@
+"""Experiment configuration files: schema, loading, validation and overrides.
+
+One YAML file per experiment (``experiments/configs/*.yaml``) names the model,
+the users (groups of prompts, or free prompts grouped by meaning), the seeds,
+the base chain configuration (:class:`pipeline.ChainConfig`: steps, shared
+steps, codec, link ...) and the grid to sweep. Every level of the schema is a
+pydantic v2 model with ``extra="forbid"``: a typo in a key is an error that
+names the bad key and the allowed ones, never silently ignored.
+
+Example
+-------
+>>> from experiments.config import load_config
+>>> cfg = load_config("default")                  # a name under experiments/configs/ or a path
+>>> cfg.name, sorted(cfg.grid)
+('default', ['snr_db'])
+>>> parse_config({"name": "x", "seeds": [0], "users": [], "grid": {}})   # doctest: +SKIP
+Traceback (most recent call last):
+ConfigError: config <dict>: 'users': ...; 'grid': the grid is empty ...
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import typing
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+#: where the shipped configs live
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+Scalar = Union[bool, int, float, str, None]
+
+
+class ConfigError(ValueError):
+    """A configuration file is invalid. The message is one line naming the key(s) and the allowed values."""
+
+
+# --------------------------------------------------------------------------- schema
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UserGroup(_Strict):
+    """One group of users: the sender's shared prompt and each receiver's own prompt.
+
+    The sender (edge server or first device) runs the first ``num_shared_steps``
+    with ``shared_prompt``; each receiver finishes with its own prompt.
+    """
+
+    name: str | None = None
+    shared_prompt: str = Field(min_length=1)
+    receiver_prompts: list[str] = Field(min_length=1)
+
+
+class GroupingConfig(_Strict):
+    """Free user prompts grouped by meaning with :class:`pipeline.grouping.PromptGrouper`.
+
+    Each group's first prompt (the grouper's representative) is the shared prompt;
+    every member of the group is a receiver.
+    """
+
+    prompts: list[str] = Field(min_length=2)
+    threshold: float | None = Field(default=None, gt=-1.0, le=1.0)
+    max_group_size: int | None = Field(default=None, ge=2)
+
+
+class ExecutionConfig(_Strict):
+    """How points run. None of these change the numbers, so they are not part of the run id."""
+
+    executor: Literal["process", "serial"] = "process"
+    workers: int = Field(default=2, ge=1, le=256)
+    torch_threads: int = Field(default=1, ge=1, le=256)
+    start_method: Literal["spawn", "forkserver", "fork"] = "spawn"
+    save_images: bool = True
+    max_retries: int = Field(default=1, ge=0, le=10)
+
+
+class PlotSpec(_Strict):
+    """One figure: ``y`` metrics (one panel each) against ``x``; one line per value of ``hue``.
+
+    Values are averaged over every other column (seeds, users) with a 95% confidence band.
+    """
+
+    x: str
+    y: list[str] = Field(min_length=1)
+    hue: str | None = None
+    logx: bool = False
+    title: str | None = None
+
+
+class LatencyEnergyConfig(_Strict):
+    """Parameters of the end-to-end latency and energy model (see :mod:`experiments.latency_energy`).
+
+    Times are per UNet evaluation (one denoising step of one image, classifier-free
+    guidance included) [s]; energies in [J]. The airtime comes from the chain
+    (MCS spectral efficiency and the link bandwidth).
+    """
+
+    edge_step_time_s: float = Field(gt=0)
+    device_step_time_s: float = Field(gt=0)
+    edge_step_energy_j: float = Field(ge=0)
+    device_step_energy_j: float = Field(ge=0)
+    tx_energy_per_bit_j: float = Field(default=0.0, ge=0)
+    rx_energy_per_bit_j: float = Field(default=0.0, ge=0)
+
+
+class ExperimentConfig(_Strict):
+    """A whole experiment: model, users, seeds, base chain, grid, plots, execution."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    model: str | None = Field(
+        default=None,
+        description="None: the shipped embedded model; 'tiny-random': a random tiny model of the same "
+                    "architecture (tests, smoke runs); otherwise a diffusers folder or hub id")
+    device: str = "cpu"
+    seeds: list[int] = Field(min_length=1)
+    users: list[UserGroup] | dict[str, list[UserGroup]] | None = None
+    grouping: GroupingConfig | None = None
+    chain: dict[str, Any] = Field(default_factory=dict)
+    grid: dict[str, Any]
+    variants: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    latency_energy: LatencyEnergyConfig | None = None
+    plots: list[PlotSpec] = Field(default_factory=list)
+    headline: list[str] = Field(default_factory=lambda: [
+        "psnr_db", "ssim", "adherent", "compute_saved_fraction", "airtime_s"])
+    image_grid_max_points: int = Field(default=8, ge=1)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, v):
+        if len(set(v)) != len(v):
+            raise ValueError(f"seeds must be distinct, got {v}")
+        return v
+
+    @field_validator("users")
+    @classmethod
+    def _nonempty_users(cls, v):
+        if v is None:
+            return v
+        if isinstance(v, dict):
+            if not v:
+                raise ValueError("users: the set of user sets is empty; give at least one")
+            for name, groups in v.items():
+                if not groups:
+                    raise ValueError(f"users['{name}'] is empty; give at least one group")
+        elif not v:
+            raise ValueError("users is empty; give at least one group")
+        return v
+
+    @field_validator("grid")
+    @classmethod
+    def _grid_values(cls, v):
+        if not v:
+            raise ValueError("the grid is empty; give at least one axis with at least one value, "
+                             "e.g. grid: {snr_db: [0, 10]}")
+        out = {}
+        for axis, values in v.items():
+            if isinstance(values, str):
+                values = parse_range(values, f"grid axis '{axis}'")
+            elif isinstance(values, (bool, int, float)) or values is None:
+                values = [values]
+            if not isinstance(values, list):
+                raise ValueError(f"grid axis '{axis}' must be a list of values or a 'start:step:stop' "
+                                 f"string, got {type(values).__name__}")
+            bad = [x for x in values if not (isinstance(x, (bool, int, float, str)) or x is None)]
+            if bad:
+                raise ValueError(f"grid axis '{axis}': values must be numbers, strings, booleans or null, "
+                                 f"got {bad[0]!r}")
+            if len(values) == 0:
+                raise ValueError(f"grid axis '{axis}' has no values; give at least one")
+            if len(set(map(_canon, values))) != len(values):
+                raise ValueError(f"grid axis '{axis}' repeats a value: {values}")
+            out[axis] = list(values)
+        return out
+
+    @model_validator(mode="after")
+    def _consistency(self):
+        if (self.users is None) == (self.grouping is None):
+            raise ValueError("give exactly one of 'users' (explicit groups) or 'grouping' (free prompts)")
+        if "variant" in self.grid:
+            unknown = [v for v in self.grid["variant"] if v not in self.variants]
+            if unknown:
+                raise ValueError(f"grid axis 'variant' names unknown variants {unknown}; "
+                                 f"defined: {list(self.variants)}")
+        elif self.variants:
+            self.grid["variant"] = list(self.variants)
+        if "user_set" in self.grid:
+            if not isinstance(self.users, dict):
+                raise ValueError("grid axis 'user_set' needs 'users' as a mapping of named user sets")
+            unknown = [u for u in self.grid["user_set"] if u not in self.users]
+            if unknown:
+                raise ValueError(f"grid axis 'user_set' names unknown user sets {unknown}; "
+                                 f"defined: {list(self.users)}")
+        elif isinstance(self.users, dict):
+            self.grid["user_set"] = list(self.users)
+        return self
+
+    # ------------------------------------------------------------------ helpers
+    def results_relevant(self) -> dict:
+        """The part of the config that determines the numbers (for the run id)."""
+        d = self.model_dump(mode="json")
+        for k in ("description", "plots", "headline", "execution", "image_grid_max_points"):
+            d.pop(k, None)
+        return d
+
+    def config_hash(self) -> str:
+        """Stable 12-hex-digit hash of :meth:`results_relevant` (the default run id)."""
+        return stable_hash(self.results_relevant())[:12]
+
+
+# --------------------------------------------------------------------------- helpers
+def _canon(value) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def stable_hash(obj) -> str:
+    """SHA-256 hex digest of the canonical JSON of ``obj`` (sorted keys)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":"),
+                                     default=str).encode()).hexdigest()
+
+
+def parse_range(text: str, name: str = "value") -> list[float]:
+    """``"start:step:stop"`` (inclusive) or ``"a,b,c"`` as a list of numbers.
+
+    >>> parse_range("0:5:20")
+    [0.0, 5.0, 10.0, 15.0, 20.0]
+    >>> parse_range("1,2.5")
+    [1.0, 2.5]
+    """
+    text = text.strip()
+    try:
+        if ":" in text:
+            start, step, stop = (float(t) for t in text.split(":"))
+            if step <= 0 or stop < start:
+                raise ValueError
+            n = int(round((stop - start) / step))
+            values = [round(start + i * step, 10) for i in range(n + 1)]
+            if values[-1] > stop + 1e-9:
+                values.pop()
+            return values
+        return [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ValueError(f"{name}: cannot parse range '{text}'; use 'start:step:stop' with step > 0 "
+                         f"and stop >= start, or a comma list") from None
+
+
+def _models_in(annotation) -> list[type[BaseModel]]:
+    """pydantic models reachable through an annotation (Optional, Union, list, dict)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    out = []
+    for arg in typing.get_args(annotation):
+        out.extend(_models_in(arg))
+    return out
+
+
+def _allowed_keys_at(model: type[BaseModel], loc: tuple) -> list[str] | None:
+    """Field names of the pydantic model at ``loc`` (a ValidationError location), if any."""
+    candidates = [model]
+    for part in loc:
+        owners = [m for m in candidates if isinstance(part, str) and part in m.model_fields]
+        if not owners:      # list index or dict key: the same models one level down
+            continue
+        candidates = [sub for m in owners for sub in _models_in(m.model_fields[part].annotation)]
+        if not candidates:
+            return None
+    return sorted({f for m in candidates for f in m.model_fields})
+
+
+def format_validation_error(err: ValidationError, model: type[BaseModel], source: str) -> str:
+    """One line that names every bad key, what is wrong and the allowed keys/values."""
+    parts = []
+    seen = set()
+    errors = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and ("[" in p or p in (
+            "list", "dict", "str", "int", "float", "bool", "none"))))
+        errors.append((loc, e))
+    # a union reports every branch: keep the deepest errors (drop a location that prefixes another)
+    locs = [loc for loc, _ in errors]
+    errors = [(loc, e) for loc, e in errors
+              if not any(len(o) > len(loc) and o[:len(loc)] == loc for o in locs)]
+    for loc, e in errors:
+        if e["type"] == "extra_forbidden":
+            where = ".".join(map(str, loc[:-1])) or "top level"
+            allowed = _allowed_keys_at(model, loc[:-1])
+            msg = f"unknown key '{loc[-1]}' at {where}; allowed keys: {', '.join(allowed or [])}"
+        else:
+            where = ".".join(map(str, loc)) or "top level"
+            text = e["msg"].removeprefix("Value error, ")
+            got = e.get("input")
+            got_s = "" if isinstance(got, (dict, list)) or e["type"] == "missing" else f" (got {got!r})"
+            msg = f"'{where}': {text}{got_s}"
+        if msg not in seen:
+            seen.add(msg)
+            parts.append(msg)
+    return f"config {source}: " + "; ".join(parts)
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def set_dotted(d: dict, path: str, value) -> None:
+    """Set ``d['a']['b'] = value`` for ``path='a.b'``, creating dicts on the way."""
+    parts = path.split(".")
+    for p in parts[:-1]:
+        if not isinstance(d.get(p), dict):
+            d[p] = {}
+        d = d[p]
+    d[parts[-1]] = value
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply ``key.path=value`` overrides (values parsed as YAML) to a raw config dict.
+
+    >>> apply_overrides({"grid": {"snr_db": [0]}}, ["grid.snr_db=[0, 10]", "seeds=[1]"])
+    {'grid': {'snr_db': [0, 10]}, 'seeds': [1]}
+    """
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like key.path=value")
+        key, text = item.split("=", 1)
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override '{item}': cannot parse value: {exc}".splitlines()[0]) from None
+        set_dotted(out, key.strip(), value)
+    return out
+
+
+def find_config(name_or_path: str | Path | None) -> Path:
+    """Path of a config given a path, or a name under :data:`CONFIG_DIR` (None: ``default``)."""
+    if name_or_path is None:
+        name_or_path = "default"
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    for cand in (CONFIG_DIR / p, CONFIG_DIR / f"{p}.yaml"):
+        if cand.is_file():
+            return cand
+    shipped = sorted(c.stem for c in CONFIG_DIR.glob("*.yaml"))
+    raise ConfigError(f"config '{name_or_path}' not found: not a file, nor a shipped config ({', '.join(shipped)})")
+
+
+def read_raw(path: Path) -> dict:
+    """The YAML mapping in ``path``; a clear error if it is not a mapping."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config {path}: the top level must be a mapping of keys, got {type(raw).__name__}")
+    return raw
+
+
+def parse_config(raw: dict, source: str = "<dict>", chain_model: type[BaseModel] | None | str = "auto"
+                 ) -> ExperimentConfig:
+    """Validate a raw dict into an :class:`ExperimentConfig` and check every grid point.
+
+    ``chain_model``: the pydantic class the resolved ``chain`` of every point must
+    validate against ("auto": :class:`pipeline.ChainConfig`; None: skip, for the
+    runner's own tests with a fake point function).
+    """
+    try:
+        cfg = ExperimentConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, ExperimentConfig, source)) from None
+    if chain_model == "auto":
+        from pipeline import ChainConfig as chain_model  # noqa: N813
+    from .grid import expand_grid  # local: grid imports this module
+
+    try:
+        expand_grid(cfg, chain_model=chain_model)
+    except ConfigError as err:
+        raise ConfigError(f"config {source}: {err}") from None
+    return cfg
+
+
+def load_config(name_or_path: str | Path | None = None, overrides: list[str] | None = None,
+                chain_model: type[BaseModel] | None | str = "auto") -> ExperimentConfig:
+    """Load, override and validate a config (a path, or a shipped config's name; None = default)."""
+    path = find_config(name_or_path)
+    raw = apply_overrides(read_raw(path), overrides or [])
+    return parse_config(raw, source=str(path.name if path.parent == CONFIG_DIR else path), chain_model=chain_model)
+
+
+def shipped_configs() -> list[Path]:
+    """Every config file shipped under :data:`CONFIG_DIR`."""
+    return sorted(CONFIG_DIR.glob("*.yaml"))
+
+
+__all__ = [
+    "CONFIG_DIR", "ConfigError", "UserGroup", "GroupingConfig", "ExecutionConfig", "PlotSpec",
+    "LatencyEnergyConfig", "ExperimentConfig", "parse_config", "load_config", "apply_overrides",
+    "find_config", "read_raw", "parse_range", "stable_hash", "set_dotted", "shipped_configs",
+    "format_validation_error",
+]

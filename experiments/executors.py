@@ -1,0 +1,221 @@
+"""Executors: where the points of a sweep run.
+
+An executor takes a picklable function and a list of items and yields
+``(item, result, error)`` triples as each item finishes, in completion order.
+The sweep runner (:mod:`experiments.runner`) only sees this interface, so a
+cluster engine (Dask, Ray, a Slurm array via submitit ...) plugs in as one more
+subclass of :class:`Executor` without touching the runner.
+
+- :class:`SerialExecutor`: in this process, one item after the other (debugging, tests).
+- :class:`ProcessExecutor`: local worker processes (``concurrent.futures.ProcessPoolExecutor``),
+  each with a fixed number of torch threads (1 by default: on a small machine
+  two single-thread workers scale almost linearly, two threads in one process do not).
+  A worker that dies (kill -9, segfault, out of memory) breaks the pool: the
+  executor starts a fresh pool and retries the items that were in flight, each
+  at most ``max_retries`` times; an exception raised by an item is returned as
+  that item's error and the sweep goes on.
+
+Example
+-------
+>>> from experiments.executors import SerialExecutor
+>>> [(i, r) for i, r, e in SerialExecutor().imap_unordered(abs, [-1, 2])]
+[(-1, 1), (2, 2)]
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+
+class PointError(RuntimeError):
+    """An item failed: ``kind`` is 'exception' (raised in the item) or 'crash' (its worker died)."""
+
+    def __init__(self, kind: str, message: str, details: str = ""):
+        super().__init__(message)
+        self.kind = kind
+        self.details = details
+
+
+class Executor(ABC):
+    """Runs ``fn(item)`` for many items; yields ``(item, result, error)`` as they finish.
+
+    Exactly one of ``result`` and ``error`` (a :class:`PointError`) is not None.
+    """
+
+    @abstractmethod
+    def imap_unordered(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[tuple[Any, Any, PointError | None]]:
+        ...
+
+    def close(self, cancel: bool = False) -> None:
+        """Release resources; ``cancel=True`` drops items not yet started."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close(cancel=exc_type is not None)
+
+    @property
+    def description(self) -> str:
+        return type(self).__name__
+
+
+class SerialExecutor(Executor):
+    """Runs every item in the calling process, in order."""
+
+    def imap_unordered(self, fn, items):
+        for item in items:
+            try:
+                result = fn(item)
+            except Exception as exc:  # noqa: BLE001 - one point's failure must not end the sweep
+                yield item, None, PointError("exception", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+            else:
+                yield item, result, None
+
+
+def configure_worker(torch_threads: int) -> None:
+    """Initialiser of a worker process: fix the number of CPU threads every library uses."""
+    n = str(int(torch_threads))
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = n
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # Ctrl-C goes to the whole process group: let the parent alone handle it (it stops the workers)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import torch
+
+    torch.set_num_threads(int(torch_threads))
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set in this process
+        pass
+
+
+def _guarded_call(fn, item):
+    """Runs in the worker: exceptions come back as a PointError (picklable) rather than a traceback."""
+    try:
+        return fn(item), None
+    except Exception as exc:  # noqa: BLE001
+        return None, PointError("exception", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+
+
+class ProcessExecutor(Executor):
+    """Local worker processes with ``torch_threads`` threads each.
+
+    Parameters
+    ----------
+    workers : int
+        Number of worker processes (>= 1).
+    torch_threads : int
+        torch (and OpenMP/BLAS) threads per worker (>= 1).
+    start_method : str
+        'spawn' (default: safe with torch's thread pools), 'forkserver' or 'fork'.
+    max_retries : int
+        How many times an item whose worker died is retried in a fresh pool.
+    """
+
+    def __init__(self, workers: int = 2, torch_threads: int = 1, start_method: str = "spawn",
+                 max_retries: int = 1):
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        if torch_threads < 1:
+            raise ValueError(f"torch_threads must be >= 1, got {torch_threads}")
+        self.workers = int(workers)
+        self.torch_threads = int(torch_threads)
+        self.start_method = start_method
+        self.max_retries = int(max_retries)
+        self._pool: ProcessPoolExecutor | None = None
+
+    @property
+    def description(self) -> str:
+        return f"ProcessExecutor(workers={self.workers}, torch_threads={self.torch_threads}, start={self.start_method})"
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=self.workers,
+                                   mp_context=multiprocessing.get_context(self.start_method),
+                                   initializer=configure_worker, initargs=(self.torch_threads,))
+
+    def imap_unordered(self, fn, items):
+        pending = list(items)[::-1]          # a stack: pop() gives the items in order
+        attempts: dict[int, int] = {}
+        self._pool = self._new_pool()
+        in_flight: dict[Future, Any] = {}
+        try:
+            while pending or in_flight:
+                # keep at most 2 items per worker queued, so an interrupt loses little queued work
+                while pending and len(in_flight) < 2 * self.workers:
+                    item = pending.pop()
+                    try:
+                        fut = self._pool.submit(_guarded_call, fn, item)
+                    except BrokenProcessPool:
+                        pending.append(item)
+                        break
+                    in_flight[fut] = item
+                if not in_flight:      # the pool broke before anything was submitted
+                    self._restart()
+                    continue
+                done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+                broken = []
+                for fut in done:
+                    item = in_flight.pop(fut)
+                    try:
+                        result, error = fut.result()
+                    except BrokenProcessPool:
+                        broken.append(item)
+                        continue
+                    yield item, result, error
+                if broken:
+                    # every item still in flight died with the pool; which one killed it is unknown
+                    broken.extend(in_flight.values())
+                    in_flight.clear()
+                    self._restart()
+                    for item in reversed(broken):
+                        n = attempts[id(item)] = attempts.get(id(item), 0) + 1
+                        if n > self.max_retries:
+                            yield item, None, PointError(
+                                "crash", f"worker process died {n} times while running this point")
+                        else:
+                            pending.append(item)
+        finally:
+            self.close(cancel=True)
+
+    def _restart(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._new_pool()
+
+    def close(self, cancel: bool = False) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            if cancel:
+                # terminate workers still computing: an interrupted sweep must stop now
+                procs = list(getattr(pool, "_processes", {}).values())
+                pool.shutdown(wait=False, cancel_futures=True)
+                for p in procs:
+                    if p.is_alive():
+                        p.terminate()
+                for p in procs:
+                    p.join(timeout=5)
+            else:
+                pool.shutdown(wait=True)
+
+
+def make_executor(kind: str = "process", workers: int = 2, torch_threads: int = 1,
+                  start_method: str = "spawn", max_retries: int = 1) -> Executor:
+    """An executor by name: 'process' (local workers) or 'serial' (in this process)."""
+    if kind == "serial":
+        return SerialExecutor()
+    if kind == "process":
+        return ProcessExecutor(workers=workers, torch_threads=torch_threads, start_method=start_method,
+                               max_retries=max_retries)
+    raise ValueError(f"executor must be one of 'process', 'serial', got {kind!r}")
+
+
+__all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "PointError", "make_executor", "configure_worker"]

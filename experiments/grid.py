@@ -1,0 +1,178 @@
+"""Grid expansion: an :class:`~experiments.config.ExperimentConfig` -> the list of points to run.
+
+A *point* is one combination of the grid's axes and one seed. Its chain
+configuration is the base ``chain`` of the config, deep-merged with the named
+``variant`` (if any) and then with the axis values, each set at the axis's path
+in :class:`pipeline.ChainConfig` (``snr_db`` -> ``snr_db``, ``modulation`` ->
+``link.modulation``, ``bits`` -> ``codec.bits`` ...; a dotted path such as
+``link.carrier_frequency_hz`` works too). A point's ``key`` is a hash of
+everything that determines its numbers (model, device, resolved chain, users,
+seed), so a rerun recognises finished points.
+
+Example
+-------
+>>> from experiments.config import parse_config
+>>> from experiments.grid import expand_grid
+>>> cfg = parse_config({"name": "t", "seeds": [0, 1], "grid": {"snr_db": [0, 10]},
+...     "users": [{"shared_prompt": "a red apple on a wooden table",
+...                "receiver_prompts": ["a yellow lemon on a wooden table"]}]}, chain_model=None)
+>>> points = expand_grid(cfg, chain_model=None)
+>>> [(p.params["snr_db"], p.seed) for p in points]
+[(0, 0), (0, 1), (10, 0), (10, 1)]
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .config import (ConfigError, ExperimentConfig, _deep_merge, _models_in, format_validation_error,
+                     set_dotted, stable_hash)
+
+#: axes handled by the runner itself rather than set in the chain config
+SPECIAL_AXES = ("variant", "user_set")
+
+#: the issue's axis names -> the chain-config field they set, where the names differ.
+#: Checked against the real ChainConfig on use (an alias to a missing field is skipped).
+ALIASES: dict[str, str] = {
+    "bits": "codec.bits",
+    "quantiser_bits": "codec.bits",
+    "soft": "soft_decoding",
+}
+
+
+@dataclass(frozen=True)
+class Point:
+    """One unit of work: one grid combination and one seed.
+
+    ``params``: the axis values (column name -> value) shown in results;
+    ``chain``: the resolved chain config (JSON-able dict); ``groups``: user groups
+    ``[{"name", "shared_prompt", "receiver_prompts"}]`` or None when ``grouping``
+    (free prompts grouped by meaning at run time) is used.
+    """
+
+    index: int
+    key: str
+    seed: int
+    params: dict[str, Any]
+    chain: dict[str, Any]
+    groups: list[dict] | None
+    grouping: dict | None
+    model: str | None
+    device: str
+    latency_energy: dict | None = None
+    save_images: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _has_path(model: type[BaseModel], path: str) -> bool:
+    cands = [model]
+    for part in path.split("."):
+        owners = [m for m in cands if part in m.model_fields]
+        if not owners:
+            return False
+        cands = [s for m in owners for s in _models_in(m.model_fields[part].annotation)]
+        # the last part may be a plain field (no sub-models): fine
+    return True
+
+
+def axis_paths(chain_model: type[BaseModel] | None) -> dict[str, str]:
+    """Every axis name allowed with ``chain_model`` -> its dotted path in the chain config."""
+    if chain_model is None:
+        return {}
+    paths: dict[str, str] = {}
+    for name, info in chain_model.model_fields.items():
+        for sub in _models_in(info.annotation):
+            for sub_name in sub.model_fields:
+                paths.setdefault(sub_name, f"{name}.{sub_name}")
+    for name in chain_model.model_fields:      # top-level fields win over nested ones
+        paths[name] = name
+    for alias, path in ALIASES.items():
+        if alias not in paths and _has_path(chain_model, path):
+            paths[alias] = path
+    return paths
+
+
+def resolve_axis(name: str, chain_model: type[BaseModel] | None) -> str | None:
+    """The chain-config path an axis sets (None for the runner's special axes).
+
+    Raises :class:`ConfigError` naming the allowed axes for an unknown name.
+    """
+    if name in SPECIAL_AXES:
+        return None
+    if chain_model is None:
+        return name
+    if "." in name:
+        if _has_path(chain_model, name):
+            return name
+        raise ConfigError(f"grid axis '{name}': no such field path in {chain_model.__name__}")
+    paths = axis_paths(chain_model)
+    if name in paths:
+        return paths[name]
+    allowed = sorted(set(paths) | set(SPECIAL_AXES))
+    raise ConfigError(f"unknown grid axis '{name}'; allowed axes: {', '.join(allowed)} "
+                      f"(or a dotted path into the chain config)")
+
+
+def _groups_for(cfg: ExperimentConfig, user_set: str | None) -> list[dict] | None:
+    if cfg.users is None:
+        return None
+    groups = cfg.users[user_set] if isinstance(cfg.users, dict) else cfg.users
+    out = []
+    for i, g in enumerate(groups):
+        d = g.model_dump()
+        d["name"] = d["name"] or f"group{i}"
+        out.append(d)
+    return out
+
+
+def resolve_chain(cfg: ExperimentConfig, params: dict, chain_model: type[BaseModel] | None) -> dict:
+    """The chain config of one grid combination: base <- variant <- axis values (validated)."""
+    chain = dict(cfg.chain)
+    if "variant" in params:
+        chain = _deep_merge(chain, cfg.variants[params["variant"]])
+    for axis, value in params.items():
+        path = resolve_axis(axis, chain_model)
+        if path is not None:
+            set_dotted(chain, path, value)
+    if chain_model is None:
+        return chain
+    try:
+        return chain_model.model_validate(chain).model_dump(mode="json")
+    except ValidationError as err:
+        msg = format_validation_error(err, chain_model, "chain").removeprefix("config chain: ")
+        where = ", ".join(f"{k}={v!r}" for k, v in params.items())
+        raise ConfigError(f"chain config at grid point ({where}): {msg}") from None
+
+
+def expand_grid(cfg: ExperimentConfig, chain_model: type[BaseModel] | None | str = "auto") -> list[Point]:
+    """All points of the experiment, in a fixed order: the grid's axes (first axis slowest), then seeds."""
+    if chain_model == "auto":
+        from pipeline import ChainConfig as chain_model  # noqa: N813
+    axes = list(cfg.grid)
+    for axis in axes:
+        resolve_axis(axis, chain_model)   # unknown axes fail before anything runs
+    points: list[Point] = []
+    le = cfg.latency_energy.model_dump() if cfg.latency_energy else None
+    grouping = cfg.grouping.model_dump() if cfg.grouping else None
+    for combo in itertools.product(*(cfg.grid[a] for a in axes)):
+        params = dict(zip(axes, combo))
+        chain = resolve_chain(cfg, params, chain_model)
+        groups = _groups_for(cfg, params.get("user_set"))
+        for seed in cfg.seeds:
+            key = stable_hash({"model": cfg.model, "device": cfg.device, "chain": chain, "groups": groups,
+                               "grouping": grouping, "seed": seed, "latency_energy": le,
+                               "params": params})[:16]
+            points.append(Point(index=len(points), key=key, seed=seed, params=params, chain=chain,
+                                groups=groups, grouping=grouping, model=cfg.model, device=cfg.device,
+                                latency_energy=le, save_images=cfg.execution.save_images))
+    keys = [p.key for p in points]
+    if len(set(keys)) != len(keys):
+        raise ConfigError("two grid points resolve to the same configuration; remove the duplicate axis values")
+    return points
+
+
+__all__ = ["Point", "SPECIAL_AXES", "ALIASES", "axis_paths", "resolve_axis", "resolve_chain", "expand_grid"]

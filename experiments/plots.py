@@ -1,0 +1,240 @@
+"""Plots and image grids from a tidy ``results.csv`` (matplotlib, Agg backend, PNG).
+
+Everything here reads the CSV (and, for the image grid, the saved PNGs): the
+figures of a run can be regenerated at any time with ``distdiff plot RUN_DIR``.
+
+The grid's axes are recovered from the CSV itself (:func:`axis_columns`: the
+columns that are constant within each point and vary across points), so a
+figure needs no config: by default each metric is drawn against the first
+numeric axis, one line per combination of the other axes, averaged over seeds
+and users with a 95% confidence band (1.96 standard errors).
+
+Example
+-------
+>>> import pandas as pd, tempfile, pathlib
+>>> df = pd.DataFrame({"point_key": ["a", "a", "b", "b"], "seed": [0, 0, 0, 0],
+...                    "snr_db": [0, 0, 10, 10], "user": [0, 1, 0, 1], "psnr_db": [10., 12., 20., 22.]})
+>>> axis_columns(df)
+['snr_db']
+>>> [p.name for p in make_plots(df, pathlib.Path(tempfile.mkdtemp()))]
+['psnr_db_vs_snr_db.png']
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+#: bookkeeping columns that are never axes or metrics
+BOOKKEEPING = ("point_index", "point_key", "point_rows", "seed", "user", "user_index", "group", "group_index")
+#: metrics plotted by default, in this order, when present
+DEFAULT_METRICS = ("psnr_db", "ssim", "mse", "adherent", "ber", "bler", "compute_saved_fraction", "airtime_s",
+                   "latency_s", "device_energy_j", "total_energy_j")
+#: axes preferred as the x axis, in this order
+PREFERRED_X = ("snr_db", "bit_error_rate", "num_shared_steps", "speed_mps", "bits", "code_rate", "mcs")
+
+
+def _agg():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def axis_columns(df) -> list[str]:
+    """Columns that are constant within each point and take more than one value across points."""
+    if "point_key" not in df.columns or df.empty:
+        return []
+    axes = []
+    grouped = df.groupby("point_key", sort=False)
+    for col in df.columns:
+        if col in BOOKKEEPING:
+            continue
+        if df[col].nunique(dropna=False) < 2:
+            continue
+        if (grouped[col].nunique(dropna=False) <= 1).all():
+            axes.append(col)
+    return axes
+
+
+def _is_numeric(series) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def choose_x(df, axes: list[str]) -> str | None:
+    """The x axis: a preferred numeric axis if present, else the first numeric axis, else the first axis."""
+    for name in PREFERRED_X:
+        if name in axes and _is_numeric(df[name]):
+            return name
+    for name in axes:
+        if _is_numeric(df[name]):
+            return name
+    return axes[0] if axes else None
+
+
+def metric_columns(df, wanted=DEFAULT_METRICS) -> list[str]:
+    """The wanted metrics present in ``df`` with at least one finite value."""
+    out = []
+    for m in wanted:
+        if m in df.columns:
+            vals = np.asarray(df[m].astype(float)) if _is_numeric(df[m]) or df[m].dtype == bool else None
+            if vals is not None and np.isfinite(vals).any():
+                out.append(m)
+    return out
+
+
+def summarise(df, by: list[str], metric: str):
+    """Mean, 95% half-width (1.96 standard errors) and count of ``metric`` per ``by`` group."""
+    g = df.assign(_v=df[metric].astype(float)).groupby(by, sort=True, dropna=False)["_v"]
+    out = g.agg(["mean", "std", "count"]).reset_index()
+    out["ci95"] = 1.96 * out["std"].fillna(0.0) / np.sqrt(out["count"].clip(lower=1))
+    return out
+
+
+def _hue_labels(df, hue_cols: list[str]):
+    if not hue_cols:
+        return None
+    return df[hue_cols].astype(str).agg(lambda r: ", ".join(f"{c}={v}" for c, v in zip(hue_cols, r)), axis=1)
+
+
+def plot_metric_panel(ax, df, x: str, y: str, hue_cols: list[str], logx: bool = False) -> None:
+    """One panel: mean of ``y`` against ``x`` with a 95% band, one line per hue combination."""
+    data = df.copy()
+    data["_hue"] = _hue_labels(data, hue_cols) if hue_cols else ""
+    numeric_x = _is_numeric(data[x])
+    categories = None
+    if not numeric_x:
+        categories = list(dict.fromkeys(data[x].astype(str)))
+        data["_x"] = data[x].astype(str).map({c: i for i, c in enumerate(categories)})
+    else:
+        data["_x"] = data[x].astype(float)
+    for label, sub in data.groupby("_hue", sort=False):
+        s = summarise(sub, ["_x"], y)
+        xs, m, ci = s["_x"].to_numpy(float), s["mean"].to_numpy(float), s["ci95"].to_numpy(float)
+        line, = ax.plot(xs, m, marker="o", ms=3.5, lw=1.4, label=label or None)
+        ax.fill_between(xs, m - ci, m + ci, color=line.get_color(), alpha=0.18, lw=0)
+    if categories is not None:
+        ax.set_xticks(range(len(categories)))
+        ax.set_xticklabels(categories, rotation=30 if max(map(len, categories)) > 6 else 0, ha="right"
+                           if max(map(len, categories)) > 6 else "center")
+    if logx and numeric_x:
+        ax.set_xscale("symlog", linthresh=1e-3)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.grid(True, alpha=0.3)
+
+
+def make_figure(df, x: str, ys: list[str], hue_cols: list[str], path: Path, title: str | None = None,
+                logx: bool = False) -> Path:
+    """A row of panels (one per metric) sharing the x axis; saved as PNG at ``path``."""
+    plt = _agg()
+    n = len(ys)
+    cols = min(n, 3)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False)
+    for ax, y in zip(axes.flat, ys):
+        plot_metric_panel(ax, df, x, y, hue_cols, logx=logx)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if labels:
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), fontsize=8, frameon=False,
+                   bbox_to_anchor=(0.5, 0.0))
+    if title:
+        fig.suptitle(title, fontsize=11)
+    bottom = 0.06 + 0.045 * int(np.ceil(len(labels) / 3)) if labels else 0.0
+    fig.tight_layout(rect=(0, min(bottom, 0.4), 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def make_plots(df, out_dir: Path, specs: list[dict] | None = None, metrics=DEFAULT_METRICS) -> list[Path]:
+    """All figures of a run into ``out_dir``; returns the PNG paths.
+
+    ``specs``: ``[{"x", "y": [...], "hue": col or None, "logx", "title"}]`` (the
+    config's ``plots``); default: every present metric against :func:`choose_x`,
+    one file per metric, lines for every other axis.
+    """
+    out_dir = Path(out_dir)
+    axes = axis_columns(df)
+    paths = []
+    if specs:
+        for spec in specs:
+            ys = [y for y in spec["y"] if y in df.columns]
+            if not ys or spec["x"] not in df.columns:
+                continue
+            hue = [spec["hue"]] if spec.get("hue") else [a for a in axes if a != spec["x"]]
+            name = f"{'_'.join(ys)}_vs_{spec['x']}.png"
+            paths.append(make_figure(df, spec["x"], ys, hue, out_dir / name, spec.get("title"),
+                                     spec.get("logx", False)))
+        return paths
+    x = choose_x(df, axes)
+    if x is None:
+        return paths
+    hue = [a for a in axes if a != x]
+    for y in metric_columns(df, metrics):
+        paths.append(make_figure(df, x, [y], hue, out_dir / f"{y}_vs_{x}.png"))
+    return paths
+
+
+def image_grid(run_dir: Path, df, max_points: int = 8, path: Path | None = None) -> Path | None:
+    """A grid of the saved images: one row per point (first seed), one column per image.
+
+    The first row holds each user's error-free reference (``*_ref.png``); the
+    other rows the received images along the sweep (at most ``max_points``,
+    spread evenly). Returns None when no images were saved.
+    """
+    run_dir = Path(run_dir)
+    img_dir = run_dir / "images"
+    if not img_dir.is_dir() or df.empty:
+        return None
+    plt = _agg()
+    import matplotlib.image as mpimg
+
+    pts = df.drop_duplicates("point_key").sort_values("point_index")
+    first_seed = pts["seed"].min() if "seed" in pts else None
+    if first_seed is not None:
+        pts = pts[pts["seed"] == first_seed]
+    pts = pts[[(img_dir / k).is_dir() for k in pts["point_key"]]]
+    if pts.empty:
+        return None
+    if len(pts) > max_points:
+        pts = pts.iloc[np.unique(np.linspace(0, len(pts) - 1, max_points).round().astype(int))]
+    axes_cols = axis_columns(df)
+    names = sorted(p.stem for p in (img_dir / pts["point_key"].iloc[0]).glob("*.png") if not p.stem.endswith("_ref"))
+    if not names:
+        return None
+    rows = [("error-free reference", pts["point_key"].iloc[0], True)]
+    for _, r in pts.iterrows():
+        label = ", ".join(f"{a}={r[a]}" for a in axes_cols) or f"point {r['point_index']}"
+        rows.append((label, r["point_key"], False))
+    fig, axs = plt.subplots(len(rows), len(names), figsize=(1.5 * len(names) + 1.6, 1.5 * len(rows)),
+                            squeeze=False)
+    for i, (label, key, ref) in enumerate(rows):
+        for j, name in enumerate(names):
+            ax = axs[i, j]
+            f = img_dir / key / f"{name}{'_ref' if ref else ''}.png"
+            if f.exists():
+                ax.imshow(mpimg.imread(f))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(name, fontsize=7)
+            if j == 0:
+                ax.set_ylabel(label, fontsize=6, rotation=0, ha="right", va="center")
+    fig.tight_layout()
+    path = Path(path) if path else run_dir / "image_grid.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+__all__ = ["axis_columns", "choose_x", "metric_columns", "summarise", "make_figure", "make_plots", "image_grid",
+           "DEFAULT_METRICS"]

@@ -1,0 +1,262 @@
+"""Durable, tidy results: ``results.csv`` appended point by point, and a run directory layout.
+
+``results.csv`` has one row per point x user x seed; every parameter and metric is
+a column, with the unit in the column name (``snr_db``, ``airtime_s``,
+``psnr_db`` ...). Each finished point's rows are appended in one write, then
+flushed and fsync'ed, so a sweep killed at any moment (Ctrl-C, kill -9, power
+loss after the fsync) keeps every point it finished. Each row carries the
+point's ``point_key`` and ``point_rows`` (how many rows the point has): on
+resume, a point counts as done only if all its rows are there, and a torn last
+line is discarded.
+
+A point whose rows bring a column the file does not have yet (e.g. ``mcs_index``
+for an adaptive link after fixed-MCS points) rewrites the file atomically with
+the wider header (write a temporary file, fsync, rename).
+
+Run directory (``results/<experiment>/<run-id>/``)::
+
+    results.csv       tidy rows (sorted by point once the sweep is complete)
+    config.yaml       the resolved experiment config
+    environment.json  versions, device, threads, seeds, host
+    timings.csv       wall time and worker of each point (not part of the numbers)
+    failures.csv      points that failed, with the error (rerun to retry them)
+    images/           per point: <point_key>/<group>_u<user>.png and ..._ref.png
+    plots/*.png, image_grid.png, report.md
+
+Example
+-------
+>>> import tempfile, pathlib
+>>> store = ResultsStore(pathlib.Path(tempfile.mkdtemp()) / "results.csv")
+>>> store.append_point("k1", [{"snr_db": 0.0, "psnr_db": 20.5}])
+>>> sorted(store.completed_keys())
+['k1']
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+#: bookkeeping columns the runner adds in front of every row
+KEY_COLUMNS = ("point_index", "point_key", "point_rows", "seed")
+
+
+def _fsync_write(path: Path, text: str, mode: str = "a") -> None:
+    with open(path, mode, newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _read_text(path: Path) -> str:
+    with open(path, newline="") as f:
+        return f.read()
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    _fsync_write(tmp, text, mode="w")
+    os.replace(tmp, path)
+    try:  # make the rename itself durable
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))          # shortest exact round trip
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def _csv_text(header: list[str], rows: list[dict], with_header: bool) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    if with_header:
+        w.writerow(header)
+    for r in rows:
+        w.writerow([_cell(r.get(c)) for c in header])
+    return buf.getvalue()
+
+
+class ResultsStore:
+    """Append-only tidy CSV with per-point completeness (see the module docstring).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The CSV file (created on the first append).
+    """
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.header: list[str] = []
+        if self.path.exists():
+            self._repair()
+
+    # ----------------------------------------------------------------- reading
+    def _read_raw(self) -> tuple[list[str], list[dict]]:
+        text = _read_text(self.path) if self.path.exists() else ""
+        if text and not text.endswith("\n"):
+            text = text[: text.rfind("\n") + 1]          # torn last line
+        if not text:
+            return [], []
+        reader = csv.reader(io.StringIO(text))
+        header = next(reader)
+        rows = [dict(zip(header, r)) for r in reader if len(r) == len(header)]
+        return header, rows
+
+    def _repair(self) -> None:
+        """Drop a torn last line and the rows of incomplete points (rewrites only if needed)."""
+        text = _read_text(self.path)
+        header, rows = self._read_raw()
+        complete = self._complete(rows)
+        kept = [r for r in rows if r.get("point_key") in complete]
+        torn = bool(text) and not text.endswith("\n")
+        if torn or len(kept) != len(rows):
+            _atomic_write(self.path, _csv_text(header, kept, with_header=True) if header else "")
+        self.header = header
+
+    @staticmethod
+    def _complete(rows: list[dict]) -> set[str]:
+        counts = Counter(r.get("point_key") for r in rows)
+        expected = {r.get("point_key"): r.get("point_rows") for r in rows}
+        return {k for k, n in counts.items() if k and str(n) == str(expected[k])}
+
+    def completed_keys(self) -> set[str]:
+        """Keys of the points whose rows are all in the file."""
+        return self._complete(self._read_raw()[1])
+
+    def read(self):
+        """The results as a pandas DataFrame (numbers parsed)."""
+        return read_results(self.path)
+
+    # ----------------------------------------------------------------- writing
+    def append_point(self, point_key: str, rows: list[dict]) -> None:
+        """Append all rows of one finished point in one durable write.
+
+        ``point_key`` and ``point_rows`` are added to each row (a point with no
+        rows is stored as one row with only the bookkeeping columns).
+        """
+        rows = [dict(r) for r in rows] or [{}]
+        for r in rows:
+            r["point_key"] = point_key
+            r["point_rows"] = len(rows)
+        new_cols = [c for r in rows for c in r if c not in self.header]
+        new_cols = list(dict.fromkeys(new_cols))
+        if not self.header:
+            self.header = [c for c in KEY_COLUMNS if any(c in r for r in rows)] + \
+                [c for c in new_cols if c not in KEY_COLUMNS]
+            _atomic_write(self.path, _csv_text(self.header, rows, with_header=True))
+        elif new_cols:
+            _, old = self._read_raw()
+            self.header = self.header + new_cols
+            _atomic_write(self.path, _csv_text(self.header, old + rows, with_header=True))
+        else:
+            _fsync_write(self.path, _csv_text(self.header, rows, with_header=False))
+
+    def finalize(self, order: dict[str, int], keep_only_known: bool = True) -> None:
+        """Rewrite the file sorted by point order (then by the row order within a point).
+
+        ``order``: point_key -> index. Rows of keys not in ``order`` (from an older
+        version of the grid) are dropped when ``keep_only_known``. Once every
+        point is done, an interrupted-and-resumed sweep gives the same file as an
+        uninterrupted one.
+        """
+        header, rows = self._read_raw()
+        if not header:
+            return
+        rows = [(i, r) for i, r in enumerate(rows) if not keep_only_known or r.get("point_key") in order]
+        rows.sort(key=lambda ir: (order.get(ir[1].get("point_key"), 1 << 60), ir[0]))
+        _atomic_write(self.path, _csv_text(header, [r for _, r in rows], with_header=True))
+
+
+def append_csv_row(path: Path, row: dict) -> None:
+    """Append one row to a small side CSV (timings, failures), writing a header when new."""
+    path = Path(path)
+    new = not path.exists() or path.stat().st_size == 0
+    header = list(row)
+    if not new:
+        with open(path, newline="") as f:
+            header = next(csv.reader(f), header)
+    _fsync_write(path, _csv_text(header, [row], with_header=new))
+
+
+def read_results(path: Path | str):
+    """``results.csv`` as a pandas DataFrame ('true'/'false' as booleans, empty cells as NaN)."""
+    import pandas as pd
+
+    df = pd.read_csv(path, true_values=["true"], false_values=["false"], keep_default_na=True)
+    return df
+
+
+def save_png(path: Path, image: np.ndarray) -> None:
+    """Save a uint8 HxWx3 (or HxW) image as PNG, atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.image as mpimg
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    mpimg.imsave(tmp, np.ascontiguousarray(image))
+    os.replace(tmp, path)
+
+
+def environment_info(device: str = "cpu", torch_threads: int | None = None, seeds=None,
+                     executor: str = "") -> dict:
+    """Versions of the stack, device, threads, host and seeds (for ``environment.json``)."""
+    import importlib.metadata as md
+    import platform
+    import subprocess
+    import sys
+
+    info = {"python": sys.version.split()[0], "platform": platform.platform(), "machine": platform.machine(),
+            "cpu_count": os.cpu_count(), "device": device, "torch_threads_per_worker": torch_threads,
+            "seeds": list(seeds) if seeds is not None else None, "executor": executor}
+    versions = {}
+    for dist in ("distdiff", "torch", "sionna-no-rt", "diffusers", "transformers", "numpy", "scikit-image",
+                 "pydantic", "pandas", "matplotlib"):
+        try:
+            versions[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            versions[dist] = None
+    info["versions"] = versions
+    try:
+        import torch
+
+        info["cuda_available"] = bool(torch.cuda.is_available())
+        if device.startswith("cuda") and torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        root = Path(__file__).resolve().parent.parent
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=5)
+        info["git_commit"] = commit.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        info["git_commit"] = None
+    return info
+
+
+__all__ = ["ResultsStore", "KEY_COLUMNS", "read_results", "append_csv_row", "save_png", "environment_info"]

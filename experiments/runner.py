@@ -1,0 +1,208 @@
+"""The resumable sweep runner: points -> executor -> durable results -> plots and report.
+
+:func:`run_sweep` expands a config into points (:mod:`experiments.grid`), skips
+those already in the run directory's ``results.csv``, runs the rest on an
+executor (:mod:`experiments.executors`) with a progress bar and ETA, and writes
+each point's rows the moment it finishes (:mod:`experiments.results`). When all
+points are done it sorts the CSV and writes the plots and ``report.md``.
+
+The work of one point is a plain function ``point_fn(point) -> PointResult``;
+the default, :func:`experiments.evaluate.evaluate_point`, runs the
+collaborative chain of :mod:`pipeline`. Any picklable function with that
+signature works (the tests use a cheap fake one).
+
+Example
+-------
+>>> from experiments.config import load_config
+>>> from experiments.runner import run_sweep
+>>> cfg = load_config("default", overrides=["model=tiny-random", "seeds=[0]", "grid.snr_db=[10]"])
+>>> outcome = run_sweep(cfg, out_root="/tmp/distdiff-results")    # doctest: +SKIP
+>>> outcome.run_dir, outcome.num_done                               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from .config import ExperimentConfig
+from .executors import Executor, PointError, make_executor
+from .grid import Point, expand_grid
+from .results import ResultsStore, append_csv_row, environment_info, save_png
+
+
+@dataclass
+class PointResult:
+    """What one point returns.
+
+    ``rows``: one dict of flat scalars per user (the runner adds the point's
+    bookkeeping columns, seed and axis values); ``images``: name -> uint8
+    [H, W, 3] image, saved as ``images/<point_key>/<name>.png``.
+    """
+
+    rows: list[dict]
+    images: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class SweepOutcome:
+    """Summary of one :func:`run_sweep` call."""
+
+    run_dir: Path
+    num_points: int
+    num_skipped: int = 0
+    num_done: int = 0
+    num_failed: int = 0
+    interrupted: bool = False
+    wall_s: float = 0.0
+    failures: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.num_skipped + self.num_done == self.num_points
+
+
+def run_dir_for(cfg: ExperimentConfig, out_root: str | Path = "results", run_id: str | None = None) -> Path:
+    """``<out_root>/<experiment>/<run-id>``; the run id defaults to the config's hash, so a rerun resumes."""
+    return Path(out_root) / cfg.name / (run_id or cfg.config_hash())
+
+
+def _timed_call(fn_and_point):
+    fn, point = fn_and_point
+    t0 = time.perf_counter()
+    result = fn(point)
+    return result, time.perf_counter() - t0, os.getpid()
+
+
+class _Job:
+    """Picklable wrapper: (point function, point) -> (PointResult, wall_s, pid)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, point):
+        return _timed_call((self.fn, point))
+
+
+def write_run_metadata(cfg: ExperimentConfig, run_dir: Path, points: list[Point], executor: Executor) -> None:
+    """``config.yaml`` (resolved config and the resolved chain of every point) and ``environment.json``."""
+    import json
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resolved = cfg.model_dump(mode="json")
+    resolved["run"] = {"config_hash": cfg.config_hash(), "num_points": len(points)}
+    resolved["points"] = [{"index": p.index, "key": p.key, "seed": p.seed, "params": p.params, "chain": p.chain}
+                          for p in points]
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False, width=120))
+    env = environment_info(device=cfg.device, torch_threads=cfg.execution.torch_threads, seeds=cfg.seeds,
+                           executor=executor.description)
+    (run_dir / "environment.json").write_text(json.dumps(env, indent=2) + "\n")
+
+
+def _store_point(store: ResultsStore, run_dir: Path, point: Point, result: PointResult) -> None:
+    if point.save_images:
+        for name, image in result.images.items():
+            save_png(run_dir / "images" / point.key / f"{name}.png", image)
+    rows = []
+    for r in result.rows:
+        row = {"point_index": point.index, "seed": point.seed, **point.params}
+        row.update(r)
+        rows.append(row)
+    store.append_point(point.key, rows)      # last: a point is done once its rows are durable
+
+
+def run_sweep(cfg: ExperimentConfig, point_fn: Callable[[Point], PointResult] | None = None,
+              out_root: str | Path = "results", run_id: str | None = None, executor: Executor | None = None,
+              progress: bool = True, limit: int | None = None, make_outputs: bool = True,
+              chain_model="auto") -> SweepOutcome:
+    """Run (or resume) every point of ``cfg``.
+
+    Parameters
+    ----------
+    cfg : ExperimentConfig
+        The validated experiment.
+    point_fn : callable, optional
+        ``point_fn(point) -> PointResult`` (picklable for process executors);
+        default :func:`experiments.evaluate.evaluate_point`.
+    out_root, run_id : see :func:`run_dir_for`.
+    executor : Executor, optional
+        Default: from ``cfg.execution`` (local worker processes).
+    progress : bool
+        Show a tqdm progress bar with ETA (on stderr).
+    limit : int, optional
+        Run at most this many of the remaining points (a partial sweep; rerun to continue).
+    make_outputs : bool
+        Write plots, image grid and report once every point is done.
+
+    Returns
+    -------
+    SweepOutcome
+        Counts of skipped (already done), newly done and failed points. Ctrl-C
+        stops the workers, keeps every finished point and returns with
+        ``interrupted=True``.
+    """
+    if point_fn is None:
+        from .evaluate import evaluate_point as point_fn
+    points = expand_grid(cfg, chain_model=chain_model)
+    run_dir = run_dir_for(cfg, out_root, run_id)
+    ex = cfg.execution
+    executor = executor or make_executor(ex.executor, workers=ex.workers, torch_threads=ex.torch_threads,
+                                         start_method=ex.start_method, max_retries=ex.max_retries)
+    write_run_metadata(cfg, run_dir, points, executor)
+    store = ResultsStore(run_dir / "results.csv")
+    done = store.completed_keys()
+    todo = [p for p in points if p.key not in done]
+    outcome = SweepOutcome(run_dir=run_dir, num_points=len(points), num_skipped=len(points) - len(todo))
+    if limit is not None:
+        todo = todo[:limit]
+    t0 = time.perf_counter()
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc=f"{cfg.name}", unit="pt", file=sys.stderr, dynamic_ncols=True)
+    results = executor.imap_unordered(_Job(point_fn), todo)
+    try:
+        for point, result, error in results:
+            if error is None:
+                point_result, wall_s, pid = result
+                _store_point(store, run_dir, point, point_result)
+                append_csv_row(run_dir / "timings.csv", {"point_index": point.index, "point_key": point.key,
+                                                          "wall_s": round(wall_s, 4), "worker_pid": pid})
+                outcome.num_done += 1
+            else:
+                outcome.num_failed += 1
+                outcome.failures.append((point.index, str(error)))
+                append_csv_row(run_dir / "failures.csv", {
+                    "point_index": point.index, "point_key": point.key, "kind": error.kind,
+                    "error": str(error), "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+                if bar is not None:
+                    bar.write(f"point {point.index} failed ({error.kind}): {error}")
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(failed=outcome.num_failed, refresh=False)
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+    finally:
+        results.close()
+        executor.close(cancel=True)
+        if bar is not None:
+            bar.close()
+    outcome.wall_s = time.perf_counter() - t0
+    if outcome.complete:
+        store.finalize({p.key: p.index for p in points})
+        if make_outputs:
+            from .report import write_outputs
+
+            write_outputs(run_dir, cfg=cfg)
+    return outcome
+
+
+__all__ = ["PointResult", "SweepOutcome", "run_sweep", "run_dir_for", "write_run_metadata", "PointError"]
