@@ -34,7 +34,7 @@ class EmbeddedModelConfig:
     """
 
     image_size: int = 64
-    vae_channels: tuple[int, ...] = (32, 64, 64)
+    vae_channels: tuple[int, ...] = (16, 32, 64)
     latent_channels: int = 4
     unet_channels: tuple[int, ...] = (48, 96, 96)
     unet_layers_per_block: int = 1

@@ -15,7 +15,7 @@ whichever comes first (time spent before an interruption counts). Checkpoints
 hold the models, optimisers, EMA, step, elapsed time and the generators' states,
 so an interrupted run resumes where it stopped.
 
-Run (about 70 minutes on a 2-core CPU; use ``--device cuda`` on a GPU)::
+Run (about 65 minutes on a 2-core CPU; use ``--device cuda`` on a GPU)::
 
     python -m pipeline.training --workdir checkpoints/train --out pipeline/models/distdiff-tiny-sd
 """
@@ -115,7 +115,7 @@ def train_vae(vae, data, workdir: Path, args) -> None:
     images = data["images"]
 
     def step_fn(step):
-        idx = torch.randint(len(images), (args.batch_size,), generator=gen)
+        idx = torch.randint(len(images), (args.vae_batch_size,), generator=gen)
         x = _to_model_range(images[idx], device)
         posterior = vae.encode(x).latent_dist
         z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen).to(device)
@@ -233,8 +233,9 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--num-scenes", type=int, default=24000)
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--vae-batch-size", type=int, default=16)
     p.add_argument("--vae-steps", type=int, default=100_000)
-    p.add_argument("--vae-seconds", type=float, default=11 * 60)
+    p.add_argument("--vae-seconds", type=float, default=10 * 60)
     p.add_argument("--vae-lr", type=float, default=1e-3)
     p.add_argument("--vae-kl-weight", type=float, default=1e-4)
     p.add_argument("--unet-steps", type=int, default=100_000)
@@ -244,7 +245,7 @@ def parse_args(argv=None):
     p.add_argument("--ema-decay", type=float, default=0.999)
     p.add_argument("--caption-dropout", type=float, default=0.1)
     args = p.parse_args(argv)
-    for name in ("num_scenes", "batch_size", "vae_steps", "unet_steps", "warmup_steps", "threads"):
+    for name in ("num_scenes", "batch_size", "vae_batch_size", "vae_steps", "unet_steps", "warmup_steps", "threads"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be positive")
     return args

@@ -1,0 +1,192 @@
+"""Measure the embedded model and write its model card (README.md in the model folder).
+
+Measures, on this machine:
+
+* prompt adherence per object class: the fraction of generations (several
+  colours, tables and seeds per class, the default number of steps and
+  guidance) that the shipped scene classifier labels with the prompted object;
+* the classifier's own accuracy on fresh real scenes (from its training record);
+* time per denoising step and per image on the CPU;
+
+and draws the sample grid (prompts x seeds). Run::
+
+    python -m pipeline.model_card --model pipeline/models/distdiff-tiny-sd
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .classifier import DEFAULT_CLASSIFIER_DIR, load_classifier
+from .scenes import OBJECT_COLOURS, OBJECT_GROUPS, OBJECTS, make_caption
+
+DEFAULT_STEPS = 20
+DEFAULT_GUIDANCE = 4.0
+
+
+def adherence_prompts(tables=("wooden", "white", "blue")) -> list[tuple[str, str]]:
+    """(object, prompt) pairs: every colour of every object on a few tables."""
+    return [(obj, make_caption(colour, obj, table)) for obj in OBJECTS for colour in OBJECT_COLOURS[obj]
+            for table in tables]
+
+
+def generate(pipe, prompts: list[str], seeds: list[int], steps: int, guidance: float) -> np.ndarray:
+    """uint8 [len(prompts) * len(seeds), H, W, 3]; seed-major order within each prompt."""
+    out = []
+    for prompt in prompts:
+        generators = [torch.Generator().manual_seed(s) for s in seeds]
+        images = pipe([prompt] * len(seeds), num_inference_steps=steps, guidance_scale=guidance,
+                      generator=generators, output_type="np").images
+        out.append((images * 255 + 0.5).astype(np.uint8))
+    return np.concatenate(out)
+
+
+def measure(pipe, classifier, seeds: list[int], steps: int, guidance: float) -> dict:
+    pairs = adherence_prompts()
+    images = generate(pipe, [p for _, p in pairs], seeds, steps, guidance)
+    predicted = classifier.classify(images)
+    per_class: dict[str, list[bool]] = {obj: [] for obj in OBJECTS}
+    confusions: dict[str, dict[str, int]] = {obj: {} for obj in OBJECTS}
+    for i, (obj, _) in enumerate(pairs):
+        for j in range(len(seeds)):
+            name = predicted[i * len(seeds) + j]
+            per_class[obj].append(name == obj)
+            confusions[obj][name] = confusions[obj].get(name, 0) + 1
+    adherence = {obj: float(np.mean(v)) for obj, v in per_class.items()}
+    return dict(adherence=adherence, mean_adherence=float(np.mean(list(adherence.values()))),
+                num_images=len(predicted), seeds=seeds, steps=steps, guidance=guidance, confusions=confusions)
+
+
+def timing(pipe, steps: int, guidance: float, repeats: int = 3) -> dict:
+    prompt = "a red apple on a wooden table"
+    pipe(prompt, num_inference_steps=2, guidance_scale=guidance, output_type="np")  # warm up
+    t_image = []
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, output_type="np",
+             generator=torch.Generator().manual_seed(r))
+        t_image.append(time.perf_counter() - t0)
+    latents = torch.randn(2, 4, pipe.unet.config.sample_size, pipe.unet.config.sample_size)
+    cond = torch.randn(2, pipe.tokenizer.model_max_length, pipe.text_encoder.config.hidden_size)
+    with torch.no_grad():
+        pipe.unet(latents, 500, cond)
+        t0 = time.perf_counter()
+        for _ in range(20):
+            pipe.unet(latents, 500, cond)
+    t_step = (time.perf_counter() - t0) / 20
+    return dict(seconds_per_image=float(np.median(t_image)), seconds_per_step_cfg=t_step,
+                threads=torch.get_num_threads(), steps=steps)
+
+
+def sample_grid(pipe, path: Path, seeds: list[int], steps: int, guidance: float) -> list[str]:
+    from PIL import Image
+
+    prompts = [make_caption(OBJECT_COLOURS[obj][0], obj, table) for obj, table in
+               zip(OBJECTS, ["wooden", "white", "blue", "wooden", "white", "blue", "wooden", "white", "blue"])]
+    images = generate(pipe, prompts, seeds, steps, guidance)
+    h, w = images.shape[1:3]
+    grid = images.reshape(len(prompts), len(seeds), h, w, 3).transpose(0, 2, 1, 3, 4).reshape(len(prompts) * h, len(seeds) * w, 3)
+    Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(path)
+    return prompts
+
+
+def write_card(folder: Path, result: dict) -> None:
+    training = json.loads((folder / "training.json").read_text())
+    clf = json.loads((DEFAULT_CLASSIFIER_DIR / "training.json").read_text())
+    m, t = result["measure"], result["timing"]
+    rows = "\n".join(f"| {obj} | {OBJECT_GROUPS[obj]} | {m['adherence'][obj]:.0%} | "
+                     + ", ".join(f"{k}: {v}" for k, v in sorted(m["confusions"][obj].items(), key=lambda kv: -kv[1]))
+                     + " |" for obj in OBJECTS)
+    short = [obj for obj in OBJECTS if m["adherence"][obj] < 0.8]
+    args = training["args"]
+    text = f"""# distdiff-tiny-sd — the embedded default model of distdiff
+
+A small text-to-image latent diffusion model in the exact diffusers Stable
+Diffusion folder format (`StableDiffusionPipeline`: `AutoencoderKL`,
+`UNet2DConditionModel` with cross-attention, `CLIPTextModel`, a word-level
+tokenizer, `EulerAncestralDiscreteScheduler`), trained by `pipeline/training.py`
+on procedurally drawn scenes (`pipeline/scenes.py`): one object (fruits: apple,
+lemon, orange; animals: bird, cat, rabbit; vehicles: car, bus, boat) on a table
+against a wall, 64x64 RGB, captions such as "a red apple on a wooden table".
+Latents are 4x{training['config']['image_size'] // 4}x{training['config']['image_size'] // 4}.
+Weights are stored in float16; load with `torch_dtype=torch.float32` on a CPU
+(`pipeline.load_pipeline()` does).
+
+## Training
+
+* data: {args['num_scenes']} scenes of seed {args['seed']}
+* VAE: {training['vae']['steps']} steps ({training['vae']['seconds'] / 60:.1f} min), batch {args['vae_batch_size']}, L1 + MSE + KL (weight {args['vae_kl_weight']})
+* text encoder + UNet: {training['unet']['steps']} steps ({training['unet']['seconds'] / 60:.1f} min), batch {args['batch_size']},
+  lr {args['unet_lr']}, EMA {args['ema_decay']}, caption dropout {args['caption_dropout']} (classifier-free guidance)
+* latent scaling factor: {training['scaling_factor']:.4f} (1 / std of the training latents)
+* device: {training['device']}, torch {training['torch']}
+* reproduce these weights (same step counts, CPU):
+
+```
+python -m pipeline.training --seed {args['seed']} --vae-steps {training['vae']['steps']} --unet-steps {training['unet']['steps']} \\
+    --vae-seconds 1e9 --unet-seconds 1e9 --workdir checkpoints/train --out pipeline/models/distdiff-tiny-sd
+```
+
+## Quality (measured by `python -m pipeline.model_card`)
+
+Prompt adherence: the fraction of {m['num_images']} generations ({m['steps']} steps, guidance {m['guidance']},
+seeds {m['seeds']}, every colour of every object on wooden/white/blue tables) that the
+project's scene classifier labels with the prompted object. The classifier's
+accuracy on {clf['num_test']} fresh real scenes (seed {clf['test_seed']}) is **{clf['accuracy_fresh_scenes']:.1%}**.
+
+| object | group | adherence | classifier's labels |
+|---|---|---|---|
+{rows}
+
+**Mean adherence: {m['mean_adherence']:.1%}.** {'Classes below 80%: ' + ', '.join(short) + '.' if short else 'Every class reaches 80%.'}
+
+Speed on this machine ({t['threads']} torch threads, CPU): {t['seconds_per_step_cfg'] * 1000:.1f} ms per UNet
+evaluation with classifier-free guidance (batch 2), {t['seconds_per_image']:.2f} s per image at {t['steps']} steps.
+
+## Samples ({m['steps']} steps, guidance {m['guidance']}; rows: prompts, columns: seeds 0-5)
+
+![samples](samples.png)
+
+Rows: {'; '.join(result['grid_prompts'])}.
+
+## Limits
+
+A toy model for link-level experiments on a CPU: 64x64 images of a closed
+vocabulary ({len(OBJECTS)} objects, a few colours and tables). Words outside the
+vocabulary map to `<unk>`. For real images point the same code at
+`CompVis/stable-diffusion-v1-4`.
+"""
+    (folder / "README.md").write_text(text)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, default=Path(__file__).resolve().parent / "models" / "distdiff-tiny-sd")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
+    p.add_argument("--seeds", type=int, default=4, help="seeds per prompt for the adherence measurement")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(args.model, torch_dtype=torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    classifier = load_classifier()
+    result = dict(measure=measure(pipe, classifier, list(range(args.seeds)), args.steps, args.guidance),
+                  timing=timing(pipe, args.steps, args.guidance))
+    result["grid_prompts"] = sample_grid(pipe, args.model / "samples.png", list(range(6)), args.steps, args.guidance)
+    (args.model / "evaluation.json").write_text(json.dumps(result, indent=2))
+    write_card(args.model, result)
+    print(json.dumps({k: result["measure"][k] for k in ("adherence", "mean_adherence")}, indent=1))
+    print(json.dumps(result["timing"]))
+
+
+if __name__ == "__main__":
+    main()
