@@ -626,7 +626,8 @@ class UniformQuantizerCodec(_DigitalCodec):
 
     def _indices(self, flat, params):
         low, _, step = self._step(params)
-        idx = torch.floor((flat - low) / step)
+        # float64: at 16 bits a float32 quotient can land in the neighbouring cell
+        idx = torch.floor((flat.double() - low.double()) / step.double())
         return idx.clamp(0, self.num_levels - 1).to(torch.int64)
 
     def _encode(self, flat, params):
