@@ -31,6 +31,11 @@ BOOKKEEPING = ("point_index", "point_key", "point_rows", "seed", "user", "user_i
 #: metrics plotted by default, in this order, when present
 DEFAULT_METRICS = ("psnr_db", "ssim", "mse", "adherent", "ber", "bler", "compute_saved_fraction", "airtime_s",
                    "latency_s", "device_energy_j", "total_energy_j")
+#: other per-point outputs that are never axes
+KNOWN_METRICS = ("mse", "psnr_db", "ssim", "bit_errors", "block_errors", "channel_uses", "mcs_index", "payload_bits",
+                 "spectral_efficiency", "edge_compute_s", "device_compute_s", "alone_latency_s", "latency_saved_s",
+                 "edge_energy_j", "alone_energy_j", "device_energy_saved_fraction", "ebno_db", "code_rate_effective",
+                 "num_sanitised", "unet_evals_sender", "unet_evals_receiver", "unet_evals_alone")
 #: axes preferred as the x axis, in this order
 PREFERRED_X = ("snr_db", "bit_error_rate", "num_shared_steps", "speed_mps", "bits", "code_rate", "mcs")
 
@@ -44,14 +49,21 @@ def _agg():
     return plt
 
 
-def axis_columns(df) -> list[str]:
-    """Columns that are constant within each point and take more than one value across points."""
+def axis_columns(df, grid: list[str] | None = None) -> list[str]:
+    """The sweep's axes among the columns of ``df``.
+
+    ``grid``: the config's axis names when known (kept if present and varying);
+    otherwise the columns that are constant within each point, take more than
+    one value across points and are not known metrics.
+    """
     if "point_key" not in df.columns or df.empty:
         return []
+    if grid is not None:
+        return [a for a in grid if a in df.columns and df[a].nunique(dropna=False) > 1]
     axes = []
     grouped = df.groupby("point_key", sort=False)
     for col in df.columns:
-        if col in BOOKKEEPING:
+        if col in BOOKKEEPING or col in DEFAULT_METRICS or col in KNOWN_METRICS:
             continue
         if df[col].nunique(dropna=False) < 2:
             continue
@@ -155,7 +167,8 @@ def make_figure(df, x: str, ys: list[str], hue_cols: list[str], path: Path, titl
     return path
 
 
-def make_plots(df, out_dir: Path, specs: list[dict] | None = None, metrics=DEFAULT_METRICS) -> list[Path]:
+def make_plots(df, out_dir: Path, specs: list[dict] | None = None, metrics=DEFAULT_METRICS,
+               grid: list[str] | None = None) -> list[Path]:
     """All figures of a run into ``out_dir``; returns the PNG paths.
 
     ``specs``: ``[{"x", "y": [...], "hue": col or None, "logx", "title"}]`` (the
@@ -163,7 +176,7 @@ def make_plots(df, out_dir: Path, specs: list[dict] | None = None, metrics=DEFAU
     one file per metric, lines for every other axis.
     """
     out_dir = Path(out_dir)
-    axes = axis_columns(df)
+    axes = axis_columns(df, grid)
     paths = []
     if specs:
         for spec in specs:
@@ -184,7 +197,8 @@ def make_plots(df, out_dir: Path, specs: list[dict] | None = None, metrics=DEFAU
     return paths
 
 
-def image_grid(run_dir: Path, df, max_points: int = 8, path: Path | None = None) -> Path | None:
+def image_grid(run_dir: Path, df, max_points: int = 8, path: Path | None = None,
+               grid: list[str] | None = None) -> Path | None:
     """A grid of the saved images: one row per point (first seed), one column per image.
 
     The first row holds each user's error-free reference (``*_ref.png``); the
@@ -207,7 +221,7 @@ def image_grid(run_dir: Path, df, max_points: int = 8, path: Path | None = None)
         return None
     if len(pts) > max_points:
         pts = pts.iloc[np.unique(np.linspace(0, len(pts) - 1, max_points).round().astype(int))]
-    axes_cols = axis_columns(df)
+    axes_cols = axis_columns(df, grid)
     names = sorted(p.stem for p in (img_dir / pts["point_key"].iloc[0]).glob("*.png") if not p.stem.endswith("_ref"))
     if not names:
         return None

@@ -120,7 +120,8 @@ def write_outputs(run_dir: str | Path, cfg=None) -> dict:
     elif (run_dir / "config.yaml").is_file():
         meta = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
     name = meta.get("name", run_dir.parent.name)
-    axes = axis_columns(df)
+    grid_axes = list(meta["grid"]) if meta.get("grid") else None
+    axes = axis_columns(df, grid_axes)
     specs = meta.get("plots") or None
     headline = metric_columns(df, meta.get("headline") or DEFAULT_HEADLINE)
     for extra in ("latency_s", "device_energy_j"):
@@ -130,8 +131,8 @@ def write_outputs(run_dir: str | Path, cfg=None) -> dict:
     if plot_dir.is_dir():
         for old in plot_dir.glob("*.png"):
             old.unlink()
-    plots = make_plots(df, plot_dir, specs)
-    grid = image_grid(run_dir, df, max_points=int(meta.get("image_grid_max_points", 8)))
+    plots = make_plots(df, plot_dir, specs, grid=grid_axes)
+    grid = image_grid(run_dir, df, max_points=int(meta.get("image_grid_max_points", 8)), grid=grid_axes)
 
     lines = [f"# {name}", ""]
     if meta.get("description"):

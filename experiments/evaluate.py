@@ -1,0 +1,110 @@
+"""The point function of real experiments: one grid point -> the collaborative chain of :mod:`pipeline`.
+
+:func:`evaluate_point` is what the sweep runner calls in each worker. It holds
+no model or PHY logic: it loads the pipeline once per worker process, builds a
+:class:`pipeline.CollaborativeChain` from the point's resolved chain config,
+runs it for every user group with the point's seed, and flattens each
+receiver's record (``record.to_row()``) into a results row, adding the group,
+user and prompts (and, when the config has ``latency_energy``, the columns of
+:mod:`experiments.latency_energy`).
+
+Model names: ``None`` (or ``"embedded"``) is the shipped embedded model;
+``"tiny-random"`` a randomly initialised tiny model of the same architecture
+(tests, smoke runs: the numbers mean nothing); anything else a diffusers folder
+or hub id handed to :func:`pipeline.load_pipeline`.
+
+Example
+-------
+>>> from experiments.config import load_config
+>>> from experiments.grid import expand_grid
+>>> cfg = load_config("default", overrides=["model=tiny-random", "grid.snr_db=[10]", "seeds=[0]"])
+>>> result = evaluate_point(expand_grid(cfg)[0])                    # doctest: +SKIP
+>>> sorted(result.rows[0])[:3]                                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import re
+
+from .grid import Point
+from .latency_energy import latency_energy_columns
+from .runner import PointResult
+
+_PIPELINES: dict = {}
+
+
+def get_pipeline(model: str | None, device: str = "cpu"):
+    """The diffusers pipeline of ``model`` on ``device``, loaded once per process."""
+    key = (model, device)
+    if key not in _PIPELINES:
+        _PIPELINES.clear()           # one model per worker at a time
+        if model == "tiny-random":
+            from pipeline.embedded_model import EmbeddedModelConfig, build_pipeline
+
+            pipe = build_pipeline(EmbeddedModelConfig.tiny(), seed=0).to(device)
+        else:
+            from pipeline import load_pipeline
+
+            pipe = load_pipeline(None if model in (None, "embedded") else model, device=device)
+        _PIPELINES[key] = pipe
+    return _PIPELINES[key]
+
+
+def user_groups(point: Point, pipe) -> list[dict]:
+    """The point's user groups: explicit, or free prompts grouped by meaning (pipeline's grouper)."""
+    if point.groups is not None:
+        return point.groups
+    from pipeline.grouping import PromptGrouper
+
+    g = point.grouping
+    kwargs = {k: v for k, v in (("threshold", g["threshold"]), ("max_group_size", g["max_group_size"]))
+              if v is not None}
+    grouper = PromptGrouper(pipe, **kwargs)
+    groups = grouper.group(g["prompts"])
+    out = []
+    for i, members in enumerate(groups):
+        members = list(members)
+        out.append({"name": f"group{i}", "shared_prompt": members[0], "receiver_prompts": members})
+    return out
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-") or "group"
+
+
+def evaluate_point(point: Point) -> PointResult:
+    """Run the collaborative chain for every user group of ``point`` (see the module docstring).
+
+    Returns
+    -------
+    PointResult
+        One row per receiver: ``group``, ``group_index``, ``user``, ``shared_prompt``,
+        ``receiver_prompt``, then the chain record's metrics (and latency/energy
+        columns); images ``<group>_u<user>`` (received) and ``<group>_u<user>_ref``
+        (error-free reference), uint8 [H, W, 3].
+    """
+    from pipeline import ChainConfig, CollaborativeChain
+
+    pipe = get_pipeline(point.model, point.device)
+    config = ChainConfig.model_validate(point.chain)
+    chain = CollaborativeChain(pipe, config)
+    rows, images = [], {}
+    for gi, group in enumerate(user_groups(point, pipe)):
+        records = chain.run(group["shared_prompt"], list(group["receiver_prompts"]), seed=point.seed)
+        for u, (prompt, rec) in enumerate(zip(group["receiver_prompts"], records)):
+            row = {"group": group["name"], "group_index": gi, "user": u, "shared_prompt": group["shared_prompt"],
+                   "receiver_prompt": prompt}
+            row.update(rec.to_row())
+            if point.latency_energy:
+                row.update(latency_energy_columns(
+                    point.latency_energy, num_inference_steps=config.num_inference_steps,
+                    num_shared_steps=config.num_shared_steps, group_size=len(records),
+                    airtime_s=row.get("airtime_s"), payload_bits=row.get("payload_bits")))
+            rows.append(row)
+            name = f"{_safe(group['name'])}_u{u}"
+            images[name] = rec.image
+            images[f"{name}_ref"] = rec.reference_image
+    return PointResult(rows=rows, images=images)
+
+
+__all__ = ["evaluate_point", "get_pipeline", "user_groups"]
