@@ -60,13 +60,19 @@ class UserGroup(_Strict):
 class GroupingConfig(_Strict):
     """Free user prompts grouped by meaning with :class:`pipeline.grouping.PromptGrouper`.
 
-    Each group's first prompt (the grouper's representative) is the shared prompt;
-    every member of the group is a receiver.
+    Each group's representative (medoid) prompt is the shared prompt; every
+    member of the group is a receiver.
     """
 
     prompts: list[str] = Field(min_length=2)
     threshold: float | None = Field(default=None, gt=-1.0, le=1.0)
-    max_group_size: int | None = Field(default=None, ge=2)
+    max_group_size: int | None = Field(default=None, ge=1)
+    embedder: Literal["default", "text_encoder", "vocabulary"] = Field(
+        default="vocabulary",
+        description="default: sentence-transformers if installed, else the model's text encoder; "
+                    "vocabulary: the scene vocabulary's knowledge graph (same on every machine)")
+    auto_shared_steps: bool = Field(
+        default=False, description="each group's num_shared_steps from the pipeline's similarity rule")
 
 
 class ExecutionConfig(_Strict):

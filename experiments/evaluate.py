@@ -51,20 +51,31 @@ def get_pipeline(model: str | None, device: str = "cpu"):
 
 
 def user_groups(point: Point, pipe) -> list[dict]:
-    """The point's user groups: explicit, or free prompts grouped by meaning (pipeline's grouper)."""
+    """The point's user groups: explicit, or free prompts grouped by meaning.
+
+    With ``grouping``, :class:`pipeline.grouping.PromptGrouper` clusters the
+    prompts (embedder per the config); each group's representative (medoid)
+    prompt is the shared prompt and every member is a receiver. With
+    ``auto_shared_steps`` the group's ``num_shared_steps`` comes from the
+    pipeline's similarity rule instead of the chain config.
+    """
     if point.groups is not None:
         return point.groups
-    from pipeline.grouping import PromptGrouper
+    from pipeline import grouping as pg
 
     g = point.grouping
-    kwargs = {k: v for k, v in (("threshold", g["threshold"]), ("max_group_size", g["max_group_size"]))
-              if v is not None}
-    grouper = PromptGrouper(pipe, **kwargs)
-    groups = grouper.group(g["prompts"])
+    embedder = {"default": lambda: pg.default_embedder(pipe), "text_encoder": lambda: pg.TextEncoderEmbedder(pipe),
+                "vocabulary": pg.VocabularyEmbedder}[g["embedder"]]()
+    kwargs = {k: g[k] for k in ("threshold", "max_group_size") if g.get(k) is not None}
+    grouper = pg.PromptGrouper(embedder, **kwargs)
+    grouper.add(list(g["prompts"]))
     out = []
-    for i, members in enumerate(groups):
-        members = list(members)
-        out.append({"name": f"group{i}", "shared_prompt": members[0], "receiver_prompts": members})
+    for i, grp in enumerate(grouper.groups(num_inference_steps=int(point.chain["num_inference_steps"]))):
+        d = {"name": f"group{i}", "shared_prompt": grp.representative, "receiver_prompts": list(grp.prompts),
+             "group_similarity": grp.similarity, "embedder": getattr(embedder, "name", type(embedder).__name__)}
+        if g.get("auto_shared_steps"):
+            d["num_shared_steps"] = grp.num_shared_steps
+        out.append(d)
     return out
 
 
@@ -86,14 +97,20 @@ def evaluate_point(point: Point) -> PointResult:
     from pipeline import ChainConfig, CollaborativeChain
 
     pipe = get_pipeline(point.model, point.device)
-    config = ChainConfig.model_validate(point.chain)
-    chain = CollaborativeChain(pipe, config)
+    base = ChainConfig.model_validate(point.chain)
     rows, images = [], {}
     for gi, group in enumerate(user_groups(point, pipe)):
+        config = base
+        if group.get("num_shared_steps") is not None:
+            config = ChainConfig.model_validate({**point.chain, "num_shared_steps": group["num_shared_steps"]})
+        chain = CollaborativeChain(pipe, config)
         records = chain.run(group["shared_prompt"], list(group["receiver_prompts"]), seed=point.seed)
         for u, (prompt, rec) in enumerate(zip(group["receiver_prompts"], records)):
             row = {"group": group["name"], "group_index": gi, "user": u, "shared_prompt": group["shared_prompt"],
                    "receiver_prompt": prompt}
+            for extra in ("group_similarity", "embedder"):
+                if extra in group:
+                    row[extra] = group[extra]
             row.update(rec.to_row())
             if point.latency_energy:
                 row.update(latency_energy_columns(

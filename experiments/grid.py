@@ -23,6 +23,7 @@ Example
 
 from __future__ import annotations
 
+import copy
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
@@ -131,7 +132,7 @@ def _groups_for(cfg: ExperimentConfig, user_set: str | None) -> list[dict] | Non
 
 def resolve_chain(cfg: ExperimentConfig, params: dict, chain_model: type[BaseModel] | None) -> dict:
     """The chain config of one grid combination: base <- variant <- axis values (validated)."""
-    chain = dict(cfg.chain)
+    chain = copy.deepcopy(cfg.chain)
     if "variant" in params:
         chain = _deep_merge(chain, cfg.variants[params["variant"]])
     for axis, value in params.items():
