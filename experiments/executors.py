@@ -43,6 +43,9 @@ class PointError(RuntimeError):
         self.kind = kind
         self.details = details
 
+    def __reduce__(self):  # picklable across processes (the default would call PointError(message))
+        return (PointError, (self.kind, str(self), self.details))
+
 
 class Executor(ABC):
     """Runs ``fn(item)`` for many items; yields ``(item, result, error)`` as they finish.

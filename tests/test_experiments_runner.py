@@ -225,3 +225,17 @@ def test_plot_regenerates_outputs_from_the_csv_alone(reference, tmp_path):
     # the same numbers: the headline table is identical (the setup section needs the config)
     table = report[report.index("Mean over seeds"):report.index("## Plots")]
     assert table.replace(str(reference), str(run)) in new
+
+
+def _raise_on_odd(x):
+    if x % 2:
+        raise ValueError(f"odd {x}")
+    return x * 10
+
+
+def test_process_executor_returns_exceptions_as_point_errors():
+    with ProcessExecutor(workers=2, start_method="fork") as ex:
+        out = sorted(((i, r, e and (e.kind, str(e))) for i, r, e in ex.imap_unordered(_raise_on_odd, range(4))),
+                     key=lambda t: t[0])
+    assert out == [(0, 0, None), (1, None, ("exception", "ValueError: odd 1")), (2, 20, None),
+                   (3, None, ("exception", "ValueError: odd 3"))]

@@ -34,6 +34,8 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--serial", action="store_true", help="run every point in this process (debugging)")
     p.add_argument("--limit", type=int, default=None, help="run at most N of the remaining points, then stop")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--dry-run", action="store_true",
+                   help="validate the config and list the points (how many are done), run nothing")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -66,8 +68,21 @@ def execute(args) -> int:
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
     cfg = load_config(args.config, overrides=overrides)
-    print(f"distdiff {NAME}: experiment '{cfg.name}' -> {args.out}/{cfg.name}/{args.run_id or cfg.config_hash()}",
-          flush=True)
+    print(f"distdiff {args.command if hasattr(args, 'command') else NAME}: experiment '{cfg.name}' -> "
+          f"{args.out}/{cfg.name}/{args.run_id or cfg.config_hash()}", flush=True)
+    if args.dry_run:
+        from experiments.grid import expand_grid
+        from experiments.results import ResultsStore
+        from experiments.runner import run_dir_for
+
+        points = expand_grid(cfg)
+        csv_path = run_dir_for(cfg, args.out, args.run_id) / "results.csv"
+        done = ResultsStore(csv_path).completed_keys() if csv_path.exists() else set()
+        for p in points:
+            params = ", ".join(f"{k}={v}" for k, v in p.params.items())
+            print(f"  point {p.index:4d} {p.key} seed={p.seed} {params}{'  [done]' if p.key in done else ''}")
+        print(f"{len(points)} points, {sum(p.key in done for p in points)} done")
+        return 0
     outcome = run_sweep(cfg, out_root=args.out, run_id=args.run_id, progress=not args.no_progress,
                         limit=args.limit)
     print(f"points: {outcome.num_points} total, {outcome.num_skipped} already done, {outcome.num_done} run now, "
