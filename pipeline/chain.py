@@ -1,0 +1,483 @@
+"""The collaborative chain: shared steps -> codec -> link -> codec -> each receiver finishes.
+
+:class:`CollaborativeChain` wires :mod:`pipeline` + :mod:`latent_codec` +
+:mod:`phy` for one group: the sender runs the shared steps with the shared
+prompt, the state's latents are compressed and sent to every receiver over
+its own realisation of the link (digital: any code, modulation, channel and
+MCS of :class:`phy.LinkConfig`; analog: power-normalised complex symbols;
+lossless: neither quantisation nor channel), decoded (soft from LLRs or
+hard), sanitised, and each receiver finishes with its own prompt. For every
+receiver a :class:`ReceiverRecord` holds the image, the error-free reference
+(the receiver's image when the state arrives exactly as sent), optionally
+the image the receiver would have generated alone, and the metrics.
+
+Sender states, reference images and stand-alone images are memoised per
+process (keyed by model fingerprint, scheduler, steps, shared steps, seed,
+guidance and prompts), so sweeping SNRs, codecs or links for the same group
+never recomputes the shared steps or the references. An optional
+:class:`~pipeline.cache.StateCache` adds the semantic (near-duplicate prompt)
+reuse of the paper's edge cache.
+
+Randomness: the link's noise uses ``torch.Generator`` seeded from
+``(seed, receiver index)`` so every receiver sees an independent, reproducible
+channel; the same config and seed give bit-identical records.
+
+Airtime [s] = channel uses / ``bandwidth_hz`` (one complex symbol per second
+per hertz, i.e. Nyquist signalling without guard bands or pilots overhead
+beyond those the link itself counts).
+
+Example
+-------
+>>> from pipeline.embedded_model import build_pipeline, EmbeddedModelConfig
+>>> from pipeline.chain import ChainConfig, CollaborativeChain
+>>> pipe = build_pipeline(EmbeddedModelConfig.tiny())
+>>> cfg = ChainConfig(num_inference_steps=4, num_shared_steps=2, transmission="lossless")
+>>> rec = CollaborativeChain(pipe, cfg).run("a red apple on a wooden table",
+...                                        ["a yellow lemon on a wooden table"], seed=0)[0]
+>>> bool((rec.image == rec.reference_image).all()), rec.to_row()["psnr_db"]
+(True, inf)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from latent_codec import CodecConfig, HeaderCorruptedError
+try:
+    from phy import LinkConfig
+except ImportError:  # phy's package exports not written yet
+    from phy.config import LinkConfig
+
+from .compute import ComputeAccount
+from .metrics import image_metrics
+from .split import SCHEDULERS, SplitDiffusion
+from .state import IntermediateState
+
+__all__ = ["ChainConfig", "CollaborativeChain", "ReceiverRecord", "clear_memo"]
+
+_EULER = ("euler_ancestral", "euler")
+
+
+def _default_codec() -> CodecConfig:
+    return CodecConfig(name="uniform", bits=8)
+
+
+class ChainConfig(BaseModel):
+    """Configuration of one collaborative chain (a typo in a key is an error).
+
+    Fields
+    ------
+    num_inference_steps, num_shared_steps : int
+        ``N`` and ``k`` (``0 <= k <= N``).
+    guidance_scale : float
+        Classifier-free guidance weight.
+    scheduler : str
+        One of :data:`pipeline.split.SCHEDULERS`.
+    transmission : "digital" | "analog" | "lossless"
+        How the latents cross: bits over :class:`phy.DigitalLink`, complex
+        symbols over :class:`phy.SymbolLink` (codec ``analog``), or exactly.
+    codec : latent_codec.CodecConfig
+        The latent codec (``analog`` for analog transmission; digital codecs otherwise).
+    link : phy.LinkConfig
+        Code, modulation, MCS, channel, receiver.
+    snr_db : float | None
+        Es/N0 per complex symbol at the receiver [dB]; needed unless the
+        channel is ``bsc`` or the transmission lossless.
+    soft_decoding : bool
+        Decode the latents from LLRs (MMSE per value) rather than hard bits.
+    analog_noise_matching : bool
+        Analog only: resume at the noise level that matches the latent noise
+        the channel added (Euler-type schedulers).
+    header_over_link : bool
+        Send the codec header (repetition-protected) over the same link; a
+        corrupted header makes the receiver generate alone. False: header error-free.
+    bandwidth_hz : float | None
+        Channel bandwidth [Hz] for the airtime column.
+    compare_alone : bool
+        Also generate each receiver's image alone (all ``N`` steps, its own
+        prompt, same seed) and report metrics against it.
+    classify : bool
+        Prompt adherence with the shipped classifier (when available).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_inference_steps: int = Field(11, ge=1, le=1000)
+    num_shared_steps: int = Field(5, ge=0)
+    guidance_scale: float = Field(7.5, ge=0.0)
+    scheduler: Literal[tuple(SCHEDULERS)] = "euler_ancestral"  # type: ignore[valid-type]
+    transmission: Literal["digital", "analog", "lossless"] = "digital"
+    codec: CodecConfig = Field(default_factory=_default_codec)
+    link: LinkConfig = Field(default_factory=LinkConfig)
+    snr_db: float | None = None
+    soft_decoding: bool = True
+    analog_noise_matching: bool = False
+    header_over_link: bool = True
+    bandwidth_hz: float | None = Field(None, gt=0.0)
+    compare_alone: bool = True
+    classify: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> "ChainConfig":
+        if self.num_shared_steps > self.num_inference_steps:
+            raise ValueError(f"num_shared_steps ({self.num_shared_steps}) must be <= num_inference_steps "
+                             f"({self.num_inference_steps})")
+        if self.transmission == "analog" and self.codec.name != "analog":
+            raise ValueError(f"transmission='analog' needs codec name 'analog', got {self.codec.name!r}")
+        if self.transmission == "digital" and self.codec.name == "analog":
+            raise ValueError("codec 'analog' needs transmission='analog'")
+        if self.analog_noise_matching and self.transmission != "analog":
+            raise ValueError("analog_noise_matching needs transmission='analog'")
+        if self.analog_noise_matching and self.scheduler not in _EULER:
+            raise ValueError(f"analog_noise_matching needs an Euler-type scheduler {_EULER}, got {self.scheduler!r}")
+        if self.transmission != "lossless" and self.snr_db is None and \
+                (self.link.channel != "bsc" or self.transmission == "analog"):
+            raise ValueError(f"snr_db is needed for channel {self.link.channel!r} ({self.transmission})")
+        if self.snr_db is not None and not math.isfinite(self.snr_db):
+            raise ValueError(f"snr_db must be finite, got {self.snr_db}")
+        if "decoding" in self.codec.model_fields_set and (self.codec.decoding == "soft") != self.soft_decoding:
+            raise ValueError(f"codec.decoding={self.codec.decoding!r} contradicts soft_decoding={self.soft_decoding}; "
+                             "set only soft_decoding")
+        return self
+
+
+# ------------------------------------------------------------------------------------- link adapter
+@dataclass
+class _LinkResult:
+    bits_hat: torch.Tensor
+    llrs: torch.Tensor | None
+    bit_errors: torch.Tensor
+    num_bits: int
+    block_errors: torch.Tensor | None = None
+    num_blocks: int | None = None
+    channel_uses: int | None = None
+    snr_db: float | None = None
+    ebno_db: float | None = None
+    mcs_index: int | None = None
+    spectral_efficiency: float | None = None
+
+
+def _digital_link(config: LinkConfig):
+    """``phy.DigitalLink`` when available, else a minimal uncoded BSC/AWGN-BPSK stand-in."""
+    try:
+        from phy import DigitalLink  # noqa: PLC0415
+
+        return DigitalLink(config)
+    except ImportError:
+        pass
+    if config.code != "none" or config.channel not in ("bsc", "awgn") or \
+            (config.channel == "awgn" and config.modulation != "bpsk"):
+        raise NotImplementedError("phy.DigitalLink is not available in this checkout; only uncoded BSC and "
+                                  "uncoded BPSK over AWGN are simulated by the pipeline's stand-in")
+
+    def link(bits: torch.Tensor, snr_db, generator: torch.Generator) -> _LinkResult:
+        if config.channel == "bsc":
+            p = config.bit_error_rate
+            flips = (torch.rand(bits.shape, generator=generator) < p).float()
+            bits_hat = (bits + flips) % 2
+            mag = math.log((1 - p) / p) if 0 < p < 0.5 else (0.0 if p == 0.5 else 30.0)
+            llrs = (2 * bits_hat - 1) * mag
+        else:
+            n0 = 10 ** (-snr_db / 10)
+            y = (2 * bits - 1) + math.sqrt(n0 / 2) * torch.randn(bits.shape, generator=generator)
+            llrs = 4 * y / n0
+            bits_hat = (llrs > 0).float()
+        return _LinkResult(bits_hat, llrs, (bits_hat != bits).sum(1), bits.shape[1], channel_uses=bits.shape[1],
+                           snr_db=snr_db, spectral_efficiency=1.0)
+
+    return link
+
+
+def _symbol_link(config: LinkConfig):
+    """``phy.SymbolLink`` when available, else a minimal complex-AWGN stand-in."""
+    try:
+        from phy import SymbolLink  # noqa: PLC0415
+
+        return SymbolLink(config)
+    except ImportError:
+        pass
+    if config.channel != "awgn":
+        raise NotImplementedError("phy.SymbolLink is not available in this checkout; the pipeline's stand-in "
+                                  "simulates complex AWGN only")
+
+    def link(symbols: torch.Tensor, snr_db, generator: torch.Generator):
+        n0 = 10 ** (-snr_db / 10)
+        noise = torch.randn(symbols.shape + (2,), generator=generator) * math.sqrt(n0 / 2)
+        return symbols + torch.complex(noise[..., 0], noise[..., 1]), torch.full(symbols.shape, n0), symbols.shape[1]
+
+    return link
+
+
+def _scalar(value, default=None):
+    if value is None:
+        return default
+    if isinstance(value, torch.Tensor):
+        return value.sum().item() if value.numel() > 1 else value.item()
+    if isinstance(value, np.ndarray):
+        return value.sum().item() if value.size > 1 else value.item()
+    return value
+
+
+# ------------------------------------------------------------------------------------- memo
+class _LRU(OrderedDict):
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity = capacity
+
+    def get_or(self, key, fn):
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        value = fn()
+        self[key] = value
+        while len(self) > self.capacity:
+            self.popitem(last=False)
+        return value
+
+
+_MEMO = {"state": _LRU(64), "reference": _LRU(512), "alone": _LRU(512), "classifier": _LRU(1)}
+
+
+def clear_memo() -> None:
+    """Forget the process-wide memo of sender states and reference images."""
+    for lru in _MEMO.values():
+        lru.clear()
+
+
+def _classifier():
+    def load():
+        try:
+            from .classifier import load_classifier  # noqa: PLC0415
+
+            return load_classifier()
+        except Exception as err:  # noqa: BLE001 - no classifier (yet): adherence columns stay empty
+            warnings.warn(f"prompt adherence not measured: the shipped classifier is unavailable ({err})",
+                          stacklevel=3)
+            return None
+
+    return _MEMO["classifier"].get_or("classifier", load)
+
+
+# ------------------------------------------------------------------------------------- records
+@dataclass
+class ReceiverRecord:
+    """The outcome for one receiver.
+
+    ``image``/``reference_image``/``alone_image``: ``np.uint8 [H, W, 3]``
+    (``alone_image`` None unless ``compare_alone``). ``metrics``, ``link``,
+    ``payload``, ``compute``, ``info``: flat dicts of scalars merged by
+    :meth:`to_row`.
+    """
+
+    receiver_prompt: str
+    image: np.ndarray
+    reference_image: np.ndarray
+    alone_image: np.ndarray | None = None
+    metrics: dict = field(default_factory=dict)
+    link: dict = field(default_factory=dict)
+    payload: dict = field(default_factory=dict)
+    compute: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+    def to_row(self) -> dict:
+        """Flat scalar columns, units in the names (``psnr_db``, ``airtime_s``, ...)."""
+        row = {}
+        for part in (self.info, self.metrics, self.link, self.payload, self.compute):
+            row.update(part)
+        return row
+
+
+# ------------------------------------------------------------------------------------- the chain
+class CollaborativeChain:
+    """Shared steps on the sender, transmission, and each receiver finishing with its own prompt.
+
+    Parameters
+    ----------
+    pipe : diffusers.StableDiffusionPipeline
+        The model (same on sender and receivers, as in the paper).
+    config : ChainConfig | dict
+    state_cache : pipeline.cache.StateCache | None
+        Optional semantic cache of sender states (near-duplicate shared
+        prompts reuse a cached state; its hit counts appear in the rows).
+    """
+
+    def __init__(self, pipe, config: ChainConfig | dict | None = None, state_cache=None):
+        self.split = pipe if isinstance(pipe, SplitDiffusion) else SplitDiffusion(pipe)
+        self.config = ChainConfig.model_validate(config or {}) if not isinstance(config, ChainConfig) else config
+        self.state_cache = state_cache
+        self.codec = self.config.codec.build() if self.config.transmission != "lossless" else None
+
+    # ---------------------------------------------------------------- memoised
+    def _key(self, prompt: str, seed: int, k: int | None = None) -> tuple:
+        c = self.config
+        return (self.split.fingerprint, c.scheduler, c.num_inference_steps,
+                c.num_shared_steps if k is None else k, int(seed), float(c.guidance_scale), prompt)
+
+    def sender_state(self, shared_prompt: str, seed: int) -> tuple[IntermediateState, bool]:
+        """The sender's state after the shared steps (memoised); ``(state, semantic_cache_hit)``."""
+        c = self.config
+        if self.state_cache is not None:
+            return self.state_cache.get_or_compute(self.split, shared_prompt, c.num_inference_steps,
+                                                   c.num_shared_steps, seed, c.guidance_scale, c.scheduler)
+        state = _MEMO["state"].get_or(self._key(shared_prompt, seed), lambda: self.split.shared(
+            shared_prompt, c.num_inference_steps, c.num_shared_steps, seed=seed,
+            guidance_scale=c.guidance_scale, scheduler=c.scheduler))
+        return state, False
+
+    def reference(self, state: IntermediateState, receiver_prompt: str) -> np.ndarray:
+        """The receiver's image from the state exactly as sent (memoised)."""
+        key = (self._key(state.prompts[0], state.seeds[0], state.step), receiver_prompt)
+        return _MEMO["reference"].get_or(key, lambda: self.split.finish(state, receiver_prompt))
+
+    def alone(self, receiver_prompt: str, seed: int) -> np.ndarray:
+        """The receiver's image generated alone (all ``N`` steps, same seed; memoised)."""
+        c = self.config
+        return _MEMO["alone"].get_or(self._key(receiver_prompt, seed, -1), lambda: self.split.generate(
+            receiver_prompt, c.num_inference_steps, seed=seed, guidance_scale=c.guidance_scale,
+            scheduler=c.scheduler))
+
+    # ---------------------------------------------------------------- transmission
+    def _generator(self, seed: int, receiver: int) -> torch.Generator:
+        digest = hashlib.sha256(f"distdiff-link/{seed}/{receiver}".encode()).digest()
+        return torch.Generator("cpu").manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
+
+    def _stats(self, res, r: int) -> dict:
+        def row(v):
+            if isinstance(v, torch.Tensor) and v.dim() > 0:
+                return v[r].item() if v.shape[0] > r else v.sum().item()
+            return _scalar(v)
+
+        return {"bit_errors": row(res.bit_errors), "num_bits": _scalar(res.num_bits),
+                "block_errors": row(getattr(res, "block_errors", None)),
+                "num_blocks": _scalar(getattr(res, "num_blocks", None)),
+                "channel_uses": _scalar(getattr(res, "channel_uses", None)),
+                "ebno_db": _scalar(getattr(res, "ebno_db", None)),
+                "mcs_index": _scalar(getattr(res, "mcs_index", None)),
+                "spectral_efficiency": _scalar(getattr(res, "spectral_efficiency", None))}
+
+    def _send_bits(self, bits: torch.Tensor, seed: int, receiver: int):
+        link = _digital_link(self.config.link)
+        return link(bits, self.config.snr_db, generator=self._generator(seed, receiver))
+
+    def _transmit(self, state: IntermediateState, seed: int, receiver: int) -> tuple[torch.Tensor | None, dict, dict]:
+        """Latents as received by ``receiver`` (None if the header is lost), link stats, payload stats."""
+        c = self.config
+        latents = state.latents.float()
+        if c.transmission == "lossless":
+            return latents.clone(), {"bit_errors": 0, "num_bits": 0, "channel_uses": 0}, {"payload_bits": 0}
+        payload = self.codec.compress(latents)
+        pay = {"payload_bits": payload.num_bits, "payload_body_bits": payload.num_body_bits,
+               "payload_header_bits": payload.num_header_bits,
+               "bits_per_latent_value": payload.num_bits / payload.num_values}
+        info = {}
+        if c.transmission == "digital":
+            if c.header_over_link:
+                res = self._send_bits(torch.cat([payload.header_bits, payload.bits], 1), seed, receiver)
+                h = payload.num_header_bits
+                rx = res.llrs if c.soft_decoding else res.bits_hat
+                header_rx, body_rx = rx[:, :h], rx[:, h:]
+            else:
+                res = self._send_bits(payload.bits, seed, receiver)
+                header_rx, body_rx = payload.header, res.llrs if c.soft_decoding else res.bits_hat
+            stats = self._stats(res, 0)
+            try:
+                out = self.codec.decompress(body_rx, header_rx, soft=c.soft_decoding)
+            except HeaderCorruptedError:
+                return None, {**stats, "header_corrupted": True}, pay
+        else:  # analog
+            link = _symbol_link(c.link)
+            sym_hat, noise_var_eff, uses = link(payload.symbols, c.snr_db, generator=self._generator(seed, receiver))
+            header_rx = payload.header
+            stats = {"bit_errors": 0, "num_bits": 0, "channel_uses": int(_scalar(uses))}
+            if c.header_over_link:
+                res = self._send_bits(payload.header_bits, seed, receiver + 1_000_000)
+                hs = self._stats(res, 0)
+                stats.update(header_bit_errors=hs["bit_errors"], header_num_bits=hs["num_bits"])
+                stats["channel_uses"] += int(hs["channel_uses"] or 0)
+                header_rx = res.llrs if c.soft_decoding else res.bits_hat
+            try:
+                out = self.codec.decompress(sym_hat, header_rx, noise_var_eff=noise_var_eff,
+                                            estimator=c.codec.estimator, soft=c.soft_decoding)
+            except HeaderCorruptedError:
+                return None, {**stats, "header_corrupted": True}, pay
+            nv = out.noise_var
+            stats["latent_noise_var"] = float(nv.float().mean()) if nv is not None else float("nan")
+            stats["noise_var_eff"] = float(torch.as_tensor(noise_var_eff).float().mean())
+        rx_latents = out.latents.float()
+        bad = ~torch.isfinite(rx_latents)
+        if bad.any():  # codecs already sanitise; never hand a non-finite value to the UNet
+            rx_latents = torch.nan_to_num(rx_latents, nan=0.0, posinf=0.0, neginf=0.0)
+        info.update(stats)
+        info["header_corrupted"] = False
+        info["num_repaired"] = int(_scalar(out.num_repaired, 0)) + int(bad.sum())
+        return rx_latents, info, pay
+
+    # ---------------------------------------------------------------- run
+    def run(self, shared_prompt: str, receiver_prompts: list[str] | str, seed: int = 0) -> list[ReceiverRecord]:
+        """Run the chain for one group; one :class:`ReceiverRecord` per receiver prompt."""
+        if isinstance(receiver_prompts, str):
+            receiver_prompts = [receiver_prompts]
+        if not isinstance(shared_prompt, str) or not shared_prompt.strip():
+            raise ValueError(f"shared_prompt must be a non-empty string, got {shared_prompt!r}")
+        if not receiver_prompts or not all(isinstance(p, str) and p.strip() for p in receiver_prompts):
+            raise ValueError("receiver_prompts must be a non-empty list of non-empty strings")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise ValueError(f"seed must be an int, got {seed!r}")
+        c, seed = self.config, int(seed)
+        state, cache_hit = self.sender_state(shared_prompt, seed)
+        compute = ComputeAccount(c.num_inference_steps, c.num_shared_steps, len(receiver_prompts),
+                                 self.split.uses_cfg(c.guidance_scale))
+        clf = _classifier() if c.classify else None
+        records = []
+        for r, prompt in enumerate(receiver_prompts):
+            reference = self.reference(state, prompt)
+            rx, link_stats, pay = self._transmit(state, seed, r)
+            comp = compute.to_row()
+            info = {"transmission": c.transmission, "snr_db": c.snr_db, "num_inference_steps": c.num_inference_steps,
+                    "num_shared_steps": c.num_shared_steps, "num_receivers": len(receiver_prompts),
+                    "state_cache_hit": cache_hit, "fallback_generate_alone": rx is None}
+            if rx is None:  # header lost: the receiver cannot use the state and generates alone
+                image = self.alone(prompt, seed)
+                comp["unet_evals_receiver"] = compute.unet_evals_alone
+            else:
+                variance = None
+                if c.analog_noise_matching:
+                    variance = link_stats.get("latent_noise_var", 0.0)
+                    sk, sm, tm = self.split.matched_sigma(state, variance)
+                    info.update(nominal_sigma=sk, matched_sigma=sm, matched_timestep=tm)
+                image = self.split.finish(state.with_latents(rx.to(state.latents.dtype)), prompt,
+                                          latent_noise_variance=variance)
+            metrics = image_metrics(image, reference)
+            link = dict(link_stats)
+            nb = link.get("num_bits") or 0
+            link["ber"] = link["bit_errors"] / nb if nb else 0.0
+            if link.get("num_blocks"):
+                link["bler"] = (link.get("block_errors") or 0) / link["num_blocks"]
+            cu = link.get("channel_uses") or 0
+            link["airtime_s"] = cu / c.bandwidth_hz if c.bandwidth_hz else None
+            link["channel_uses_per_pixel"] = cu / (image.shape[0] * image.shape[1])
+            if "spectral_efficiency" in link:
+                link["spectral_efficiency_bits_per_symbol"] = link.pop("spectral_efficiency")
+            alone = self.alone(prompt, seed) if c.compare_alone else None
+            if alone is not None:
+                metrics.update({f"{k}_vs_alone": v for k, v in image_metrics(image, alone).items()})
+            if clf is not None:
+                imgs = [image, reference] + ([alone] if alone is not None else [])
+                labels = clf.classify(np.stack(imgs))
+                ok = np.asarray(clf.adherence(np.stack(imgs), [prompt] * len(imgs)), dtype=bool)
+                metrics.update(classified_as=labels[0], adherent=bool(ok[0]), reference_adherent=bool(ok[1]))
+                if alone is not None:
+                    metrics["alone_adherent"] = bool(ok[2])
+            else:
+                metrics.update(classified_as=None, adherent=None, reference_adherent=None)
+            records.append(ReceiverRecord(prompt, image, reference, alone, metrics, link, pay, comp, info))
+        return records
