@@ -91,8 +91,9 @@ def evaluate_point(point: Point) -> PointResult:
     PointResult
         One row per receiver: ``group``, ``group_index``, ``user``, ``shared_prompt``,
         ``receiver_prompt``, then the chain record's metrics (and latency/energy
-        columns); images ``<group>_u<user>`` (received) and ``<group>_u<user>_ref``
-        (error-free reference), uint8 [H, W, 3].
+        columns); images ``<group>_u<user>`` (received), ``<group>_u<user>_ref``
+        (error-free reference) and ``<group>_u<user>_alone`` (generated alone, when
+        the chain computes it), uint8 [H, W, 3].
     """
     from pipeline import ChainConfig, CollaborativeChain
 
@@ -121,6 +122,8 @@ def evaluate_point(point: Point) -> PointResult:
             name = f"{_safe(group['name'])}_u{u}"
             images[name] = rec.image
             images[f"{name}_ref"] = rec.reference_image
+            if getattr(rec, "alone_image", None) is not None:
+                images[f"{name}_alone"] = rec.alone_image
     return PointResult(rows=rows, images=images)
 
 

@@ -201,7 +201,8 @@ def image_grid(run_dir: Path, df, max_points: int = 8, path: Path | None = None,
                grid: list[str] | None = None) -> Path | None:
     """A grid of the saved images: one row per point (first seed), one column per image.
 
-    The first row holds each user's error-free reference (``*_ref.png``); the
+    The first row holds each user's error-free reference (``*_ref.png``), then
+    (when saved) the image each user generates alone (``*_alone.png``); the
     other rows the received images along the sweep (at most ``max_points``,
     spread evenly). Returns None when no images were saved.
     """
@@ -222,19 +223,22 @@ def image_grid(run_dir: Path, df, max_points: int = 8, path: Path | None = None,
     if len(pts) > max_points:
         pts = pts.iloc[np.unique(np.linspace(0, len(pts) - 1, max_points).round().astype(int))]
     axes_cols = axis_columns(df, grid)
-    names = sorted(p.stem for p in (img_dir / pts["point_key"].iloc[0]).glob("*.png") if not p.stem.endswith("_ref"))
+    first = img_dir / pts["point_key"].iloc[0]
+    names = sorted(p.stem for p in first.glob("*.png") if not p.stem.endswith(("_ref", "_alone")))
     if not names:
         return None
-    rows = [("error-free reference", pts["point_key"].iloc[0], True)]
+    rows = [("error-free reference", pts["point_key"].iloc[0], "_ref")]
+    if any(first.glob("*_alone.png")):
+        rows.append(("generated alone", pts["point_key"].iloc[0], "_alone"))
     for _, r in pts.iterrows():
         label = ", ".join(f"{a}={r[a]}" for a in axes_cols) or f"point {r['point_index']}"
-        rows.append((label, r["point_key"], False))
+        rows.append((label, r["point_key"], ""))
     fig, axs = plt.subplots(len(rows), len(names), figsize=(1.5 * len(names) + 1.6, 1.5 * len(rows)),
                             squeeze=False)
-    for i, (label, key, ref) in enumerate(rows):
+    for i, (label, key, suffix) in enumerate(rows):
         for j, name in enumerate(names):
             ax = axs[i, j]
-            f = img_dir / key / f"{name}{'_ref' if ref else ''}.png"
+            f = img_dir / key / f"{name}{suffix}.png"
             if f.exists():
                 ax.imshow(mpimg.imread(f))
             ax.set_xticks([])
