@@ -123,7 +123,8 @@ class ExperimentConfig(_Strict):
     model: str | None = Field(
         default=None,
         description="None: the shipped embedded model; 'tiny-random': a random tiny model of the same "
-                    "architecture (tests, smoke runs); otherwise a diffusers folder or hub id")
+                    "architecture (tests, smoke runs); 'embedded-random': the shipped architecture with "
+                    "random weights (timing); otherwise a diffusers folder or hub id")
     device: str = "cpu"
     seeds: list[int] = Field(min_length=1)
     users: list[UserGroup] | dict[str, list[UserGroup]] | None = None

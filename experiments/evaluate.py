@@ -10,7 +10,9 @@ user and prompts (and, when the config has ``latency_energy``, the columns of
 
 Model names: ``None`` (or ``"embedded"``) is the shipped embedded model;
 ``"tiny-random"`` a randomly initialised tiny model of the same architecture
-(tests, smoke runs: the numbers mean nothing); anything else a diffusers folder
+(tests, smoke runs: the numbers mean nothing); ``"embedded-random"`` the
+shipped architecture at full size with random weights (timing without the
+trained weights); anything else a diffusers folder
 or hub id handed to :func:`pipeline.load_pipeline`.
 
 Example
@@ -38,10 +40,11 @@ def get_pipeline(model: str | None, device: str = "cpu"):
     key = (model, device)
     if key not in _PIPELINES:
         _PIPELINES.clear()           # one model per worker at a time
-        if model == "tiny-random":
+        if model in ("tiny-random", "embedded-random"):
             from pipeline.embedded_model import EmbeddedModelConfig, build_pipeline
 
-            pipe = build_pipeline(EmbeddedModelConfig.tiny(), seed=0).to(device)
+            arch = EmbeddedModelConfig.tiny() if model == "tiny-random" else EmbeddedModelConfig()
+            pipe = build_pipeline(arch, seed=0).to(device)
         else:
             from pipeline import load_pipeline
 

@@ -50,7 +50,9 @@ class Point:
     """One unit of work: one grid combination and one seed.
 
     ``params``: the axis values (column name -> value) shown in results;
-    ``chain``: the resolved chain config (JSON-able dict); ``groups``: user groups
+    ``chain``: the chain config's explicitly set fields (JSON-able dict, what the
+    worker validates); ``extra["chain_resolved"]``: every field, defaults included
+    (part of the key); ``groups``: user groups
     ``[{"name", "shared_prompt", "receiver_prompts"}]`` or None when ``grouping``
     (free prompts grouped by meaning at run time) is used.
     """
@@ -131,7 +133,11 @@ def _groups_for(cfg: ExperimentConfig, user_set: str | None) -> list[dict] | Non
 
 
 def resolve_chain(cfg: ExperimentConfig, params: dict, chain_model: type[BaseModel] | None) -> dict:
-    """The chain config of one grid combination: base <- variant <- axis values (validated)."""
+    """The chain config of one grid combination: base <- variant <- axis values (validated).
+
+    Returns the validated config's explicitly set fields (``exclude_unset``), which
+    re-validate to the same object in the worker; :func:`full_chain` adds the defaults.
+    """
     chain = copy.deepcopy(cfg.chain)
     if "variant" in params:
         chain = _deep_merge(chain, cfg.variants[params["variant"]])
@@ -142,11 +148,18 @@ def resolve_chain(cfg: ExperimentConfig, params: dict, chain_model: type[BaseMod
     if chain_model is None:
         return chain
     try:
-        return chain_model.model_validate(chain).model_dump(mode="json")
+        return chain_model.model_validate(chain).model_dump(mode="json", exclude_unset=True)
     except ValidationError as err:
         msg = format_validation_error(err, chain_model, "chain").removeprefix("config chain: ")
         where = ", ".join(f"{k}={v!r}" for k, v in params.items())
         raise ConfigError(f"chain config at grid point ({where}): {msg}") from None
+
+
+def full_chain(chain: dict, chain_model: type[BaseModel] | None) -> dict:
+    """Every field of the chain config, defaults included (for the point key and the resolved config)."""
+    if chain_model is None:
+        return chain
+    return chain_model.model_validate(chain).model_dump(mode="json")
 
 
 def expand_grid(cfg: ExperimentConfig, chain_model: type[BaseModel] | None | str = "auto") -> list[Point]:
@@ -162,18 +175,20 @@ def expand_grid(cfg: ExperimentConfig, chain_model: type[BaseModel] | None | str
     for combo in itertools.product(*(cfg.grid[a] for a in axes)):
         params = dict(zip(axes, combo))
         chain = resolve_chain(cfg, params, chain_model)
+        resolved = full_chain(chain, chain_model)
         groups = _groups_for(cfg, params.get("user_set"))
         for seed in cfg.seeds:
-            key = stable_hash({"model": cfg.model, "device": cfg.device, "chain": chain, "groups": groups,
+            key = stable_hash({"model": cfg.model, "device": cfg.device, "chain": resolved, "groups": groups,
                                "grouping": grouping, "seed": seed, "latency_energy": le,
                                "params": params})[:16]
             points.append(Point(index=len(points), key=key, seed=seed, params=params, chain=chain,
                                 groups=groups, grouping=grouping, model=cfg.model, device=cfg.device,
-                                latency_energy=le, save_images=cfg.execution.save_images))
+                                latency_energy=le, save_images=cfg.execution.save_images,
+                                extra={"chain_resolved": resolved}))
     keys = [p.key for p in points]
     if len(set(keys)) != len(keys):
         raise ConfigError("two grid points resolve to the same configuration; remove the duplicate axis values")
     return points
 
 
-__all__ = ["Point", "SPECIAL_AXES", "ALIASES", "axis_paths", "resolve_axis", "resolve_chain", "expand_grid"]
+__all__ = ["Point", "SPECIAL_AXES", "ALIASES", "axis_paths", "resolve_axis", "resolve_chain", "full_chain", "expand_grid"]

@@ -98,8 +98,8 @@ def write_run_metadata(cfg: ExperimentConfig, run_dir: Path, points: list[Point]
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = cfg.model_dump(mode="json")
     resolved["run"] = {"config_hash": cfg.config_hash(), "num_points": len(points)}
-    resolved["points"] = [{"index": p.index, "key": p.key, "seed": p.seed, "params": p.params, "chain": p.chain}
-                          for p in points]
+    resolved["points"] = [{"index": p.index, "key": p.key, "seed": p.seed, "params": p.params,
+                           "chain": p.extra.get("chain_resolved", p.chain)} for p in points]
     (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False, width=120))
     env = environment_info(device=cfg.device, torch_threads=cfg.execution.torch_threads, seeds=cfg.seeds,
                            executor=executor.description)
