@@ -300,11 +300,11 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
             allowed = _allowed_keys_at(model, loc[:-1])
             msg = f"unknown key '{loc[-1]}' at {where}; allowed keys: {', '.join(allowed or [])}"
         else:
-            where = ".".join(map(str, loc)) or "top level"
+            where = ".".join(map(str, loc))
             text = e["msg"].removeprefix("Value error, ")
             got = e.get("input")
             got_s = "" if isinstance(got, (dict, list)) or e["type"] == "missing" else f" (got {got!r})"
-            msg = f"'{where}': {text}{got_s}"
+            msg = f"'{where}': {text}{got_s}" if where else text
         if msg not in seen:
             seen.add(msg)
             parts.append(msg)

@@ -14,7 +14,7 @@ GOOD = {
     "seeds": [0],
     "users": [{"shared_prompt": "a red apple on a wooden table",
                "receiver_prompts": ["a yellow lemon on a wooden table"]}],
-    "chain": {"num_inference_steps": 6, "num_shared_steps": 2, "transmission": "digital",
+    "chain": {"num_inference_steps": 6, "num_shared_steps": 2, "transmission": "digital", "snr_db": 10.0,
               "link": {"channel": "awgn"}},
     "grid": {"snr_db": [0, 10]},
 }
