@@ -245,6 +245,9 @@ class AnalogCodec(LatentCodec):
         band_var = fp16_round(band_pow, "up").clamp_min(2.0**-24)
         return symbols, gain, band_var
 
+    def _ranges(self, params: torch.Tensor):
+        return params[..., 1:2], params[..., 2:3], params[..., 0:1]
+
     def _make_params(self, flat: torch.Tensor) -> torch.Tensor:
         low, high = _minmax_range(flat)
         mean = torch.minimum(torch.maximum(fp16_round(flat.mean(-1)), low), high)
@@ -378,7 +381,8 @@ class AnalogCodec(LatentCodec):
         ----------
         received : torch.Tensor, complex, shape ``[B, m]``
             ``symbols_hat`` from the PHY. Non-finite symbols are replaced by 0
-            (their prior mean) and counted as 2 repaired values each.
+            (their prior mean); the latent values they feed (with the DCT: their
+            whole channel) count as repaired.
         header : Header or torch.Tensor
             A parsed header or the received header bits (LLRs when ``soft``).
         noise_var_eff : torch.Tensor or float or None, broadcastable to ``[B, m]``
@@ -419,8 +423,15 @@ class AnalogCodec(LatentCodec):
         params = header.params.to(s.device)
         bsz, c = params.shape[:2]
         mean, low, high = (params[..., i].reshape(bsz, c, 1, 1) for i in range(3))
-        out, repaired = sanitize(centred + mean, low, high, mean)
-        repaired = repaired + 2 * bad.sum(1)
+        out, _ = sanitize(centred + mean, low, high, mean)
+        # repaired values: out of range, or built from a non-finite symbol (with
+        # the DCT such a symbol touches its whole channel)
+        touched = self._to_latent_domain(bad.repeat_interleave(2, dim=1).float(), header, squared=False)
+        if self.selection != "identity":
+            touched = touched.abs().sum((2, 3), keepdim=True).expand_as(out)
+        value = centred + mean
+        flagged = (touched != 0) | (value < low) | (value > high) | ~torch.isfinite(value)
+        repaired = flagged.reshape(bsz, -1).sum(1)
         var = self._to_latent_domain(self._coeff_error_var(header, nv, estimator), header, squared=True)
         return DecodeResult(out, repaired, header, noise_var=var)
 

@@ -184,13 +184,21 @@ def fp16_round(x: torch.Tensor, direction: str = "nearest") -> torch.Tensor:
     return h.float()
 
 
+def _nonempty(low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Make fp16-exact ranges non-empty (low < high) by one float16 ulp, staying finite."""
+    same = high <= low
+    lo16 = low.half()
+    down = torch.nextafter(lo16, torch.full_like(lo16, -math.inf)).float()
+    up = torch.nextafter(high.half(), torch.full_like(lo16, math.inf)).float()
+    at_bottom = low <= -FP16_MAX
+    low = torch.where(same & ~at_bottom, down, low)
+    high = torch.where(same & at_bottom, up, high)
+    return low, high
+
+
 def _minmax_range(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """fp16-exact [low, high] per (batch, channel) containing all values, low < high."""
-    low = fp16_round(flat.amin(-1), "down")
-    high = fp16_round(flat.amax(-1), "up")
-    same = high <= low
-    bumped = torch.nextafter(high.half(), torch.full_like(high.half(), math.inf)).float()
-    return low, torch.where(same, bumped, high)
+    return _nonempty(fp16_round(flat.amin(-1), "down"), fp16_round(flat.amax(-1), "up"))
 
 
 class LatentCodec(torch.nn.Module):
@@ -227,6 +235,24 @@ class LatentCodec(torch.nn.Module):
             )
         self._check_header(header)
         return header
+
+    def value_range(self, header: Header) -> tuple[torch.Tensor, torch.Tensor]:
+        """The range every decoded value is clipped to.
+
+        Parameters
+        ----------
+        header : Header
+
+        Returns
+        -------
+        low, high : torch.Tensor, float32, shape ``[B, C, 1, 1]``
+        """
+        self._check_header(header)
+        low, high, _ = self._ranges(header.params)
+        return low.unsqueeze(-1), high.unsqueeze(-1)
+
+    def _ranges(self, params: torch.Tensor):  # -> low, high, fill, each [B, C, 1]
+        raise NotImplementedError
 
     def _check_header(self, header: Header) -> None:
         if header.codec != self.name:
@@ -281,9 +307,6 @@ class _DigitalCodec(LatentCodec):
 
     def _decode_soft(self, llrs: torch.Tensor, params: torch.Tensor, n: int) -> torch.Tensor:
         return self._decode_hard(hard_decision_llrs(llrs), params, n)
-
-    def _ranges(self, params: torch.Tensor):  # -> low, high, fill, each [B, C, 1]
-        raise NotImplementedError
 
     def value_bit_importance(self) -> torch.Tensor:
         """Importance of each bit of one value, MSB first, float32 ``[bits_per_value]``."""
@@ -615,9 +638,7 @@ class UniformQuantizerCodec(_DigitalCodec):
             mean, std = flat.mean(-1), flat.std(-1, unbiased=False)
             low = torch.maximum(mean - c * std, flat.amin(-1))
             high = torch.minimum(mean + c * std, flat.amax(-1))
-        low = fp16_round(low, "down")
-        high = fp16_round(high, "up")
-        high = torch.where(high <= low, torch.nextafter(low.half(), torch.full_like(low.half(), math.inf)).float(), high)
+        low, high = _nonempty(fp16_round(low, "down"), fp16_round(high, "up"))
         return torch.stack([low, high], -1)
 
     def _step(self, params):
