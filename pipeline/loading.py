@@ -162,6 +162,7 @@ def model_fingerprint(pipe) -> str:
     for name in ("unet", "vae", "text_encoder"):
         module = getattr(pipe, name)
         cfg = dict(module.config) if hasattr(module.config, "items") else module.config.to_dict()
+        cfg = {k: v for k, v in cfg.items() if not k.startswith("_")}  # e.g. _use_default_values: set order
         h.update(json.dumps(cfg, sort_keys=True, default=str).encode())
         with torch.no_grad():
             for pname, p in module.named_parameters():

@@ -310,7 +310,8 @@ class SplitDiffusion:
             latents=run.latents.detach().clone(), step=int(num_shared_steps),
             num_inference_steps=int(num_inference_steps), scheduler_name=scheduler,
             scheduler_class=type(run.scheduler).__name__,
-            scheduler_config=json.loads(json.dumps(dict(run.scheduler.config), default=str)),
+            scheduler_config=json.loads(json.dumps({k: v for k, v in run.scheduler.config.items()
+                                                     if not k.startswith("_")}, default=str)),
             scheduler_state=_capture(run.scheduler), guidance_scale=float(guidance_scale), seeds=seeds,
             prompts=prompts, generator_states=[g.get_state() for g in run.generators],
             model_fingerprint=self.fingerprint, model_name=str(getattr(self.pipe, "name_or_path", "") or ""),

@@ -1,0 +1,233 @@
+"""Split inference: exact resume per scheduler, across processes, state handling, clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.embedded_model import EmbeddedModelConfig, build_pipeline
+from pipeline.split import SCHEDULERS, ResumeWarning, SplitDiffusion, sigma_to_timestep
+from pipeline.state import IntermediateState, StateError
+
+APPLE = "a red apple on a wooden table"
+LEMON = "a yellow lemon on a wooden table"
+BUS = "a blue bus on a white table"
+N = 6
+EXACT_SCHEDULERS = ("euler_ancestral", "ddim", "dpmsolver++")
+
+
+@pytest.fixture(scope="module")
+def sd():
+    return SplitDiffusion(build_pipeline(EmbeddedModelConfig.tiny(), seed=0))
+
+
+@pytest.fixture(scope="module")
+def references(sd):
+    return {s: sd.generate(APPLE, N, seed=3, scheduler=s) for s in EXACT_SCHEDULERS}
+
+
+@pytest.mark.parametrize("scheduler", EXACT_SCHEDULERS)
+@pytest.mark.parametrize("k", [0, 1, 3, N - 1, N])
+def test_shared_then_finish_is_bit_identical(sd, references, scheduler, k):
+    state = sd.shared(APPLE, N, k, seed=3, scheduler=scheduler)
+    assert state.step == k and state.scheduler_name == scheduler
+    image = sd.finish(state, APPLE)
+    assert image.dtype == np.uint8 and image.shape == (32, 32, 3)
+    np.testing.assert_array_equal(image, references[scheduler])
+
+
+@pytest.mark.parametrize("scheduler", EXACT_SCHEDULERS)
+def test_save_load_round_trip_is_exact(sd, references, scheduler, tmp_path):
+    state = sd.shared(APPLE, N, 2, seed=3, scheduler=scheduler)
+    loaded = IntermediateState.load(state.save(tmp_path / "s.pt"))
+    assert loaded.equals(state)
+    np.testing.assert_array_equal(sd.finish(loaded, APPLE), references[scheduler])
+
+
+def test_dpmsolver_state_carries_multistep_history(sd):
+    state = sd.shared(APPLE, N, 3, seed=3, scheduler="dpmsolver++")
+    assert state.scheduler_state["lower_order_nums"] >= 1
+    assert any(isinstance(t, torch.Tensor) for t in state.scheduler_state["model_outputs"])
+    assert state.scheduler_config["algorithm_type"] == "dpmsolver++"
+
+
+def test_resume_in_stages_is_exact(sd, references):
+    state = sd.shared(APPLE, N, 1, seed=3)
+    mid = sd.resume(state, APPLE, until=4)
+    assert mid.step == 4
+    np.testing.assert_array_equal(sd.finish(mid, APPLE), references["euler_ancestral"])
+
+
+def test_matches_diffusers_pipeline_at_batch_one(sd):
+    pipe = sd.pipe
+    out = pipe(APPLE, num_inference_steps=N, generator=torch.Generator().manual_seed(3), output_type="latent").images
+    state = sd.shared(APPLE, N, N, seed=3)
+    assert torch.equal(out, state.latents)
+
+
+def test_batched_prompts_resume_exactly_and_per_sample(sd):
+    prompts = [APPLE, BUS]
+    ref = sd.generate(prompts, N, seed=[3, 4])
+    assert ref.shape == (2, 32, 32, 3)
+    state = sd.shared(prompts, N, 3, seed=[3, 4])
+    np.testing.assert_array_equal(sd.finish(state), ref)
+    # a batch-1 slice of a batch continues the same trajectory
+    one = state.select(1)
+    assert one.prompts == [BUS] and one.seeds == [4]
+    assert IntermediateState.stack([state.select(0), one]).equals(state)
+
+
+def test_one_state_many_receivers(sd):
+    state = sd.shared(APPLE, N, 3, seed=3)
+    images = sd.finish(state, [APPLE, LEMON])
+    assert images.shape == (2, 32, 32, 3)
+    assert not np.array_equal(images[0], images[1])  # the receiver's prompt matters
+
+
+def test_receiver_prompt_changes_image_but_state_does_not_change(sd):
+    state = sd.shared(APPLE, N, 3, seed=3)
+    before = state.latents.clone()
+    sd.finish(state, LEMON)
+    assert torch.equal(before, state.latents)
+
+
+_CHILD = textwrap.dedent("""
+    import sys, numpy as np, torch
+    torch.set_num_threads(1)
+    from pipeline.embedded_model import build_pipeline, EmbeddedModelConfig
+    from pipeline.split import SplitDiffusion
+    from pipeline.state import IntermediateState
+    sd = SplitDiffusion(build_pipeline(EmbeddedModelConfig.tiny(), seed=0))
+    for path in sys.argv[1:]:
+        state = IntermediateState.load(path)
+        np.save(path + ".npy", sd.finish(state, state.prompts[0]))
+""")
+
+
+def test_resume_in_another_process_is_exact(sd, references, tmp_path):
+    paths = []
+    for s in EXACT_SCHEDULERS:
+        state = sd.shared(APPLE, N, 3, seed=3, scheduler=s)
+        assert state.num_threads == torch.get_num_threads() == 1
+        paths.append(str(state.save(tmp_path / f"{s}.pt")))
+    script = tmp_path / "child.py"
+    script.write_text(_CHILD)
+    subprocess.run([sys.executable, str(script), *paths], check=True, timeout=300,
+                   cwd=Path(__file__).resolve().parents[1])
+    for s, path in zip(EXACT_SCHEDULERS, paths):
+        np.testing.assert_array_equal(np.load(path + ".npy"), references[s])
+
+
+# ------------------------------------------------------------------------------------ clear errors
+def test_shared_rejects_bad_arguments(sd):
+    with pytest.raises(ValueError, match="num_shared_steps must be an int in \\[0, num_inference_steps=6\\]"):
+        sd.shared(APPLE, N, N + 1)
+    with pytest.raises(ValueError, match="num_shared_steps"):
+        sd.shared(APPLE, N, -1)
+    with pytest.raises(ValueError, match="scheduler='heun' is not supported; allowed: .*euler_ancestral"):
+        sd.shared(APPLE, N, 2, scheduler="heun")
+    with pytest.raises(ValueError, match="num_inference_steps must be a positive int"):
+        sd.shared(APPLE, 0, 0)
+    with pytest.raises(ValueError, match="prompt must be a non-empty string"):
+        sd.shared([], N, 2)
+    with pytest.raises(ValueError, match="seed must be an int or a list of 2 ints"):
+        sd.shared([APPLE, LEMON], N, 2, seed=[1])
+    with pytest.raises(ValueError, match="guidance_scale"):
+        sd.shared(APPLE, N, 2, guidance_scale=float("nan"))
+
+
+def test_finish_refuses_state_of_another_model(sd):
+    other = SplitDiffusion(build_pipeline(EmbeddedModelConfig.tiny(), seed=1))
+    state = other.shared(APPLE, N, 2, seed=3)
+    with pytest.raises(StateError, match="another model"):
+        sd.finish(state, APPLE)
+
+
+def test_finish_refuses_tampered_or_inconsistent_states(sd):
+    state = sd.shared(APPLE, N, 2, seed=3, scheduler="ddim")
+    bad = state.clone()
+    bad.scheduler_config = dict(bad.scheduler_config, timestep_spacing="trailing")
+    with pytest.raises(StateError, match="timesteps do not match its scheduler config"):
+        sd.finish(bad, APPLE)
+    bad = state.clone()
+    bad.scheduler_class = "NoSuchScheduler"
+    with pytest.raises(StateError, match="unknown to diffusers"):
+        sd.finish(bad, APPLE)
+    bad = state.clone()
+    bad.dtype = "float16"
+    with pytest.raises(StateError, match="float16 but this pipeline runs in torch.float32"):
+        sd.finish(bad, APPLE)
+    with pytest.raises(StateError, match="step must be an int in \\[0, num_inference_steps=6\\]"):
+        bad = state.clone()
+        bad.step = N + 1
+        sd.finish(bad, APPLE)
+    with pytest.raises(StateError, match="must be an IntermediateState"):
+        sd.finish(state.latents, APPLE)
+    with pytest.raises(ValueError, match="got 3 prompts for a state of batch size 2"):
+        sd.finish(IntermediateState.stack([state, state]), [APPLE] * 3)
+
+
+def test_thread_count_mismatch_warns_or_refuses(sd):
+    state = sd.shared(APPLE, N, 2, seed=3)
+    state.num_threads = torch.get_num_threads() + 1
+    with pytest.warns(ResumeWarning, match="thread count differs"):
+        sd.finish(state, APPLE)
+    with pytest.raises(StateError, match="thread count differs"):
+        sd.finish(state, APPLE, strict=True)
+
+
+def test_state_load_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no state file"):
+        IntermediateState.load(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    with pytest.raises(StateError, match="not a readable state file"):
+        IntermediateState.load(tmp_path / "junk.pt")
+    torch.save({"format_version": 99}, tmp_path / "v.pt")
+    with pytest.raises(StateError, match="format version 99"):
+        IntermediateState.load(tmp_path / "v.pt")
+
+
+def test_state_describe_is_json(sd):
+    d = sd.shared(APPLE, N, 2, seed=3).describe()
+    assert d["latent_shape"] == [1, 4, 16, 16] and d["step"] == 2 and d["prompts"] == [APPLE]
+    assert d["versions"]["diffusers"]
+
+
+# ------------------------------------------------------------------------------------ noise matching
+def test_sigma_to_timestep_inverts_the_training_schedule(sd):
+    from diffusers import EulerAncestralDiscreteScheduler
+
+    sched = EulerAncestralDiscreteScheduler.from_config(sd.pipe.scheduler.config)
+    ac = sched.alphas_cumprod
+    for t in (10, 250, 500, 999):
+        sigma = float(((1 - ac[t]) / ac[t]) ** 0.5)
+        assert sigma_to_timestep(sigma, ac) == pytest.approx(t, abs=1e-3)
+
+
+def test_noise_matching_zero_variance_is_nominal_and_positive_moves_sigma(sd):
+    state = sd.shared(APPLE, N, 3, seed=3)
+    nominal = sd.finish(state, LEMON)
+    np.testing.assert_array_equal(sd.finish(state, LEMON, latent_noise_variance=0.0), nominal)
+    sk, sm, tm = sd.matched_sigma(state, 2.0)
+    assert sm == pytest.approx((sk ** 2 + 2.0) ** 0.5)
+    assert tm > float(sd._scheduler_from_state(state).timesteps[3])
+    assert not np.array_equal(sd.finish(state, LEMON, latent_noise_variance=2.0), nominal)
+
+
+def test_noise_matching_refuses_non_euler_schedulers(sd):
+    state = sd.shared(APPLE, N, 3, seed=3, scheduler="ddim")
+    with pytest.raises(ValueError, match="Euler-type"):
+        sd.finish(state, LEMON, latent_noise_variance=0.5)
+
+
+def test_all_listed_schedulers_resume_exactly(sd):
+    for name in set(SCHEDULERS) - set(EXACT_SCHEDULERS):
+        ref = sd.generate(APPLE, 4, seed=1, scheduler=name)
+        np.testing.assert_array_equal(sd.finish(sd.shared(APPLE, 4, 2, seed=1, scheduler=name), APPLE), ref)
