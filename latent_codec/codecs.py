@@ -121,8 +121,11 @@ class DecodeResult:
         were sanitised.
     header : Header
     noise_var : torch.Tensor or None, float32, shape ``[B, C, H, W]``
-        Analog codec only: error variance of each returned value caused by
-        the channel noise (see ``AnalogCodec.latent_noise_var``).
+        Error variance of each returned value caused by the channel:
+        analog codec: see ``AnalogCodec.latent_noise_var``; soft decoding of
+        the uniform and Lloyd-Max codecs: the posterior variance of the
+        reconstruction level given the LLRs (quantisation error excluded);
+        None for hard decisions.
     """
 
     latents: torch.Tensor
@@ -305,8 +308,9 @@ class _DigitalCodec(LatentCodec):
     def _decode_hard(self, bits: torch.Tensor, params: torch.Tensor, n: int) -> torch.Tensor:
         raise NotImplementedError  # -> [B, C, N] float32 (may be non-finite for float16)
 
-    def _decode_soft(self, llrs: torch.Tensor, params: torch.Tensor, n: int) -> torch.Tensor:
-        return self._decode_hard(hard_decision_llrs(llrs), params, n)
+    def _decode_soft(self, llrs: torch.Tensor, params: torch.Tensor, n: int):
+        """-> (posterior mean [B, C, N], posterior variance [B, C, N] or None)."""
+        return self._decode_hard(hard_decision_llrs(llrs), params, n), None
 
     def value_bit_importance(self) -> torch.Tensor:
         """Importance of each bit of one value, MSB first, float32 ``[bits_per_value]``."""
@@ -380,10 +384,13 @@ class _DigitalCodec(LatentCodec):
             )
         return received
 
-    def _finish(self, values: torch.Tensor, header: Header) -> DecodeResult:
+    def _finish(self, values: torch.Tensor, header: Header, var: torch.Tensor | None = None) -> DecodeResult:
         low, high, fill = self._ranges(header.params.to(values.device))
         out, repaired = sanitize(values, low, high, fill)
-        return DecodeResult(out.reshape(header.batch_size, *header.shape), repaired, header)
+        shape = (header.batch_size, *header.shape)
+        if var is not None:
+            var = torch.nan_to_num(var, nan=0.0).clamp_min(0.0).reshape(shape)
+        return DecodeResult(out.reshape(shape), repaired, header, noise_var=var)
 
     def _to_value_major(self, x: torch.Tensor, n_values: int) -> torch.Tensor:
         _, inv = self._permutation(n_values)
@@ -437,11 +444,12 @@ class _DigitalCodec(LatentCodec):
         llrs = clean_llrs(self._check_received(llrs, header, "LLRs"))
         llrs = self._to_value_major(llrs, header.num_values)
         params = header.params.to(llrs.device)
+        var = None
         if mode == "hard":
             values = self._decode_hard(hard_decision_llrs(llrs), params, header.num_values)
         else:
-            values = self._decode_soft(llrs, params, header.num_values)
-        return self._finish(values, header)
+            values, var = self._decode_soft(llrs, params, header.num_values)
+        return self._finish(values, header, var)
 
     def roundtrip(self, latents: torch.Tensor) -> torch.Tensor:
         """Noise-free reconstruction, bit-identical to ``decompress(compress(x).bits, ...)``.
@@ -597,8 +605,11 @@ class UniformQuantizerCodec(_DigitalCodec):
         See :class:`Float16Codec`.
 
     Soft decoding: the value is affine in the index bits, so with independent
-    bits ``E[value] = low + step * (0.5 + sum_j 2^(b-1-j) sigmoid(llr_j))``
-    exactly.
+    equiprobable bits ``E[value] = low + step * (0.5 + sum_j 2^(b-1-j) p_j)``
+    and ``Var[value] = step^2 sum_j 4^(b-1-j) p_j (1 - p_j)`` exactly, with
+    ``p_j = sigmoid(llr_j)`` (the variance is returned as ``noise_var``; for
+    Gaussian-shaped latents it overestimates the error, e.g. 0.83 vs 0.69
+    measured at Eb/N0 = 0 dB, 4 bits).
 
     Example
     -------
@@ -665,8 +676,9 @@ class UniformQuantizerCodec(_DigitalCodec):
         p1 = torch.sigmoid(llrs).reshape(llrs.shape[0], params.shape[1], -1, b)
         weights = 2.0 ** torch.arange(b - 1, -1, -1, device=llrs.device, dtype=torch.float32)
         e_idx = (p1 * weights).sum(-1)
+        var_idx = (p1 * (1 - p1) * weights**2).sum(-1)  # independent bits
         low, _, step = self._step(params)
-        return low + (e_idx + 0.5) * step
+        return low + (e_idx + 0.5) * step, var_idx * step**2
 
     def _ranges(self, params):
         low, high = params[..., 0:1], params[..., 1:2]
@@ -765,15 +777,19 @@ class LloydMaxCodec(_DigitalCodec):
         levels = self.levels.to(l.device)
         prior = self.log_prior.to(l.device) if self.soft_prior == "gaussian" else None
         out = torch.empty(l.shape[0], device=l.device, dtype=torch.float32)
+        second = torch.empty_like(out)
         chunk = max(1, (1 << 22) // labels.shape[0])
         for s in range(0, l.shape[0], chunk):
             logits = l[s:s + chunk] @ labels.t()
             if prior is not None:
                 logits = logits + prior
-            out[s:s + chunk] = torch.softmax(logits, -1) @ levels
+            post = torch.softmax(logits, -1)
+            out[s:s + chunk] = post @ levels
+            second[s:s + chunk] = post @ levels**2
+        var = (second - out**2).clamp_min(0.0)
         out = out.clamp(float(levels[0]), float(levels[-1]))  # rounding of the convex sum
         mean, std = params[..., 0:1], params[..., 1:2]
-        return mean + std * out.reshape(bsz, c, -1)
+        return mean + std * out.reshape(bsz, c, -1), std**2 * var.reshape(bsz, c, -1)
 
     def _ranges(self, params):
         mean, std = params[..., 0:1], params[..., 1:2]

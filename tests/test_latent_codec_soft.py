@@ -105,3 +105,24 @@ def test_float16_llrs_are_hard_decided():
     a = codec.decompress_llrs(llrs, p.header, mode="soft").latents
     b = codec.decompress((llrs > 0).float(), p.header).latents
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("codec", [LloydMaxCodec(bits=3), UniformQuantizerCodec(bits=4)])
+def test_soft_posterior_variance_is_calibrated(codec):
+    """noise_var is the posterior variance of the reconstruction level: on average it equals
+    the squared distance between the soft estimate and the noise-free reconstruction when
+    the data match the decoder's model -- Gaussian data for Lloyd-Max (Gaussian level prior),
+    uniformly distributed data for the uniform quantiser (independent equiprobable bits)."""
+    gen = torch.Generator().manual_seed(6)
+    if codec.name == "lloydmax":
+        x = torch.randn(8, 4, 32, 32, generator=gen)
+    else:
+        x = 2 * torch.rand(8, 4, 32, 32, generator=gen) - 1
+    p = codec.compress(x)
+    clean = codec.roundtrip(x)
+    for ebno_db in (0.0, 4.0):
+        out = codec.decompress_llrs(bpsk_awgn_llrs(p.bits, ebno_db, gen), p.header)
+        measured = float(((out.latents - clean) ** 2).mean())
+        predicted = float(out.noise_var.mean())
+        assert math.isclose(measured, predicted, rel_tol=0.05), (ebno_db, measured, predicted)
+    assert codec.decompress_llrs(p.bits * 0 + 1, p.header, mode="hard").noise_var is None
