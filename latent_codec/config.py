@@ -102,8 +102,9 @@ def codec_from_header(header: Header, *, header_repetition: int = DEFAULT_HEADER
 class CodecConfig(BaseModel):
     """Configuration of a latent codec, for experiment YAML files.
 
-    Fields that do not apply to the chosen codec must be left out (a typo or
-    a misplaced key is an error). ``decoding`` and ``estimator`` are
+    Unknown keys are an error (``extra="forbid"``), and so is a key that does
+    not apply to the chosen codec unless it holds its default value (so a
+    dumped config validates again). ``decoding`` and ``estimator`` are
     receiver-side choices for the pipeline (``decompress(..., soft=...)`` and
     ``AnalogCodec.decompress(..., estimator=...)``); they do not change the
     codec object.
@@ -137,7 +138,11 @@ class CodecConfig(BaseModel):
             applicable.discard("decoding")
         else:
             applicable.discard("estimator")
-        misplaced = sorted(set(self.model_fields_set) - applicable)
+        # a key that does not apply is an error unless it holds the default (so
+        # that model_validate(model_dump()) round-trips)
+        fields = type(self).model_fields
+        misplaced = sorted(k for k in set(self.model_fields_set) - applicable
+                           if getattr(self, k) != fields[k].default)
         if misplaced:
             raise ValueError(f"codec {self.name!r} does not use {', '.join(misplaced)}")
         if self.name == "lloydmax" and self.bits is not None and self.bits > 10:

@@ -264,6 +264,10 @@ def test_make_codec_and_config():
         CodecConfig(name="uniform", compression_ratio=0.5)
     with pytest.raises(ValidationError, match="bits must be in \\[1, 10\\]"):
         CodecConfig(name="lloydmax", bits=12)
+    for cfg in (CodecConfig(name="analog", compression_ratio=0.25, estimator="unbiased"),
+                CodecConfig(name="uniform", bits=4, clip=3.0, decoding="hard")):
+        assert CodecConfig.model_validate(cfg.model_dump()) == cfg
+        assert CodecConfig.model_validate_json(cfg.model_dump_json()) == cfg
 
 
 @pytest.mark.parametrize("make", ALL_CODECS + [lambda: AnalogCodec(0.3, num_bands=4)])
