@@ -1,1 +1,48 @@
-"""distdiff: phy package."""
+"""distdiff's PHY layer: a link-level simulator on Sionna 2.x (PyTorch).
+
+It moves bits (:class:`DigitalLink`) or complex symbols (:class:`SymbolLink`)
+over a simulated wireless link and returns bits, LLRs or equalised symbols.
+It knows nothing about diffusion or latents.
+
+Conventions used everywhere in this package:
+
+* bits are ``torch.float32`` tensors of 0/1 with shape ``[batch, n]``;
+* LLRs are Sionna's logits ``log(p(b=1)/p(b=0))``: positive means bit 1;
+* ``snr_db`` is Es/N0 per received complex symbol, ``ebno_db`` is Eb/N0 per
+  information bit (see :mod:`phy.snr`);
+* every random draw comes from an explicit ``torch.Generator``.
+"""
+
+from ._malloc import tune_malloc
+from .config import LinkConfig, LinkConfigError
+from .link import DigitalLink, LinkChain, LinkResult, SymbolLink, SymbolLinkResult
+from .mcs import McsChoice, select_mcs
+from .nr_tables import MCS_TABLES, MODULATIONS, McsEntry, mcs_entry, mcs_table
+from .snr import ebno_db_from_snr_db, noise_variance_from_snr_db, snr_db_from_ebno_db
+from .sweep import SWEEP_COLUMNS, parse_snr_db_list, sweep_link
+from . import theory
+
+__all__ = [
+    "LinkConfig",
+    "LinkConfigError",
+    "DigitalLink",
+    "LinkChain",
+    "LinkResult",
+    "SymbolLink",
+    "SymbolLinkResult",
+    "McsChoice",
+    "McsEntry",
+    "select_mcs",
+    "mcs_entry",
+    "mcs_table",
+    "MCS_TABLES",
+    "MODULATIONS",
+    "ebno_db_from_snr_db",
+    "snr_db_from_ebno_db",
+    "noise_variance_from_snr_db",
+    "sweep_link",
+    "parse_snr_db_list",
+    "SWEEP_COLUMNS",
+    "theory",
+    "tune_malloc",
+]

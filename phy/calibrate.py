@@ -1,0 +1,259 @@
+"""Measure the BLER-vs-SNR curves behind :func:`phy.select_mcs`.
+
+Run::
+
+    python -m phy.calibrate                       # writes phy/data/mcs_bler_awgn.csv
+    python -m phy.calibrate --block-lengths 1024 --tables 1 --workers 2
+
+For every distinct (modulation, code rate) of the chosen 5G NR MCS tables and
+every block length, the script simulates this project's bit-true chain
+(:class:`~phy.DigitalLink`: CRC24B, 5G LDPC, the default decoder, app
+demapping) over AWGN on an SNR grid, starting next to the BICM limit and
+walking until the curve spans BLER ~0.7 down to a third of the target.  Each
+point stops after ``--max-block-errors`` block errors (but at least
+``--min-blocks`` blocks) or ``--max-bits`` information bits.  The curves go to
+a CSV with a commented header; with ``--compare-sionna`` the script also
+prints the SNR at the target BLER next to Sionna SYS's shipped tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import csv
+import dataclasses
+import datetime
+import hashlib
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .config import LDPC_RATE_MIN, LinkConfig
+from .link import DigitalLink
+from .mcs import CALIBRATION_FILE, BlerCurve
+from .nr_tables import mcs_table, modulation_from_bits
+from .theory import bicm_ebno_limit_db
+
+__all__ = ["CurveSpec", "measure_point", "measure_curve", "main"]
+
+
+@dataclasses.dataclass(frozen=True)
+class CurveSpec:
+    """One curve to measure: modulation order, rate (x1024) and block length."""
+
+    bits_per_symbol: int
+    code_rate_x1024: float
+    block_length: int
+
+    @property
+    def code_rate(self) -> float:
+        return self.code_rate_x1024 / 1024.0
+
+
+def _seed(*parts: object) -> int:
+    digest = hashlib.sha256(repr(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def measure_point(
+    link: DigitalLink,
+    snr_db: float,
+    seed: int,
+    min_blocks: int,
+    max_block_errors: int,
+    max_bits: int,
+    blocks_per_call: int = 32,
+) -> tuple[int, int]:
+    """Simulate code blocks at one SNR until the stopping rule; returns
+    ``(blocks, block_errors)``."""
+    k = link.config.block_length
+    max_blocks = max(min_blocks, max_bits // k)
+    gen = torch.Generator().manual_seed(seed)
+    blocks = errors = 0
+    with torch.no_grad():
+        while blocks < max_blocks and not (errors >= max_block_errors and blocks >= min_blocks):
+            b = min(blocks_per_call, max_blocks - blocks)
+            bits = torch.randint(0, 2, (b, k), generator=gen).float()
+            res = link(bits, snr_db, gen)
+            blocks += res.num_blocks
+            errors += res.block_errors
+    return blocks, errors
+
+
+def measure_curve(
+    spec: CurveSpec,
+    target_bler: float = 0.1,
+    step_db: float = 0.5,
+    min_blocks: int = 50,
+    max_block_errors: int = 30,
+    max_bits: int = 100_000,
+    seed: int = 0,
+) -> list[dict]:
+    """Measure one curve (see the module docstring); returns CSV rows."""
+    torch.set_num_threads(1)
+    mod = modulation_from_bits(spec.bits_per_symbol)
+    cfg = LinkConfig(
+        modulation=mod, code="ldpc", code_rate=spec.code_rate, block_length=spec.block_length, channel="awgn"
+    )
+    link = DigitalLink(cfg)
+    eff_rate = (cfg.block_length + cfg.crc_length) / cfg.codeword_length
+    limit_snr = bicm_ebno_limit_db(mod, min(eff_rate, 0.999)) + 10 * math.log10(spec.bits_per_symbol * eff_rate)
+    start = step_db * math.ceil((limit_snr + 0.5) / step_db)
+    results: dict[float, tuple[int, int]] = {}
+
+    def run(snr: float) -> float:
+        snr = round(snr, 4)
+        if snr not in results:
+            results[snr] = measure_point(
+                link, snr, _seed(seed, spec, snr), min_blocks, max_block_errors, max_bits
+            )
+        b, e = results[snr]
+        return e / b
+
+    high, low = 0.7, target_bler / 3.0
+    s = start
+    for _ in range(40):  # walk up until the BLER is well below the target
+        if run(s) <= low:
+            break
+        s += step_db
+    s = start
+    for _ in range(40):  # walk down until the BLER is high
+        if run(s) >= high:
+            break
+        s -= step_db
+    rows = []
+    for snr in sorted(results):
+        b, e = results[snr]
+        rows.append(
+            dict(
+                bits_per_symbol=spec.bits_per_symbol,
+                code_rate_x1024=spec.code_rate_x1024,
+                block_length=spec.block_length,
+                snr_db=snr,
+                blocks=b,
+                block_errors=e,
+                bler=e / b,
+            )
+        )
+    return rows
+
+
+def _specs(tables: list[int], block_lengths: list[int]) -> list[CurveSpec]:
+    pairs = sorted(
+        {
+            (e.bits_per_symbol, round(e.code_rate * 1024.0, 1))
+            for t in tables
+            for e in mcs_table(t)
+            if e.code_rate >= LDPC_RATE_MIN
+        }
+    )
+    return [CurveSpec(q, r, k) for k in block_lengths for q, r in pairs]
+
+
+def sionna_sys_snr_at_bler(table: int, mcs: int, cbs: int, target: float) -> Optional[float]:
+    """SNR [dB] at ``target`` BLER from Sionna SYS's shipped PDSCH table."""
+    import sionna.sys  # pylint: disable=import-outside-toplevel
+
+    path = Path(sionna.sys.__file__).parent / "bler_tables" / f"PDSCH_table{table}.json"
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    cat = next(iter(data["category"].values()))
+    try:
+        entry = cat["index"][str(table)]["MCS"][str(mcs)]
+        bler = np.asarray(entry["CBS"][str(cbs)]["BLER"], dtype=np.float64)
+    except KeyError:
+        return None
+    snr = np.asarray(entry["SNR_db"], dtype=np.float64)
+    curve = BlerCurve(snr, np.maximum.accumulate(bler[::-1])[::-1], np.full_like(snr, 1e4))
+    value = curve.snr_for_bler(target)
+    return None if not math.isfinite(value) else value
+
+
+def compare_with_sionna(path: Path, table: int, block_length: int, cbs: int, target: float) -> list[dict]:
+    """Per MCS: SNR at the target BLER from our calibration and from Sionna SYS."""
+    from .mcs import load_calibration  # pylint: disable=import-outside-toplevel
+
+    curves = load_calibration(str(path))
+    out = []
+    for e in mcs_table(table):
+        c = curves.get((e.bits_per_symbol, round(e.code_rate * 1024.0, 1), block_length))
+        ours = c.snr_for_bler(target) if c is not None else None
+        theirs = sionna_sys_snr_at_bler(table, e.index, cbs, target)
+        out.append(dict(mcs=e.index, modulation=e.modulation, rate_x1024=round(e.code_rate * 1024, 1),
+                        ours_snr_db=ours, sionna_sys_snr_db=theirs,
+                        gap_db=None if ours is None or theirs is None else ours - theirs))
+    return out
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Command-line entry point of ``python -m phy.calibrate``."""
+    p = argparse.ArgumentParser(prog="python -m phy.calibrate", description=__doc__.split("\n\n")[0])
+    p.add_argument("--tables", default="1,2,3", help="MCS tables, comma list (default 1,2,3)")
+    p.add_argument("--block-lengths", default="256,1024,4096", help="information bits per block, comma list")
+    p.add_argument("--target-bler", type=float, default=0.1)
+    p.add_argument("--step-db", type=float, default=0.5)
+    p.add_argument("--min-blocks", type=int, default=50)
+    p.add_argument("--max-block-errors", type=int, default=30)
+    p.add_argument("--max-bits", type=int, default=100_000, help="information bits per SNR point at most")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1, help="worker processes (one torch thread each)")
+    p.add_argument("--output", default=str(CALIBRATION_FILE))
+    p.add_argument("--compare-sionna", action="store_true", help="only compare --output with Sionna SYS")
+    args = p.parse_args(argv)
+    tables = [int(t) for t in args.tables.split(",")]
+    lengths = [int(k) for k in args.block_lengths.split(",")]
+    out = Path(args.output)
+
+    if args.compare_sionna:
+        for table in tables:
+            for k in lengths:
+                rows = compare_with_sionna(out, table, k, cbs=1000 if k < 1500 else 2000, target=args.target_bler)
+                gaps = [r["gap_db"] for r in rows if r["gap_db"] is not None]
+                for r in rows:
+                    print(json.dumps(r))
+                if gaps:
+                    print(f"# table {table}, K={k}: mean gap to Sionna SYS {np.mean(gaps):+.2f} dB "
+                          f"(median {np.median(gaps):+.2f}, {len(gaps)} MCS)")
+        return 0
+
+    specs = _specs(tables, lengths)
+    kwargs = dict(target_bler=args.target_bler, step_db=args.step_db, min_blocks=args.min_blocks,
+                  max_block_errors=args.max_block_errors, max_bits=args.max_bits, seed=args.seed)
+    t0 = time.perf_counter()
+    rows: list[dict] = []
+    from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+
+    with tqdm(total=len(specs), desc="calibrating", file=sys.stderr) as bar:
+        if args.workers > 1:
+            with concurrent.futures.ProcessPoolExecutor(args.workers) as pool:
+                futures = [pool.submit(measure_curve, s, **kwargs) for s in specs]
+                for f in concurrent.futures.as_completed(futures):
+                    rows.extend(f.result())
+                    bar.update()
+        else:
+            for s in specs:
+                rows.extend(measure_curve(s, **kwargs))
+                bar.update()
+    rows.sort(key=lambda r: (r["block_length"], r["bits_per_symbol"], r["code_rate_x1024"], r["snr_db"]))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cfg = LinkConfig()
+    with open(out, "w", newline="", encoding="utf-8") as fh:
+        fh.write(f"# BLER vs SNR (Es/N0) over AWGN of distdiff's bit-true chain, written by python -m phy.calibrate\n")
+        fh.write(f"# {datetime.date.today().isoformat()}; args: {' '.join(argv if argv is not None else sys.argv[1:])}\n")
+        fh.write(f"# chain: CRC24B + 5G LDPC, decoder={cfg.decoder} ({cfg.decoder_iterations} iterations max, "
+                 f"{cfg.cn_update}), app demapping; {time.perf_counter() - t0:.0f} s\n")
+        w = csv.DictWriter(fh, fieldnames=list(rows[0].keys()))
+        w.writeheader()
+        w.writerows(rows)
+    print(f"wrote {len(rows)} points of {len(specs)} curves to {out} in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,250 @@
+"""Symbol channels with their receiver front end (estimation + equalisation).
+
+Every channel here maps power-normalised transmit symbols ``x`` [batch, S]
+(complex64, mean :math:`|x|^2 = 1`) to *equalised, unbiased* symbol estimates
+``x_hat`` [batch, S] and the effective noise variance of each estimate
+(:math:`\\hat x = x + e`, :math:`\\mathrm{Var}[e]` = ``noise_var_eff``), the
+interface of Sionna's LMMSE equalisers, which a demapper turns into LLRs.
+
+* :class:`AwgnChannel` -- Sionna's :class:`~sionna.phy.channel.AWGN`.
+* :class:`RayleighBlockFadingChannel` -- flat Rayleigh fading, one
+  coefficient per block of ``coherence_symbols`` channel uses (Sionna's
+  :class:`~sionna.phy.channel.RayleighBlockFading`), perfect CSI or LS
+  estimation on pilot symbols, LMMSE equalisation
+  (:func:`sionna.phy.mimo.lmmse_equalizer`).
+* :class:`OfdmTdlChannel` -- 3GPP TDL-A..E (Sionna's
+  :class:`~sionna.phy.channel.tr38901.TDL`) over an OFDM resource grid with
+  Kronecker pilots, user speed (Doppler) and carrier frequency; perfect CSI
+  or :class:`~sionna.phy.ofdm.LSChannelEstimator`;
+  :class:`~sionna.phy.ofdm.LMMSEEqualizer`.  Each slot of each row is an
+  independent channel realisation (block fading per slot, aging within it).
+
+``snr_db`` is the average :math:`E_s/N_0` per received symbol; all channel
+models have unit average gain.  Randomness comes from the ``generator``
+passed to ``forward``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import torch
+from sionna.phy.channel import AWGN, GenerateOFDMChannel, RayleighBlockFading
+from sionna.phy.channel import ApplyOFDMChannel
+from sionna.phy.channel.tr38901 import TDL
+from sionna.phy.mimo import StreamManagement, lmmse_equalizer
+from sionna.phy.ofdm import LMMSEEqualizer, LSChannelEstimator, ResourceGrid, ResourceGridMapper
+
+from ._rng import resolve_generator, sionna_generator
+from .config import LinkConfig
+
+__all__ = [
+    "ChannelOutput",
+    "SymbolChannel",
+    "AwgnChannel",
+    "RayleighBlockFadingChannel",
+    "OfdmTdlChannel",
+    "make_symbol_channel",
+    "PILOT_SYMBOL",
+]
+
+#: the pilot symbol of the Rayleigh block-fading channel (unit energy QPSK)
+PILOT_SYMBOL = complex(1.0, 1.0) / math.sqrt(2.0)
+
+
+@dataclasses.dataclass
+class ChannelOutput:
+    """Output of a :class:`SymbolChannel`.
+
+    :ivar symbols_hat: [batch, S] complex64 -- equalised, unbiased estimates.
+    :ivar noise_var_eff: [batch, S] float32 -- effective noise variance.
+    :ivar channel_uses: complex channel uses per row (data, pilots, padding
+        of the last block or slot).
+    """
+
+    symbols_hat: torch.Tensor
+    noise_var_eff: torch.Tensor
+    channel_uses: int
+
+
+class SymbolChannel(torch.nn.Module):
+    """Base class.
+
+    :input x: [batch, S], `torch.complex64` -- unit-energy symbols.
+    :input no: `float` -- noise variance per complex symbol (linear).
+    :input generator: `torch.Generator` or `None` (torch's default).
+    :output out: :class:`ChannelOutput`.
+    """
+
+    def channel_uses(self, num_symbols: int) -> int:
+        """Channel uses a row of ``num_symbols`` data symbols occupies."""
+        raise NotImplementedError
+
+    def forward(  # pylint: disable=arguments-differ
+        self, x: torch.Tensor, no: float, generator: torch.Generator | None = None
+    ) -> ChannelOutput:
+        gen = resolve_generator(generator, x.device)
+        with sionna_generator(gen, x.device):
+            return self._forward(x, float(no))
+
+    def _forward(self, x: torch.Tensor, no: float) -> ChannelOutput:
+        raise NotImplementedError
+
+
+class AwgnChannel(SymbolChannel):
+    """Complex AWGN: ``y = x + n``, ``n ~ CN(0, no)``.
+
+    Example::
+
+        >>> ch = AwgnChannel()
+        >>> x = torch.ones(2, 5, dtype=torch.complex64)
+        >>> out = ch(x, 0.1, torch.Generator().manual_seed(0))
+        >>> out.symbols_hat.shape, float(out.noise_var_eff[0, 0])
+        (torch.Size([2, 5]), 0.10000000149011612)
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.awgn = AWGN()
+
+    def channel_uses(self, num_symbols: int) -> int:
+        return num_symbols
+
+    def _forward(self, x: torch.Tensor, no: float) -> ChannelOutput:
+        y = self.awgn(x, no)
+        no_eff = torch.full(x.shape, no, dtype=torch.float32, device=x.device)
+        return ChannelOutput(y, no_eff, x.shape[1])
+
+
+class RayleighBlockFadingChannel(SymbolChannel):
+    """Flat Rayleigh block fading with perfect CSI or LS pilot estimation.
+
+    A row of ``S`` data symbols is cut into blocks; each block sees one
+    coefficient :math:`h\\sim\\mathcal{CN}(0,1)`.  With ``csi="ls"`` each
+    block starts with ``num_pilot_symbols`` pilots (:data:`PILOT_SYMBOL`) and
+    carries ``coherence_symbols - num_pilot_symbols`` data symbols; the LS
+    estimate is the average of the pilot observations (error variance
+    ``no / num_pilot_symbols``), and the LMMSE equaliser accounts for it.
+
+    :param coherence_symbols: channel uses per fading block.
+    :param csi: "perfect" or "ls".
+    :param num_pilot_symbols: pilots per block (``csi="ls"``).
+    """
+
+    def __init__(self, coherence_symbols: int, csi: str = "perfect", num_pilot_symbols: int = 4) -> None:
+        super().__init__()
+        self.coherence_symbols = int(coherence_symbols)
+        self.csi = csi
+        self.num_pilots = int(num_pilot_symbols) if csi == "ls" else 0
+        self.data_per_block = self.coherence_symbols - self.num_pilots
+        self.fading = RayleighBlockFading(num_rx=1, num_rx_ant=1, num_tx=1, num_tx_ant=1)
+        self.awgn = AWGN()
+
+    def channel_uses(self, num_symbols: int) -> int:
+        blocks = max(1, math.ceil(num_symbols / self.data_per_block))
+        return num_symbols + blocks * self.num_pilots
+
+    def _forward(self, x: torch.Tensor, no: float) -> ChannelOutput:
+        batch, s = x.shape
+        d = self.data_per_block
+        nb = max(1, math.ceil(s / d))
+        xb = torch.nn.functional.pad(x, (0, nb * d - s)).reshape(batch, nb, d)
+        if self.num_pilots:
+            pilots = torch.full((batch, nb, self.num_pilots), PILOT_SYMBOL, dtype=x.dtype, device=x.device)
+            xb = torch.cat([pilots, xb], dim=2)
+        a, _ = self.fading(batch * nb, 1)
+        h = a.reshape(batch, nb, 1).to(x.dtype)
+        y = self.awgn(h * xb, no)
+        if self.num_pilots:
+            y_p, y = y[..., : self.num_pilots], y[..., self.num_pilots :]
+            h_hat = (y_p * np.conj(PILOT_SYMBOL)).mean(dim=2, keepdim=True)
+            err_var = no / self.num_pilots
+        else:
+            h_hat, err_var = h, 0.0
+        h_mat = h_hat.expand(batch, nb, d).reshape(-1, 1, 1)
+        s_mat = torch.full_like(h_mat, no + err_var)
+        x_hat, no_eff = lmmse_equalizer(y.reshape(-1, 1), h_mat, s_mat)
+        x_hat = x_hat.reshape(batch, nb * d)[:, :s]
+        no_eff = no_eff.reshape(batch, nb * d)[:, :s].to(torch.float32)
+        return ChannelOutput(x_hat, no_eff, self.channel_uses(s))
+
+
+class OfdmTdlChannel(SymbolChannel):
+    """3GPP TDL channel over OFDM with pilots, LS estimation and LMMSE equalisation.
+
+    :param config: the :class:`~phy.LinkConfig` (TDL model, delay spread,
+        carrier frequency, speed, numerology, pilots, CSI, interpolation).
+
+    The data symbols of a row fill consecutive slots
+    (``num_ofdm_symbols x fft_size`` resource elements, pilots on the OFDM
+    symbols ``pilot_ofdm_symbol_indices``); the last slot is zero-padded.
+    The channel is applied in the frequency domain (no inter-carrier
+    interference).
+    """
+
+    def __init__(self, config: LinkConfig) -> None:
+        super().__init__()
+        self.rg = ResourceGrid(
+            num_ofdm_symbols=config.num_ofdm_symbols,
+            fft_size=config.fft_size,
+            subcarrier_spacing=config.subcarrier_spacing_hz,
+            num_tx=1,
+            num_streams_per_tx=1,
+            cyclic_prefix_length=config.cyclic_prefix_length,
+            pilot_pattern="kronecker",
+            pilot_ofdm_symbol_indices=list(config.pilot_ofdm_symbol_indices),
+        )
+        self.csi = config.csi
+        self.data_per_slot = int(self.rg.num_data_symbols)
+        self.res_per_slot = config.num_ofdm_symbols * config.fft_size
+        self.mapper = ResourceGridMapper(self.rg)
+        self.tdl = TDL(
+            model=config.tdl_model,
+            delay_spread=config.delay_spread_s,
+            carrier_frequency=config.carrier_frequency_hz,
+            min_speed=config.speed_mps,
+            max_speed=config.speed_mps,
+        )
+        self.generate = GenerateOFDMChannel(self.tdl, self.rg, normalize_channel=False)
+        self.apply_channel = ApplyOFDMChannel()
+        self.estimator = LSChannelEstimator(self.rg, interpolation_type=config.ls_interpolation)
+        self.equalizer = LMMSEEqualizer(self.rg, StreamManagement(np.ones([1, 1], dtype=int), 1))
+
+    @property
+    def doppler_hz(self) -> float:
+        """Maximum Doppler shift [Hz] of the configured speed and carrier."""
+        return float(self.tdl.max_speed) * float(self.tdl.carrier_frequency) / 299_792_458.0
+
+    def channel_uses(self, num_symbols: int) -> int:
+        return max(1, math.ceil(num_symbols / self.data_per_slot)) * self.res_per_slot
+
+    def _forward(self, x: torch.Tensor, no: float) -> ChannelOutput:
+        batch, s = x.shape
+        d = self.data_per_slot
+        ns = max(1, math.ceil(s / d))
+        xs = torch.nn.functional.pad(x, (0, ns * d - s)).reshape(batch * ns, 1, 1, d)
+        grid = self.mapper(xs)  # [b, 1, 1, sym, fft]
+        h = self.generate(batch * ns)  # [b, 1, 1, 1, 1, sym, fft]
+        no_t = torch.tensor(no, dtype=torch.float32, device=x.device)
+        y = self.apply_channel(grid, h, no_t)  # [b, 1, 1, sym, fft]
+        if self.csi == "ls":
+            h_hat, err_var = self.estimator(y, no_t)
+        else:
+            h_hat, err_var = h, torch.zeros((), dtype=torch.float32, device=x.device)
+        x_hat, no_eff = self.equalizer(y, h_hat, err_var, no_t)  # [b, 1, 1, d]
+        x_hat = x_hat.reshape(batch, ns * d)[:, :s]
+        no_eff = no_eff.reshape(batch, ns * d)[:, :s].to(torch.float32)
+        return ChannelOutput(x_hat, no_eff, ns * self.res_per_slot)
+
+
+def make_symbol_channel(config: LinkConfig) -> SymbolChannel:
+    """The :class:`SymbolChannel` of a configuration (not for ``channel="bsc"``)."""
+    if config.channel == "awgn":
+        return AwgnChannel()
+    if config.channel == "rayleigh":
+        return RayleighBlockFadingChannel(config.coherence_symbols, config.csi, config.num_pilot_symbols)
+    if config.is_ofdm:
+        return OfdmTdlChannel(config)
+    raise ValueError(f"channel={config.channel!r} is not a symbol channel (use DigitalLink for 'bsc')")

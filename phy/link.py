@@ -1,0 +1,372 @@
+r"""The links: :class:`DigitalLink` (bits) and :class:`SymbolLink` (analog symbols).
+
+A digital link moves bits::
+
+    bits [batch, n] -> segment [batch, C, K] -> CRC + encode [batch, C, N]
+      -> map [batch, S] -> channel -> estimate, equalise -> demap -> LLRs
+      -> decode -> CRC check -> desegment -> bits_hat [batch, n]
+
+Every stage is a Sionna 2.x block or a thin module around one
+(:mod:`phy.coding`, :mod:`phy.channels`).  With ``channel="bsc"`` the coded
+bits go through Sionna's binary symmetric channel instead of
+map/channel/demap.
+
+Conventions: bits are float32 0/1; LLRs are Sionna's logits
+``log(p(b=1)/p(b=0))`` (positive means 1); the hard decision is
+``llr >= 0``.  ``snr_db`` is :math:`E_s/N_0` per received symbol,
+``ebno_db`` :math:`E_b/N_0` per information bit (see :mod:`phy.snr`).
+Everything random comes from the ``generator`` argument: the same
+configuration, input and generator state give bit-identical results.
+Everything except the hard decisions is differentiable (Polar SCL decoding is
+not).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from typing import Optional, Union
+
+import torch
+from sionna.phy.channel import BinarySymmetricChannel
+from sionna.phy.mapping import Demapper, Mapper
+
+from ._malloc import tune_malloc
+from ._rng import resolve_generator, sionna_generator
+from .channels import ChannelOutput, make_symbol_channel
+from .coding import CodeBlockSegmenter, DecodedBlocks, make_code
+from .config import LinkConfig
+from .snr import noise_variance_from_snr_db
+
+__all__ = ["DigitalLink", "LinkChain", "LinkResult", "SymbolLink", "SymbolLinkResult"]
+
+
+@dataclasses.dataclass
+class LinkResult:
+    """What :meth:`DigitalLink.forward` returns.
+
+    :ivar bits_hat: [batch, n] float32 0/1 -- decoded information bits.
+    :ivar llrs: [batch, n] float32 -- soft output on the information bits
+        (positive means 1): the demapper's LLRs without a code, the
+        decoder's a-posteriori LLRs with LDPC, +-20 / +-1 (CRC holds / fails)
+        with Polar.
+    :ivar bit_errors: bit errors against the transmitted bits.
+    :ivar num_bits: information bits (``batch * n``).
+    :ivar block_errors: code blocks with at least one bit error.
+    :ivar num_blocks: code blocks (``batch * ceil(n / K)``).
+    :ivar channel_uses: complex channel uses consumed, all rows together
+        (pilots and the padding of the last block/slot included; coded bits
+        for the BSC).
+    :ivar snr_db: :math:`E_s/N_0` [dB] (NaN for the BSC).
+    :ivar ebno_db: :math:`E_b/N_0` [dB] (NaN for the BSC).
+    :ivar mcs_index: the MCS used, or `None`.
+    :ivar modulation: modulation used (`None` for the BSC).
+    :ivar code_rate: nominal code rate used.
+    :ivar spectral_efficiency: nominal information bits per channel use.
+    :ivar crc_ok: [batch, C] bool per code block, or `None` without CRC.
+    :ivar decoder_iterations: mean LDPC iterations per code block, or `None`.
+    """
+
+    bits_hat: torch.Tensor
+    llrs: torch.Tensor
+    bit_errors: int
+    num_bits: int
+    block_errors: int
+    num_blocks: int
+    channel_uses: int
+    snr_db: float
+    ebno_db: float
+    mcs_index: Optional[int]
+    modulation: Optional[str]
+    code_rate: float
+    spectral_efficiency: float
+    crc_ok: Optional[torch.Tensor] = None
+    decoder_iterations: Optional[float] = None
+
+    @property
+    def ber(self) -> float:
+        """Bit error rate."""
+        return self.bit_errors / self.num_bits if self.num_bits else float("nan")
+
+    @property
+    def bler(self) -> float:
+        """Block error rate."""
+        return self.block_errors / self.num_blocks if self.num_blocks else float("nan")
+
+
+def _check_bits(bits: torch.Tensor) -> None:
+    if not isinstance(bits, torch.Tensor):
+        raise ValueError(f"bits must be a torch.Tensor of shape [batch, n], got {type(bits).__name__}")
+    if bits.dim() != 2 or bits.shape[0] < 1 or bits.shape[1] < 1:
+        raise ValueError(f"bits must have shape [batch, n] with batch, n >= 1, got {list(bits.shape)}")
+    if bits.dtype != torch.float32:
+        raise ValueError(f"bits must be torch.float32 (0/1), got {bits.dtype}")
+    if not bool(((bits == 0) | (bits == 1)).all()):
+        raise ValueError("bits must contain only 0 and 1")
+
+
+def _check_snr(snr_db: object, required: bool) -> float:
+    if snr_db is None:
+        if required:
+            raise ValueError("snr_db is required for this channel (Es/N0 per symbol [dB])")
+        return float("nan")
+    if isinstance(snr_db, torch.Tensor) and snr_db.numel() == 1:
+        snr_db = float(snr_db)
+    if isinstance(snr_db, bool) or not isinstance(snr_db, numbers.Real) or not math.isfinite(float(snr_db)):
+        raise ValueError(f"snr_db must be a finite number [dB], got {snr_db!r}")
+    return float(snr_db)
+
+
+class LinkChain(torch.nn.Module):
+    """One fixed chain (modulation, code, channel) of a :class:`DigitalLink`.
+
+    Its stages are separately callable, e.g. to differentiate through them:
+    :meth:`encode`, :meth:`modulate`, :meth:`transmit`, :meth:`demodulate`,
+    :meth:`decode`.
+
+    :param config: a configuration with a fixed MCS (not ``mcs="auto"``).
+    """
+
+    def __init__(self, config: LinkConfig) -> None:
+        super().__init__()
+        if config.mcs == "auto":
+            raise ValueError("LinkChain needs a fixed MCS; DigitalLink handles mcs='auto'")
+        self.config = config
+        self.segmenter = CodeBlockSegmenter(config.block_length)
+        self.code = make_code(config)
+        self.bsc = config.channel == "bsc"
+        if self.bsc:
+            self.bsc_channel = BinarySymmetricChannel(return_llrs=True)
+        else:
+            m = config.bits_per_symbol
+            kind = "pam" if m == 1 else "qam"
+            self.mapper = Mapper(kind, m)
+            self.demapper = Demapper(config.demapping, kind, m)
+            self.channel = make_symbol_channel(config)
+
+    # -- stages ------------------------------------------------------------
+    def encode(self, bits: torch.Tensor) -> torch.Tensor:
+        """Payload [batch, n] -> coded blocks [batch, C, N] (float32 0/1)."""
+        return self.code.encode(self.segmenter(bits))
+
+    def modulate(self, coded: torch.Tensor) -> torch.Tensor:
+        """Coded blocks [batch, C, N] -> symbols [batch, S] (complex64, unit
+        energy); the row is zero-padded to a whole number of symbols."""
+        flat = coded.reshape(coded.shape[0], -1)
+        m = self.config.bits_per_symbol
+        pad = (-flat.shape[1]) % m
+        if pad:
+            flat = torch.nn.functional.pad(flat, (0, pad))
+        return self.mapper(flat)
+
+    def transmit(
+        self, symbols: torch.Tensor, snr_db: float, generator: Optional[torch.Generator] = None
+    ) -> ChannelOutput:
+        """Channel + estimation + equalisation: see :class:`~phy.channels.SymbolChannel`."""
+        return self.channel(symbols, noise_variance_from_snr_db(snr_db), generator)
+
+    def demodulate(self, received: ChannelOutput, num_blocks: int) -> torch.Tensor:
+        """Equalised symbols -> LLRs of the coded blocks [batch, C, N]."""
+        llr = self.demapper(received.symbols_hat, received.noise_var_eff)
+        n = self.code.n
+        return llr[:, : num_blocks * n].reshape(llr.shape[0], num_blocks, n)
+
+    def decode(self, llrs: torch.Tensor) -> DecodedBlocks:
+        """LLRs [batch, C, N] -> :class:`~phy.coding.DecodedBlocks` [batch, C, K]."""
+        return self.code.decode(llrs)
+
+    # -- whole chain ---------------------------------------------------------
+    def forward(  # pylint: disable=arguments-differ
+        self,
+        bits: torch.Tensor,
+        snr_db: Optional[float],
+        generator: Optional[torch.Generator] = None,
+        mcs_index: Optional[int] = None,
+    ) -> LinkResult:
+        cfg = self.config
+        batch, n = bits.shape
+        coded = self.encode(bits)
+        num_blocks = coded.shape[1]
+        if self.bsc:
+            gen = resolve_generator(generator, bits.device)
+            with sionna_generator(gen, bits.device):
+                llr = self.bsc_channel(coded, cfg.bit_error_rate)
+            channel_uses = batch * coded.shape[1] * coded.shape[2]
+            snr_db = ebno_db = float("nan")
+        else:
+            received = self.transmit(self.modulate(coded), snr_db, generator)
+            llr = self.demodulate(received, num_blocks)
+            channel_uses = batch * received.channel_uses
+            ebno_db = snr_db - 10.0 * math.log10(cfg.info_bits_per_channel_use)
+        dec = self.decode(llr)
+        bits_hat = self.segmenter.desegment(dec.bits, n)
+        llrs = self.segmenter.desegment(dec.llrs, n)
+        errors = bits_hat != bits
+        block_err = self.segmenter(errors.to(torch.float32)).amax(dim=2)
+        return LinkResult(
+            bits_hat=bits_hat,
+            llrs=llrs,
+            bit_errors=int(errors.sum()),
+            num_bits=batch * n,
+            block_errors=int(block_err.sum()),
+            num_blocks=batch * num_blocks,
+            channel_uses=int(channel_uses),
+            snr_db=float(snr_db),
+            ebno_db=float(ebno_db),
+            mcs_index=mcs_index,
+            modulation=None if self.bsc else cfg.modulation,
+            code_rate=cfg.code_rate,
+            spectral_efficiency=cfg.info_bits_per_channel_use,
+            crc_ok=dec.crc_ok,
+            decoder_iterations=None if dec.iterations is None else float(dec.iterations.float().mean()),
+        )
+
+
+class DigitalLink(torch.nn.Module):
+    r"""A bit pipe over a simulated wireless link.
+
+    :param config: :class:`~phy.LinkConfig`.
+
+    :input bits: [batch, n], `torch.float32` 0/1 -- any ``n >= 1``; the
+        payload of each row is split into code blocks of ``block_length``
+        bits (the last one zero-padded) and reassembled exactly.
+    :input snr_db: `float` -- :math:`E_s/N_0` per received symbol [dB];
+        ignored (may be `None`) for ``channel="bsc"``.
+    :input generator: `torch.Generator` or `None` (torch's default
+        generator) -- the source of all randomness.
+    :output result: :class:`LinkResult`.
+
+    With ``mcs="auto"`` each call picks the MCS for ``snr_db``
+    (:func:`~phy.select_mcs`) and uses that MCS's chain.
+
+    Example::
+
+        >>> import torch
+        >>> from phy import DigitalLink, LinkConfig
+        >>> link = DigitalLink(LinkConfig(modulation="16qam", code="ldpc",
+        ...                               code_rate=0.5, block_length=512))
+        >>> g = torch.Generator().manual_seed(0)
+        >>> bits = torch.randint(0, 2, (2, 1000), generator=g).float()
+        >>> res = link(bits, snr_db=12.0, generator=g)
+        >>> res.bits_hat.shape, res.bit_errors, res.num_blocks
+        (torch.Size([2, 1000]), 0, 4)
+    """
+
+    def __init__(self, config: LinkConfig) -> None:
+        super().__init__()
+        if not isinstance(config, LinkConfig):
+            raise ValueError(f"config must be a phy.LinkConfig, got {type(config).__name__}")
+        tune_malloc()
+        self.config = config
+        self.chains = torch.nn.ModuleDict()
+        if config.mcs != "auto":
+            self.chains["fixed"] = LinkChain(config)
+
+    def chain(self, snr_db: Optional[float] = None) -> LinkChain:
+        """The :class:`LinkChain` used at ``snr_db`` (the fixed one unless
+        ``mcs="auto"``)."""
+        if self.config.mcs != "auto":
+            return self.chains["fixed"]
+        index = self.select_mcs(_check_snr(snr_db, True)).index
+        key = str(index)
+        if key not in self.chains:
+            self.chains[key] = LinkChain(self.config.for_mcs(index))
+        return self.chains[key]
+
+    def select_mcs(self, snr_db: float):
+        """The :class:`~phy.McsChoice` for ``snr_db`` (``mcs="auto"``)."""
+        from .mcs import select_mcs  # pylint: disable=import-outside-toplevel
+
+        return select_mcs(
+            snr_db,
+            target_bler=self.config.target_bler,
+            table=self.config.mcs_table,
+            block_length=self.config.block_length,
+        )
+
+    def forward(  # pylint: disable=arguments-differ
+        self,
+        bits: torch.Tensor,
+        snr_db: Optional[float] = None,
+        generator: Optional[torch.Generator] = None,
+    ) -> LinkResult:
+        _check_bits(bits)
+        snr = _check_snr(snr_db, required=self.config.channel != "bsc")
+        chain = self.chain(snr)
+        mcs_index = chain.config.mcs if isinstance(chain.config.mcs, int) else None
+        return chain(bits, snr, generator, mcs_index=mcs_index)
+
+
+@dataclasses.dataclass
+class SymbolLinkResult:
+    """What :meth:`SymbolLink.forward` returns.
+
+    :ivar symbols_hat: [batch, m] complex64 -- equalised, unbiased estimates.
+    :ivar noise_var_eff: [batch, m] float32 -- effective noise variance of
+        each estimate.
+    :ivar channel_uses: complex channel uses, all rows together.
+    :ivar snr_db: :math:`E_s/N_0` [dB].
+    """
+
+    symbols_hat: torch.Tensor
+    noise_var_eff: torch.Tensor
+    channel_uses: int
+    snr_db: float
+
+
+class SymbolLink(torch.nn.Module):
+    r"""Analog transport of complex symbols over the configured channel.
+
+    The same channels and receivers as :class:`DigitalLink` (AWGN, Rayleigh
+    block fading, TDL over OFDM; perfect CSI or LS), without coding and
+    (de)mapping: the output is what Sionna's LMMSE equaliser gives,
+    :math:`\hat s = s + e` with :math:`\mathrm{Var}[e]` = ``noise_var_eff``.
+
+    :param config: :class:`~phy.LinkConfig` (only its channel and receiver
+        fields matter).
+
+    :input symbols: [batch, m], `torch.complex64` -- power-normalised
+        (mean :math:`|s|^2 = 1`).
+    :input snr_db: `float` -- :math:`E_s/N_0` [dB].
+    :input generator: `torch.Generator` or `None`.
+    :output result: :class:`SymbolLinkResult`.
+
+    Example::
+
+        >>> import torch
+        >>> from phy import LinkConfig, SymbolLink
+        >>> link = SymbolLink(LinkConfig(channel="rayleigh", csi="ls"))
+        >>> s = torch.randn(2, 300, dtype=torch.complex64)
+        >>> r = link(s, snr_db=10.0, generator=torch.Generator().manual_seed(0))
+        >>> r.symbols_hat.shape, r.channel_uses
+        (torch.Size([2, 300]), 624)
+    """
+
+    def __init__(self, config: LinkConfig) -> None:
+        super().__init__()
+        if not isinstance(config, LinkConfig):
+            raise ValueError(f"config must be a phy.LinkConfig, got {type(config).__name__}")
+        if config.channel == "bsc":
+            raise ValueError("SymbolLink needs a symbol channel: channel must be 'awgn', 'rayleigh' or 'tdl-a'..'tdl-e'")
+        self.config = config
+        self.channel = make_symbol_channel(config)
+
+    def forward(  # pylint: disable=arguments-differ
+        self,
+        symbols: torch.Tensor,
+        snr_db: Union[float, int],
+        generator: Optional[torch.Generator] = None,
+    ) -> SymbolLinkResult:
+        if not isinstance(symbols, torch.Tensor) or symbols.dim() != 2 or not symbols.is_complex():
+            raise ValueError("symbols must be a complex tensor of shape [batch, m]")
+        if symbols.shape[0] < 1 or symbols.shape[1] < 1:
+            raise ValueError(f"symbols must have batch, m >= 1, got {list(symbols.shape)}")
+        snr = _check_snr(snr_db, required=True)
+        out = self.channel(symbols.to(torch.complex64), noise_variance_from_snr_db(snr), generator)
+        return SymbolLinkResult(
+            symbols_hat=out.symbols_hat,
+            noise_var_eff=out.noise_var_eff,
+            channel_uses=symbols.shape[0] * out.channel_uses,
+            snr_db=snr,
+        )

@@ -1,0 +1,216 @@
+"""Adaptive modulation and coding: pick the 5G NR MCS for an SNR.
+
+:func:`select_mcs` maximises the spectral efficiency (throughput) subject to
+an expected block error rate at or below a target (10 % by default).  The
+expected BLER of each MCS comes from BLER-vs-SNR curves measured with this
+project's own bit-true chain over AWGN (5G LDPC with CRC24B, the default
+early-stopping decoder, app demapping) by ``python -m phy.calibrate`` and
+shipped in ``phy/data/mcs_bler_awgn.csv``.  For a fading channel pass the
+effective (AWGN-equivalent) SNR or a measured post-equalisation SINR.
+
+The curves are made non-increasing in SNR (a conservative envelope) before
+use, so the chosen spectral efficiency never decreases when the SNR grows.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+import math
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .config import LDPC_RATE_MIN
+from .nr_tables import MCS_TABLES, mcs_table
+
+__all__ = [
+    "McsChoice",
+    "BlerCurve",
+    "select_mcs",
+    "load_calibration",
+    "CALIBRATION_FILE",
+]
+
+CALIBRATION_FILE = Path(__file__).resolve().parent / "data" / "mcs_bler_awgn.csv"
+
+
+@dataclasses.dataclass(frozen=True)
+class McsChoice:
+    """The MCS :func:`select_mcs` picked.
+
+    :ivar index: MCS index in ``table``.
+    :ivar table: MCS table (1, 2 or 3).
+    :ivar modulation: "qpsk" ... "256qam".
+    :ivar bits_per_symbol: modulation order.
+    :ivar code_rate: target code rate of the table.
+    :ivar spectral_efficiency: ``bits_per_symbol * code_rate`` [bit/channel use].
+    :ivar expected_bler: BLER the calibration predicts at ``snr_db``.
+    :ivar required_snr_db: SNR [dB] at which this MCS reaches the target BLER.
+    :ivar meets_target: whether ``expected_bler <= target_bler`` (if no MCS
+        does, the most robust one is returned with ``meets_target=False``).
+    :ivar snr_db: the SNR [dB] asked about.
+    :ivar block_length: the calibrated block length that was used.
+    """
+
+    index: int
+    table: int
+    modulation: str
+    bits_per_symbol: int
+    code_rate: float
+    spectral_efficiency: float
+    expected_bler: float
+    required_snr_db: float
+    meets_target: bool
+    snr_db: float
+    block_length: int
+
+
+@dataclasses.dataclass(frozen=True)
+class BlerCurve:
+    """A measured BLER-vs-SNR curve (non-increasing envelope).
+
+    :ivar snr_db: [P] increasing SNR points [dB].
+    :ivar bler: [P] BLER at those points (conservative envelope).
+    :ivar blocks: [P] simulated code blocks per point.
+    """
+
+    snr_db: np.ndarray
+    bler: np.ndarray
+    blocks: np.ndarray
+
+    def bler_at(self, snr_db: float) -> float:
+        """Expected BLER at ``snr_db``; 1 below the first point, the last
+        point's value above the last; log-linear in between."""
+        s, b = self.snr_db, self.bler
+        if snr_db < s[0]:
+            return 1.0
+        if snr_db >= s[-1]:
+            return float(b[-1])
+        floor = 0.5 / self.blocks  # zero-error points: half an error
+        logb = np.log(np.maximum(b, floor))
+        return float(min(1.0, math.exp(np.interp(snr_db, s, logb))))
+
+    def snr_for_bler(self, target: float) -> float:
+        """Smallest SNR [dB] at which :meth:`bler_at` is at most ``target``
+        (``inf`` if the curve never gets there)."""
+        s, b = self.snr_db, self.bler
+        if b[0] <= target:
+            return float(s[0])
+        floor = 0.5 / self.blocks
+        logb = np.log(np.maximum(b, floor))
+        lt = math.log(target)
+        for i in range(1, len(s)):
+            if b[i] <= target:
+                if logb[i] == logb[i - 1]:
+                    return float(s[i])
+                frac = (logb[i - 1] - lt) / (logb[i - 1] - logb[i])
+                return float(s[i - 1] + frac * (s[i] - s[i - 1]))
+        return math.inf
+
+
+def _rate_key(code_rate: float) -> float:
+    return round(code_rate * 1024.0, 1)
+
+
+@functools.lru_cache(maxsize=4)
+def load_calibration(path: Optional[str] = None) -> dict[tuple[int, float, int], BlerCurve]:
+    """Read a calibration CSV into ``{(bits_per_symbol, rate_x1024, block_length): BlerCurve}``.
+
+    :param path: CSV file; default :data:`CALIBRATION_FILE` (or the
+        environment variable ``DISTDIFF_MCS_CALIBRATION``).
+    """
+    path = Path(path or os.environ.get("DISTDIFF_MCS_CALIBRATION") or CALIBRATION_FILE)
+    if not path.exists():
+        raise ValueError(
+            f"MCS calibration table {path} is missing; generate it with `python -m phy.calibrate`"
+        )
+    rows: dict[tuple[int, float, int], list[tuple[float, float, int]]] = {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(line for line in fh if not line.startswith("#"))
+        for r in reader:
+            key = (int(r["bits_per_symbol"]), float(r["code_rate_x1024"]), int(r["block_length"]))
+            blocks = int(r["blocks"])
+            rows.setdefault(key, []).append((float(r["snr_db"]), int(r["block_errors"]) / blocks, blocks))
+    curves = {}
+    for key, pts in rows.items():
+        pts.sort()
+        s = np.array([p[0] for p in pts])
+        b = np.array([p[1] for p in pts])
+        n = np.array([p[2] for p in pts], dtype=np.float64)
+        # conservative non-increasing envelope: BLER(s) = max over s' >= s
+        b = np.maximum.accumulate(b[::-1])[::-1]
+        curves[key] = BlerCurve(s, b, n)
+    return curves
+
+
+def select_mcs(
+    snr_db: float,
+    target_bler: float = 0.1,
+    table: int = 1,
+    block_length: int = 1024,
+    calibration: Optional[str] = None,
+) -> McsChoice:
+    """The 5G NR MCS with the highest spectral efficiency whose expected BLER
+    at ``snr_db`` is at most ``target_bler``.
+
+    :param snr_db: (effective) :math:`E_s/N_0` [dB].
+    :param target_bler: BLER target in (0, 1).
+    :param table: PDSCH MCS table of TS 38.214 (1, 2 or 3).
+    :param block_length: information bits per code block; the nearest
+        calibrated block length (in log scale) is used.
+    :param calibration: calibration CSV (default: the shipped one).
+    :output choice: :class:`McsChoice`.
+
+    Example::
+
+        >>> from phy import select_mcs
+        >>> lo, hi = select_mcs(0.0), select_mcs(20.0)
+        >>> lo.spectral_efficiency < hi.spectral_efficiency
+        True
+    """
+    if isinstance(snr_db, bool) or not isinstance(snr_db, (int, float)) or not math.isfinite(snr_db):
+        raise ValueError(f"snr_db must be a finite number [dB], got {snr_db!r}")
+    if not 0.0 < target_bler < 1.0:
+        raise ValueError(f"target_bler must be in (0, 1), got {target_bler}")
+    if table not in MCS_TABLES:
+        raise ValueError(f"table must be one of {list(MCS_TABLES)}, got {table!r}")
+    if not isinstance(block_length, int) or block_length < 1:
+        raise ValueError(f"block_length must be a positive integer, got {block_length!r}")
+    curves = load_calibration(calibration)
+    lengths = sorted({k[2] for k in curves})
+    k_cal = min(lengths, key=lambda k: (abs(math.log(k / block_length)), k))
+    best = None
+    fallback = None
+    for e in mcs_table(table):
+        if e.code_rate < LDPC_RATE_MIN:
+            continue
+        curve = curves.get((e.bits_per_symbol, _rate_key(e.code_rate), k_cal))
+        if curve is None:
+            continue
+        bler = curve.bler_at(float(snr_db))
+        cand = (e, bler, curve.snr_for_bler(target_bler))
+        if bler <= target_bler and (best is None or e.spectral_efficiency > best[0].spectral_efficiency):
+            best = cand
+        if fallback is None or (bler, e.spectral_efficiency) < (fallback[1], fallback[0].spectral_efficiency):
+            fallback = cand
+    if fallback is None:
+        raise ValueError(f"the MCS calibration has no curves for table {table} and block_length {k_cal}")
+    chosen = best or fallback
+    e, bler, req = chosen
+    return McsChoice(
+        index=e.index,
+        table=table,
+        modulation=e.modulation,
+        bits_per_symbol=e.bits_per_symbol,
+        code_rate=e.code_rate,
+        spectral_efficiency=e.spectral_efficiency,
+        expected_bler=bler,
+        required_snr_db=req,
+        meets_target=best is not None,
+        snr_db=float(snr_db),
+        block_length=k_cal,
+    )

@@ -1,0 +1,201 @@
+"""BER/BLER sweeps over SNR (or over the BSC's bit error rate).
+
+:func:`sweep_link` simulates a number of information bits at each point and
+returns one tidy row per point with the columns :data:`SWEEP_COLUMNS`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import sys
+from typing import Optional, Sequence
+
+import torch
+
+from .config import LinkConfig
+from .link import DigitalLink
+
+__all__ = ["SWEEP_COLUMNS", "sweep_link", "parse_snr_db_list", "parse_float_list"]
+
+#: the columns of every sweep row, in order
+SWEEP_COLUMNS = (
+    "snr_db",
+    "ebno_db",
+    "modulation",
+    "code",
+    "code_rate",
+    "mcs_index",
+    "channel",
+    "speed_mps",
+    "csi",
+    "bit_error_rate",
+    "num_bits",
+    "bit_errors",
+    "ber",
+    "num_blocks",
+    "block_errors",
+    "bler",
+    "channel_uses",
+    "spectral_efficiency",
+)
+
+#: information bits per row of a simulated batch (long rows fill OFDM slots)
+_ROW_BITS = 16384
+
+
+def parse_float_list(text: str, name: str = "value") -> list[float]:
+    """Parse ``"0,2,4"`` or ``"start:step:stop"`` (inclusive) into floats.
+
+    :param text: the list.
+    :param name: parameter name used in error messages.
+    :raises ValueError: on an empty list, a malformed number or range.
+
+    Example::
+
+        >>> parse_float_list("0:2.5:10")
+        [0.0, 2.5, 5.0, 7.5, 10.0]
+        >>> parse_float_list("1, 3")
+        [1.0, 3.0]
+    """
+    text = (text or "").strip()
+    if not text:
+        raise ValueError(f"{name}: empty list; give e.g. '0,2,4' or '0:2:10'")
+    try:
+        if ":" in text:
+            parts = [float(p) for p in text.split(":")]
+            if len(parts) != 3:
+                raise ValueError
+            start, step, stop = parts
+            if step == 0 or (stop - start) / step < 0:
+                raise ValueError(f"{name}: range {text!r} has a zero step or a step of the wrong sign")
+            count = int(math.floor((stop - start) / step + 1e-9)) + 1
+            if count > 100_000:
+                raise ValueError(f"{name}: range {text!r} has too many points ({count})")
+            return [round(start + i * step, 10) for i in range(count)]
+        values = [float(p) for p in text.split(",") if p.strip()]
+    except ValueError as exc:
+        if str(exc).startswith(name):
+            raise
+        raise ValueError(f"{name}: cannot parse {text!r}; give a comma list '0,2,4' or a range 'start:step:stop'") from None
+    if not values:
+        raise ValueError(f"{name}: empty list; give e.g. '0,2,4' or '0:2:10'")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{name}: values must be finite, got {text!r}")
+    return values
+
+
+def parse_snr_db_list(text: str) -> list[float]:
+    """:func:`parse_float_list` for ``--snr-db``."""
+    return parse_float_list(text, "snr_db")
+
+
+def _point_seed(seed: int, index: int) -> int:
+    digest = hashlib.sha256(f"distdiff-sweep:{seed}:{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def sweep_link(
+    config: LinkConfig,
+    snr_db_list: Optional[Sequence[float]],
+    num_bits: int,
+    seed: int = 0,
+    progress: bool = True,
+    bit_error_rates: Optional[Sequence[float]] = None,
+    bits_per_call: int = 65536,
+) -> list[dict]:
+    """Simulate ``num_bits`` information bits at every SNR and count errors.
+
+    :param config: the link (:class:`~phy.LinkConfig`); ``mcs="auto"``
+        picks the MCS per SNR point.
+    :param snr_db_list: :math:`E_s/N_0` points [dB]; ignored for the BSC.
+    :param num_bits: information bits per point (rounded up to whole code
+        blocks).
+    :param seed: seed; point ``i`` uses its own generator derived from
+        ``(seed, i)``, so a point's result does not depend on the others.
+    :param progress: show a tqdm progress bar on stderr.
+    :param bit_error_rates: BSC crossover probabilities to sweep (default:
+        ``[config.bit_error_rate]``); only for ``channel="bsc"``.
+    :param bits_per_call: information bits per simulated batch.
+    :output rows: one dict per point with the keys :data:`SWEEP_COLUMNS`.
+
+    Example::
+
+        >>> from phy import LinkConfig, sweep_link
+        >>> rows = sweep_link(LinkConfig(code="none"), [0.0, 6.0], 20000, progress=False)
+        >>> [r["snr_db"] for r in rows], rows[0]["ber"] > rows[1]["ber"]
+        ([0.0, 6.0], True)
+    """
+    if not isinstance(config, LinkConfig):
+        raise ValueError(f"config must be a phy.LinkConfig, got {type(config).__name__}")
+    if isinstance(num_bits, bool) or not isinstance(num_bits, int) or num_bits < 1:
+        raise ValueError(f"num_bits must be a positive integer, got {num_bits!r}")
+    if config.channel == "bsc":
+        rates = list(bit_error_rates) if bit_error_rates is not None else [config.bit_error_rate]
+        if not rates:
+            raise ValueError("bit_error_rate: empty list")
+        points = [(None, config.replace(bit_error_rate=float(p))) for p in rates]
+    else:
+        if bit_error_rates is not None:
+            raise ValueError("bit_error_rates only applies to channel='bsc'")
+        snrs = list(snr_db_list) if snr_db_list is not None else []
+        if not snrs:
+            raise ValueError("snr_db: empty list; give at least one SNR [dB]")
+        for s in snrs:
+            if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s):
+                raise ValueError(f"snr_db: values must be finite numbers, got {s!r}")
+        points = [(float(s), config) for s in snrs]
+
+    k = config.block_length
+    total_blocks = math.ceil(num_bits / k)
+    blocks_per_row = max(1, min(total_blocks, _ROW_BITS // k))
+    rows_per_call = max(1, bits_per_call // (blocks_per_row * k))
+    calls_per_point = math.ceil(total_blocks / (blocks_per_row * rows_per_call))
+
+    from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+
+    links: dict[LinkConfig, DigitalLink] = {}
+    out = []
+    with tqdm(total=len(points) * calls_per_point, desc="link sweep", disable=not progress,
+              file=sys.stderr, leave=False) as bar, torch.no_grad():
+        for i, (snr_db, cfg) in enumerate(points):
+            link = links.setdefault(cfg, DigitalLink(cfg))
+            gen = torch.Generator().manual_seed(_point_seed(seed, i))
+            acc = dict(num_bits=0, bit_errors=0, num_blocks=0, block_errors=0, channel_uses=0)
+            res = None
+            remaining = total_blocks
+            while remaining > 0:
+                blocks = min(remaining, blocks_per_row * rows_per_call)
+                full_rows, tail = divmod(blocks, blocks_per_row)
+                for nr, bpr in ((full_rows, blocks_per_row), (1 if tail else 0, tail)):
+                    if nr == 0:
+                        continue
+                    bits = torch.randint(0, 2, (nr, bpr * k), generator=gen).float()
+                    res = link(bits, snr_db, gen)
+                    for key in acc:
+                        acc[key] += getattr(res, key)
+                remaining -= blocks
+                bar.update()
+            out.append(
+                dict(
+                    snr_db=res.snr_db,
+                    ebno_db=res.ebno_db,
+                    modulation=res.modulation,
+                    code=cfg.code,
+                    code_rate=res.code_rate,
+                    mcs_index=res.mcs_index,
+                    channel=cfg.channel,
+                    speed_mps=cfg.speed_mps,
+                    csi=cfg.csi,
+                    bit_error_rate=cfg.bit_error_rate if cfg.channel == "bsc" else None,
+                    num_bits=acc["num_bits"],
+                    bit_errors=acc["bit_errors"],
+                    ber=acc["bit_errors"] / acc["num_bits"],
+                    num_blocks=acc["num_blocks"],
+                    block_errors=acc["block_errors"],
+                    bler=acc["block_errors"] / acc["num_blocks"],
+                    channel_uses=acc["channel_uses"],
+                    spectral_efficiency=res.spectral_efficiency,
+                )
+            )
+    return out
