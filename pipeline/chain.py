@@ -52,10 +52,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from latent_codec import CodecConfig, HeaderCorruptedError
-try:
-    from phy import LinkConfig
-except ImportError:  # phy's package exports not written yet
-    from phy.config import LinkConfig
+from phy import DigitalLink, LinkConfig, SymbolLink
 
 from .compute import ComputeAccount
 from .metrics import image_metrics
@@ -148,73 +145,6 @@ class ChainConfig(BaseModel):
             raise ValueError(f"codec.decoding={self.codec.decoding!r} contradicts soft_decoding={self.soft_decoding}; "
                              "set only soft_decoding")
         return self
-
-
-# ------------------------------------------------------------------------------------- link adapter
-@dataclass
-class _LinkResult:
-    bits_hat: torch.Tensor
-    llrs: torch.Tensor | None
-    bit_errors: torch.Tensor
-    num_bits: int
-    block_errors: torch.Tensor | None = None
-    num_blocks: int | None = None
-    channel_uses: int | None = None
-    snr_db: float | None = None
-    ebno_db: float | None = None
-    mcs_index: int | None = None
-    spectral_efficiency: float | None = None
-
-
-def _digital_link(config: LinkConfig):
-    """``phy.DigitalLink`` when available, else a minimal uncoded BSC/AWGN-BPSK stand-in."""
-    try:
-        from phy import DigitalLink  # noqa: PLC0415
-
-        return DigitalLink(config)
-    except ImportError:
-        pass
-    if config.code != "none" or config.channel not in ("bsc", "awgn") or \
-            (config.channel == "awgn" and config.modulation != "bpsk"):
-        raise NotImplementedError("phy.DigitalLink is not available in this checkout; only uncoded BSC and "
-                                  "uncoded BPSK over AWGN are simulated by the pipeline's stand-in")
-
-    def link(bits: torch.Tensor, snr_db, generator: torch.Generator) -> _LinkResult:
-        if config.channel == "bsc":
-            p = config.bit_error_rate
-            flips = (torch.rand(bits.shape, generator=generator) < p).float()
-            bits_hat = (bits + flips) % 2
-            mag = math.log((1 - p) / p) if 0 < p < 0.5 else (0.0 if p == 0.5 else 30.0)
-            llrs = (2 * bits_hat - 1) * mag
-        else:
-            n0 = 10 ** (-snr_db / 10)
-            y = (2 * bits - 1) + math.sqrt(n0 / 2) * torch.randn(bits.shape, generator=generator)
-            llrs = 4 * y / n0
-            bits_hat = (llrs > 0).float()
-        return _LinkResult(bits_hat, llrs, (bits_hat != bits).sum(1), bits.shape[1], channel_uses=bits.shape[1],
-                           snr_db=snr_db, spectral_efficiency=1.0)
-
-    return link
-
-
-def _symbol_link(config: LinkConfig):
-    """``phy.SymbolLink`` when available, else a minimal complex-AWGN stand-in."""
-    try:
-        from phy import SymbolLink  # noqa: PLC0415
-
-        return SymbolLink(config)
-    except ImportError:
-        pass
-    if config.channel != "awgn":
-        raise NotImplementedError("phy.SymbolLink is not available in this checkout; the pipeline's stand-in "
-                                  "simulates complex AWGN only")
-
-    def link(symbols: torch.Tensor, snr_db, generator: torch.Generator):
-        n0 = 10 ** (-snr_db / 10)
-        noise = torch.randn(symbols.shape + (2,), generator=generator) * math.sqrt(n0 / 2)
-        return symbols + torch.complex(noise[..., 0], noise[..., 1]), torch.full(symbols.shape, n0), symbols.shape[1]
-
-    return link
 
 
 def _scalar(value, default=None):
@@ -315,6 +245,12 @@ class CollaborativeChain:
         self.config = ChainConfig.model_validate(config or {}) if not isinstance(config, ChainConfig) else config
         self.state_cache = state_cache
         self.codec = self.config.codec.build() if self.config.transmission != "lossless" else None
+        self._links: dict = {}
+
+    def _link(self, kind: str):
+        if kind not in self._links:
+            self._links[kind] = (DigitalLink if kind == "digital" else SymbolLink)(self.config.link)
+        return self._links[kind]
 
     # ---------------------------------------------------------------- memoised
     def _key(self, prompt: str, seed: int, k: int | None = None) -> tuple:
@@ -365,8 +301,7 @@ class CollaborativeChain:
                 "spectral_efficiency": _scalar(getattr(res, "spectral_efficiency", None))}
 
     def _send_bits(self, bits: torch.Tensor, seed: int, receiver: int):
-        link = _digital_link(self.config.link)
-        return link(bits, self.config.snr_db, generator=self._generator(seed, receiver))
+        return self._link("digital")(bits, self.config.snr_db, generator=self._generator(seed, receiver))
 
     def _transmit(self, state: IntermediateState, seed: int, receiver: int) -> tuple[torch.Tensor | None, dict, dict]:
         """Latents as received by ``receiver`` (None if the header is lost), link stats, payload stats."""
@@ -394,8 +329,8 @@ class CollaborativeChain:
             except HeaderCorruptedError:
                 return None, {**stats, "header_corrupted": True}, pay
         else:  # analog
-            link = _symbol_link(c.link)
-            sym_hat, noise_var_eff, uses = link(payload.symbols, c.snr_db, generator=self._generator(seed, receiver))
+            res = self._link("symbol")(payload.symbols, c.snr_db, generator=self._generator(seed, receiver))
+            sym_hat, noise_var_eff, uses = res.symbols_hat, res.noise_var_eff, res.channel_uses
             header_rx = payload.header
             stats = {"bit_errors": 0, "num_bits": 0, "channel_uses": int(_scalar(uses))}
             if c.header_over_link:

@@ -1,0 +1,194 @@
+"""The collaborative chain, image metrics and compute accounting."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from pipeline.chain import ChainConfig, CollaborativeChain, clear_memo
+from pipeline.compute import ComputeAccount
+from pipeline.embedded_model import EmbeddedModelConfig, build_pipeline
+from pipeline.metrics import image_metrics, mse, psnr_db, ssim
+
+APPLE = "a red apple on a wooden table"
+RECEIVERS = ["a yellow lemon on a wooden table", "a green apple on a blue table", "an orange orange on a white table"]
+N, K = 6, 3
+pytestmark = pytest.mark.filterwarnings("ignore:prompt adherence not measured")
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return build_pipeline(EmbeddedModelConfig.tiny(), seed=0)
+
+
+def _nan_free(row: dict) -> dict:
+    return {k: ("nan" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+
+
+def _bsc(ber, **kw):
+    return ChainConfig(num_inference_steps=N, num_shared_steps=K, compare_alone=False, classify=False,
+                       link={"channel": "bsc", "code": "none", "bit_error_rate": ber}, **kw)
+
+
+def test_lossless_path_gives_exactly_the_reference(pipe):
+    cfg = ChainConfig(num_inference_steps=N, num_shared_steps=K, transmission="lossless", classify=False)
+    records = CollaborativeChain(pipe, cfg).run(APPLE, RECEIVERS, seed=2)
+    assert len(records) == len(RECEIVERS)
+    for rec, prompt in zip(records, RECEIVERS):
+        np.testing.assert_array_equal(rec.image, rec.reference_image)
+        row = rec.to_row()
+        assert row["mse"] == 0.0 and row["psnr_db"] == math.inf and row["ssim"] == 1.0
+        assert row["payload_bits"] == 0 and rec.receiver_prompt == prompt
+    # the reference is the receiver finishing the sender's exact state with its own prompt
+    from pipeline.split import SplitDiffusion
+
+    sd = SplitDiffusion(pipe)
+    state = sd.shared(APPLE, N, K, seed=2)
+    np.testing.assert_array_equal(records[0].reference_image, sd.finish(state, RECEIVERS[0]))
+    # and the stand-alone image is the receiver's own full generation
+    np.testing.assert_array_equal(records[0].alone_image, sd.generate(RECEIVERS[0], N, seed=2))
+
+
+def test_near_perfect_link_with_8_bit_quantisation_comes_close(pipe):
+    records = CollaborativeChain(pipe, _bsc(0.0, codec={"name": "uniform", "bits": 8})).run(APPLE, RECEIVERS, seed=2)
+    for rec in records:
+        row = rec.to_row()
+        assert row["bit_errors"] == 0 and row["header_corrupted"] is False
+        assert row["psnr_db"] > 35.0 and row["ssim"] > 0.99, row
+        assert not np.array_equal(rec.image, rec.reference_image) or row["mse"] == 0.0
+
+
+def test_heavier_noise_gives_lower_quality_on_average(pipe):
+    def mean_quality(ber):
+        rows = [r.to_row() for seed in (0, 1) for r in
+                CollaborativeChain(pipe, _bsc(ber, header_over_link=False)).run(APPLE, RECEIVERS, seed=seed)]
+        return np.mean([r["psnr_db"] for r in rows]), np.mean([r["ssim"] for r in rows]), \
+            np.mean([r["ber"] for r in rows])
+
+    p_lo, s_lo, ber_lo = mean_quality(0.002)
+    p_hi, s_hi, ber_hi = mean_quality(0.03)
+    assert ber_hi > ber_lo
+    assert p_hi < p_lo and s_hi < s_lo
+
+
+def test_analog_transmission_and_noise_matching(pipe):
+    base = dict(num_inference_steps=N, num_shared_steps=K, transmission="analog", codec={"name": "analog"},
+                link={"channel": "awgn"}, header_over_link=False, compare_alone=False, classify=False)
+    good = [r.to_row() for r in CollaborativeChain(pipe, ChainConfig(snr_db=30.0, **base)).run(APPLE, RECEIVERS, 1)]
+    bad = [r.to_row() for r in CollaborativeChain(pipe, ChainConfig(snr_db=0.0, **base)).run(APPLE, RECEIVERS, 1)]
+    assert np.mean([r["psnr_db"] for r in good]) > np.mean([r["psnr_db"] for r in bad])
+    assert all(r["latent_noise_var"] > 0 and r["channel_uses"] > 0 for r in good)
+    matched = CollaborativeChain(pipe, ChainConfig(snr_db=0.0, analog_noise_matching=True, **base)).run(
+        APPLE, RECEIVERS[:1], 1)[0].to_row()
+    assert matched["matched_sigma"] == pytest.approx(
+        math.sqrt(matched["nominal_sigma"] ** 2 + matched["latent_noise_var"]))
+    assert matched["matched_sigma"] > matched["nominal_sigma"]
+
+
+def test_corrupted_header_makes_the_receiver_generate_alone(pipe):
+    cfg = _bsc(0.3)
+    rec = CollaborativeChain(pipe, cfg).run(APPLE, RECEIVERS[:1], seed=0)[0]
+    row = rec.to_row()
+    assert row["header_corrupted"] is True and row["fallback_generate_alone"] is True
+    from pipeline.split import SplitDiffusion
+
+    np.testing.assert_array_equal(rec.image, SplitDiffusion(pipe).generate(RECEIVERS[0], N, seed=0))
+    assert row["unet_evals_receiver"] == row["unet_evals_alone"] == 2 * N
+
+
+def test_same_config_and_seed_give_identical_records(pipe):
+    cfg = _bsc(0.01)
+    a = CollaborativeChain(pipe, cfg).run(APPLE, RECEIVERS[:2], seed=5)
+    clear_memo()
+    b = CollaborativeChain(pipe, cfg).run(APPLE, RECEIVERS[:2], seed=5)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x.image, y.image)
+        assert _nan_free(x.to_row()) == _nan_free(y.to_row())
+    c = CollaborativeChain(pipe, cfg).run(APPLE, RECEIVERS[:2], seed=6)
+    assert c[0].to_row()["bit_errors"] != a[0].to_row()["bit_errors"] or \
+        not np.array_equal(c[0].image, a[0].image)
+
+
+def test_memo_avoids_recomputing_shared_steps_and_references(pipe):
+    clear_memo()
+    first = CollaborativeChain(pipe, _bsc(0.0))
+    first.run(APPLE, RECEIVERS, seed=3)
+    r = len(RECEIVERS)
+    assert first.split.unet_evals == 2 * K + 2 * r * 2 * (N - K)  # shared + references + received
+    second = CollaborativeChain(pipe, _bsc(0.05, header_over_link=False))
+    second.run(APPLE, RECEIVERS, seed=3)
+    assert second.split.unet_evals == r * 2 * (N - K)  # only the receivers' own steps
+
+
+def test_row_has_flat_scalar_columns_with_units(pipe):
+    cfg = _bsc(0.01, bandwidth_hz=1e6)
+    row = CollaborativeChain(pipe, cfg).run(APPLE, RECEIVERS, seed=0)[1].to_row()
+    for col in ("mse", "psnr_db", "ssim", "bit_errors", "ber", "channel_uses", "airtime_s", "payload_bits",
+                "num_repaired", "unet_evals_sender", "unet_evals_receiver", "unet_evals_alone",
+                "compute_saved_fraction", "channel_uses_per_pixel", "adherent", "classified_as"):
+        assert col in row, col
+    assert all(v is None or isinstance(v, (int, float, str, bool)) for v in row.values())
+    assert row["airtime_s"] == pytest.approx(row["channel_uses"] / 1e6)
+    assert row["ber"] == pytest.approx(row["bit_errors"] / row["num_bits"])
+    assert row["channel_uses_per_pixel"] == pytest.approx(row["channel_uses"] / 32 ** 2)
+    acc = ComputeAccount(N, K, len(RECEIVERS), guidance=True)
+    assert row["unet_evals_sender"] == 2 * K and row["unet_evals_receiver"] == 2 * (N - K)
+    assert row["compute_saved_fraction"] == pytest.approx(acc.compute_saved_fraction)
+
+
+def test_chain_config_errors():
+    with pytest.raises(ValueError, match="num_shared_steps \\(12\\) must be <= num_inference_steps \\(11\\)"):
+        ChainConfig(num_inference_steps=11, num_shared_steps=12)
+    with pytest.raises(ValueError, match="Extra inputs are not permitted"):
+        ChainConfig(num_shared_step=3)
+    with pytest.raises(ValueError, match="transmission='analog' needs codec name 'analog'"):
+        ChainConfig(transmission="analog", snr_db=10.0)
+    with pytest.raises(ValueError, match="snr_db is needed for channel 'awgn'"):
+        ChainConfig()
+    with pytest.raises(ValueError, match="Euler-type"):
+        ChainConfig(transmission="analog", codec={"name": "analog"}, snr_db=3.0, analog_noise_matching=True,
+                    scheduler="ddim")
+    with pytest.raises(ValueError, match="scheduler"):
+        ChainConfig(scheduler="heun", snr_db=3.0)
+    with pytest.raises(ValueError, match="contradicts soft_decoding"):
+        ChainConfig(snr_db=3.0, codec={"name": "uniform", "decoding": "hard"}, soft_decoding=True)
+
+
+def test_run_rejects_bad_input(pipe):
+    chain = CollaborativeChain(pipe, _bsc(0.0))
+    with pytest.raises(ValueError, match="receiver_prompts"):
+        chain.run(APPLE, [], seed=0)
+    with pytest.raises(ValueError, match="shared_prompt"):
+        chain.run("", RECEIVERS, seed=0)
+    with pytest.raises(ValueError, match="seed must be an int"):
+        chain.run(APPLE, RECEIVERS, seed=1.5)
+
+
+# ------------------------------------------------------------------------------------ metrics, compute
+def test_metrics_closed_forms():
+    a = np.full((16, 16, 3), 100, np.uint8)
+    b = a.copy()
+    b[:8] = 110  # half the pixels off by 10
+    assert mse(b, a) == pytest.approx(50.0)
+    assert psnr_db(b, a) == pytest.approx(10 * math.log10(255 ** 2 / 50.0))
+    assert psnr_db(a, a) == math.inf and ssim(a, a) == pytest.approx(1.0)
+    assert ssim(b, a) < 1.0
+    assert set(image_metrics(b, a)) == {"mse", "psnr_db", "ssim"}
+    with pytest.raises(ValueError, match="uint8"):
+        mse(a.astype(np.float32), a)
+    with pytest.raises(ValueError, match="\\[H, W, 3\\]"):
+        mse(a[..., :2], a[..., :2])
+
+
+def test_compute_account_closed_forms():
+    c = ComputeAccount(num_inference_steps=11, num_shared_steps=5, num_receivers=4, guidance=True)
+    assert (c.unet_evals_sender, c.unet_evals_receiver, c.unet_evals_alone) == (10, 12, 22)
+    assert c.compute_saved_fraction == pytest.approx(5 * 3 / (4 * 11))
+    assert ComputeAccount(11, 5, 1).compute_saved_fraction == 0.0  # one receiver saves nothing overall
+    assert ComputeAccount(11, 0, 4, guidance=False).unet_evals_group == 44
+    with pytest.raises(ValueError, match="num_shared_steps"):
+        ComputeAccount(11, 12, 2)
+    with pytest.raises(ValueError, match="num_receivers"):
+        ComputeAccount(11, 2, 0)
