@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 import typing
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -34,6 +35,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 Scalar = Union[bool, int, float, str, None]
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML loader that also reads ``20e6`` / ``3.5e9`` (no exponent sign) as floats, as YAML 1.2 does."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$|^[-+]?\.[0-9_]+[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def yaml_load(text: str):
+    """Parse YAML text (safe loader; exponents without a sign are floats)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 class ConfigError(ValueError):
@@ -343,7 +359,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             raise ConfigError(f"override '{item}' must look like key.path=value")
         key, text = item.split("=", 1)
         try:
-            value = yaml.safe_load(text)
+            value = yaml_load(text)
         except yaml.YAMLError as exc:
             raise ConfigError(f"override '{item}': cannot parse value: {exc}".splitlines()[0]) from None
         set_dotted(out, key.strip(), value)
@@ -367,7 +383,7 @@ def find_config(name_or_path: str | Path | None) -> Path:
 def read_raw(path: Path) -> dict:
     """The YAML mapping in ``path``; a clear error if it is not a mapping."""
     try:
-        raw = yaml.safe_load(Path(path).read_text())
+        raw = yaml_load(Path(path).read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"config {path}: not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(raw, dict):

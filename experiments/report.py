@@ -78,8 +78,8 @@ def key_findings(df, axes: list[str], metrics: list[str]) -> list[str]:
             continue
         if x is not None and df[x].nunique() > 1 and np.issubdtype(df[x].dtype, np.number):
             by = df.assign(_v=vals).groupby(x)["_v"].mean()
-            out.append(f"- `{m}`: {_fmt(by.iloc[0])} at {x} = {_fmt(by.index[0])} → {_fmt(by.iloc[-1])} at "
-                       f"{x} = {_fmt(by.index[-1])} (mean over all other columns; overall mean {_fmt(vals.mean())}).")
+            out.append(f"- `{m}`: {_fmt(by.iloc[0])} at {x} = {_fmt_axis(by.index[0])} → {_fmt(by.iloc[-1])} at "
+                       f"{x} = {_fmt_axis(by.index[-1])} (mean over all other columns; overall mean {_fmt(vals.mean())}).")
         else:
             out.append(f"- `{m}`: mean {_fmt(vals.mean())}, min {_fmt(vals.min())}, max {_fmt(vals.max())}.")
     if "compute_saved_fraction" in df.columns:

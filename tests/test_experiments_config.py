@@ -58,6 +58,7 @@ def test_default_config_is_the_main_job():
     link = expand_grid(cfg)[0].chain["link"]
     assert link["channel"].startswith("tdl") and link["speed_mps"] > 0 and link["mcs"] == "auto"
     assert len(cfg.users[0].receiver_prompts) >= 2
+    assert cfg.chain["bandwidth_hz"] == 20e6        # "20.0e6" is a float, not a string (YAML 1.1 pitfall)
 
 
 def test_typo_in_a_key_names_it_and_the_allowed_keys():
