@@ -110,11 +110,11 @@ def load_pipeline(model: str | os.PathLike | None = None, device: str | torch.de
     """
     from diffusers import StableDiffusionPipeline
 
-    torch_dtype = resolve_dtype(dtype, device)
     try:
         torch.device(device)
     except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device={device!r} is not a torch device ({err})") from None
+        raise ValueError(f"device={device!r} is not a torch device ({str(err).splitlines()[0][:120]})") from None
+    torch_dtype = resolve_dtype(dtype, device)
     shipped = model is None
     path = DEFAULT_MODEL_DIR if shipped else Path(os.fspath(model)).expanduser()
     is_local = shipped or path.exists() or not _HUB_ID.match(str(model))

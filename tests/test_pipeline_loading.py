@@ -1,0 +1,98 @@
+"""Loading: the shipped model, local folders, hub ids (offline), clear errors."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.embedded_model import EmbeddedModelConfig, build_pipeline
+from pipeline.loading import DEFAULT_MODEL_DIR, ModelNotFoundError, load_pipeline, model_fingerprint, resolve_dtype
+from pipeline.split import SplitDiffusion
+
+SHIPPED = (DEFAULT_MODEL_DIR / "model_index.json").is_file()
+
+
+@pytest.fixture(scope="module")
+def saved_tiny(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny") / "tiny-sd"
+    pipe = build_pipeline(EmbeddedModelConfig.tiny(), seed=0)
+    pipe.save_pretrained(path, safe_serialization=True)
+    return path, pipe
+
+
+def test_loads_a_local_folder_and_generates_identically(saved_tiny):
+    path, original = saved_tiny
+    pipe = load_pipeline(path)
+    assert pipe.unet.dtype == torch.float32 and pipe.safety_checker is None
+    assert model_fingerprint(pipe) == model_fingerprint(original)
+    a = SplitDiffusion(pipe).generate("a red apple on a wooden table", 3, seed=0)
+    b = SplitDiffusion(original).generate("a red apple on a wooden table", 3, seed=0)
+    np.testing.assert_array_equal(a, b)
+    assert load_pipeline(str(path), dtype="float16").unet.dtype == torch.float16
+
+
+def test_missing_folder_says_what_was_looked_for(tmp_path):
+    with pytest.raises(ModelNotFoundError, match=f"looked for at {tmp_path / 'nope'}"):
+        load_pipeline(tmp_path / "nope")
+    with pytest.raises(ValueError):  # also a ValueError
+        load_pipeline(str(tmp_path / "nope"))
+
+
+def test_broken_folders_get_clear_errors(tmp_path, saved_tiny):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelNotFoundError, match="no model_index.json"):
+        load_pipeline(tmp_path / "empty")
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "model_index.json").write_text(json.dumps(
+        {"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
+         "vae": ["diffusers", "AutoencoderKL"], "text_encoder": ["transformers", "CLIPTextModel"],
+         "tokenizer": ["transformers", "PreTrainedTokenizerFast"], "scheduler": ["diffusers", "DDIMScheduler"]}))
+    with pytest.raises(ModelNotFoundError, match="lacks the component"):
+        load_pipeline(partial)
+    # all folders there but the weights are garbage
+    path, _ = saved_tiny
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(path, broken)
+    for f in (broken / "unet").glob("*.safetensors"):
+        f.write_bytes(b"garbage")
+    with pytest.raises(ModelNotFoundError, match="could not be loaded"):
+        load_pipeline(broken)
+
+
+def test_hub_id_not_cached_fails_fast_without_network():
+    t0 = time.time()
+    with pytest.raises(ModelNotFoundError, match="not in the local hub cache.*huggingface-cli download"):
+        load_pipeline("distdiff-test/definitely-not-a-model")
+    assert time.time() - t0 < 30
+
+
+def test_bad_dtype_and_device():
+    with pytest.raises(ValueError, match="dtype='int8' is not supported"):
+        resolve_dtype("int8", "cpu")
+    assert resolve_dtype(None, "cpu") == torch.float32 and resolve_dtype(None, "cuda") == torch.float16
+    with pytest.raises(ValueError, match="device="):
+        load_pipeline(device="nonsense")
+
+
+@pytest.mark.skipif(SHIPPED, reason="the shipped model exists")
+def test_missing_shipped_model_explains_how_to_get_it():
+    with pytest.raises(ModelNotFoundError, match="python -m pipeline.training"):
+        load_pipeline()
+
+
+@pytest.mark.skipif(not SHIPPED, reason=f"shipped model not built yet ({DEFAULT_MODEL_DIR})")
+def test_shipped_model_loads_offline_and_generates():
+    pipe = load_pipeline()
+    sd = SplitDiffusion(pipe)
+    image = sd.generate("a red apple on a wooden table", 11, seed=0)
+    assert image.shape == (64, 64, 3) and image.dtype == np.uint8
+    assert image.std() > 5  # not a flat image
+    state = sd.shared("a red apple on a wooden table", 11, 5, seed=0)
+    np.testing.assert_array_equal(sd.finish(state, "a red apple on a wooden table"), image)
