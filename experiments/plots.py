@@ -180,7 +180,7 @@ def make_plots(df, out_dir: Path, specs: list[dict] | None = None, metrics=DEFAU
     paths = []
     if specs:
         for spec in specs:
-            ys = [y for y in spec["y"] if y in df.columns]
+            ys = metric_columns(df, spec["y"])             # present, with at least one finite value
             if not ys or spec["x"] not in df.columns:
                 continue
             hue = [spec["hue"]] if spec.get("hue") else [a for a in axes if a != spec["x"]]
@@ -197,14 +197,28 @@ def make_plots(df, out_dir: Path, specs: list[dict] | None = None, metrics=DEFAU
     return paths
 
 
+def _user_labels(df, names: list[str]) -> dict[str, str]:
+    """``<group>_u<user>`` image names -> the receiver's prompt (when the CSV has it)."""
+    labels = {n: n for n in names}
+    if {"group", "user", "receiver_prompt"} <= set(df.columns):
+        import re
+        import textwrap
+
+        for g, u, prompt in df[["group", "user", "receiver_prompt"]].drop_duplicates().itertuples(index=False):
+            name = f"{re.sub(r'[^A-Za-z0-9_-]+', '-', str(g)).strip('-') or 'group'}_u{int(u)}"
+            if name in labels:
+                labels[name] = textwrap.fill(str(prompt), 22)
+    return labels
+
+
 def image_grid(run_dir: Path, df, max_points: int = 8, path: Path | None = None,
                grid: list[str] | None = None) -> Path | None:
-    """A grid of the saved images: one row per point (first seed), one column per image.
+    """A grid of the saved images: one row per receiver, one column per point (first seed).
 
-    The first row holds each user's error-free reference (``*_ref.png``), then
-    (when saved) the image each user generates alone (``*_alone.png``); the
-    other rows the received images along the sweep (at most ``max_points``,
-    spread evenly). Returns None when no images were saved.
+    The first column holds each receiver's error-free reference (``*_ref.png``),
+    then (when saved) the image it generates alone (``*_alone.png``); the other
+    columns the received images along the sweep (at most ``max_points``, spread
+    evenly). Returns None when no images were saved.
     """
     run_dir = Path(run_dir)
     img_dir = run_dir / "images"
@@ -227,16 +241,17 @@ def image_grid(run_dir: Path, df, max_points: int = 8, path: Path | None = None,
     names = sorted(p.stem for p in first.glob("*.png") if not p.stem.endswith(("_ref", "_alone")))
     if not names:
         return None
-    rows = [("error-free reference", pts["point_key"].iloc[0], "_ref")]
+    cols = [("error-free\nreference", pts["point_key"].iloc[0], "_ref")]
     if any(first.glob("*_alone.png")):
-        rows.append(("generated alone", pts["point_key"].iloc[0], "_alone"))
+        cols.append(("generated\nalone", pts["point_key"].iloc[0], "_alone"))
     for _, r in pts.iterrows():
-        label = ", ".join(f"{a}={r[a]}" for a in axes_cols) or f"point {r['point_index']}"
-        rows.append((label, r["point_key"], ""))
-    fig, axs = plt.subplots(len(rows), len(names), figsize=(1.5 * len(names) + 1.6, 1.5 * len(rows)),
+        label = "\n".join(f"{a}={r[a]}" for a in axes_cols) or f"point {r['point_index']}"
+        cols.append((label, r["point_key"], ""))
+    labels = _user_labels(df, names)
+    fig, axs = plt.subplots(len(names), len(cols), figsize=(1.25 * len(cols) + 1.4, 1.35 * len(names) + 0.5),
                             squeeze=False)
-    for i, (label, key, suffix) in enumerate(rows):
-        for j, name in enumerate(names):
+    for j, (label, key, suffix) in enumerate(cols):
+        for i, name in enumerate(names):
             ax = axs[i, j]
             f = img_dir / key / f"{name}{suffix}.png"
             if f.exists():
@@ -244,9 +259,9 @@ def image_grid(run_dir: Path, df, max_points: int = 8, path: Path | None = None,
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
-                ax.set_title(name, fontsize=7)
+                ax.set_title(label, fontsize=6.5)
             if j == 0:
-                ax.set_ylabel(label, fontsize=6, rotation=0, ha="right", va="center")
+                ax.set_ylabel(labels[name], fontsize=6, rotation=0, ha="right", va="center")
     fig.tight_layout()
     path = Path(path) if path else run_dir / "image_grid.png"
     fig.savefig(path, dpi=110)
