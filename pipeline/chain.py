@@ -49,23 +49,28 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from latent_codec import CodecConfig, HeaderCorruptedError
 from phy import DigitalLink, LinkConfig, SymbolLink
+from phy.config import format_validation_error
 
 from .compute import ComputeAccount
 from .metrics import image_metrics
 from .split import SCHEDULERS, SplitDiffusion
 from .state import IntermediateState
 
-__all__ = ["ChainConfig", "CollaborativeChain", "ReceiverRecord", "clear_memo"]
+__all__ = ["ChainConfig", "ChainConfigError", "CollaborativeChain", "ReceiverRecord", "clear_memo"]
 
 _EULER = ("euler_ancestral", "euler")
 
 
 def _default_codec() -> CodecConfig:
     return CodecConfig(name="uniform", bits=8)
+
+
+class ChainConfigError(ValueError):
+    """A one-line error about an invalid :class:`ChainConfig` (names the field and the problem)."""
 
 
 class ChainConfig(BaseModel):
@@ -122,6 +127,23 @@ class ChainConfig(BaseModel):
     bandwidth_hz: float | None = Field(None, gt=0.0)
     compare_alone: bool = True
     classify: bool = True
+
+    def __init__(self, **data) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ChainConfigError(format_validation_error(exc, "ChainConfig")) from None
+
+    @classmethod
+    def model_validate(cls, obj, *args, **kwargs) -> "ChainConfig":  # type: ignore[override]
+        if isinstance(obj, cls):
+            return obj
+        if isinstance(obj, dict) and not args and not kwargs:
+            return cls(**obj)
+        try:
+            return super().model_validate(obj, *args, **kwargs)
+        except ValidationError as exc:
+            raise ChainConfigError(format_validation_error(exc, "ChainConfig")) from None
 
     @model_validator(mode="after")
     def _check(self) -> "ChainConfig":
