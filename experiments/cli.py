@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: subcommand module names under experiments/commands, in help order
-COMMANDS = ["link", "run", "sweep", "plot"]
+COMMANDS = ["link", "run", "sweep", "plot", "generate"]
 
 
 def build_parser() -> argparse.ArgumentParser:
