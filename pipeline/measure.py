@@ -1,0 +1,164 @@
+"""Measurements behind the pipeline package's documented figures (reproducible commands).
+
+``python -m pipeline.measure timing``          time per denoising step and per image
+``python -m pipeline.measure noise-matching``  analog link: resume at the nominal vs the noise-matched level
+``python -m pipeline.measure grouping``        text-encoder similarity within / across object groups
+``python -m pipeline.measure shared-steps``    receiver adherence vs shared steps and pair similarity
+
+Every command takes ``--model`` (default: the shipped model; ``tiny-random`` for a
+smoke run) and ``--threads`` (default 1) and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+APPLE = "a red apple on a wooden table"
+LEMON = "a yellow lemon on a wooden table"
+
+
+def _pipe(model):
+    if model == "tiny-random":
+        from .embedded_model import EmbeddedModelConfig, build_pipeline
+
+        return build_pipeline(EmbeddedModelConfig.tiny(), seed=0)
+    from .loading import load_pipeline
+
+    return load_pipeline(model)
+
+
+def _table(rows: list[dict]) -> str:
+    from tabulate import tabulate
+
+    return tabulate([[f"{v:.4g}" if isinstance(v, float) else v for v in r.values()] for r in rows],
+                    headers=list(rows[0]), tablefmt="github")
+
+
+def timing(pipe, steps: int = 11, repeats: int = 3) -> list[dict]:
+    """Wall-clock of the split loop (all steps + decode) and of diffusers' own pipeline call [s]."""
+    from .split import SplitDiffusion
+
+    sd = SplitDiffusion(pipe)
+    sd.generate(APPLE, steps, seed=0)  # warm-up
+    rows = []
+    for name, fn in (("SplitDiffusion.generate", lambda s: sd.generate(APPLE, steps, seed=s)),
+                     ("StableDiffusionPipeline.__call__", lambda s: pipe(
+                         APPLE, num_inference_steps=steps, generator=torch.Generator().manual_seed(s),
+                         output_type="np"))):
+        times = []
+        for s in range(repeats):
+            t0 = time.perf_counter()
+            fn(s)
+            times.append(time.perf_counter() - t0)
+        t = float(np.median(times))
+        rows.append({"loop": name, "steps": steps, "threads": torch.get_num_threads(), "image_s": t,
+                     "step_s": t / steps})
+    t0 = time.perf_counter()
+    st = sd.shared(APPLE, steps, steps, seed=0)
+    t_unet = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    sd.decode(st.latents)
+    rows.append({"loop": "breakdown: UNet steps / VAE decode", "steps": steps, "threads": torch.get_num_threads(),
+                 "image_s": t_unet, "step_s": time.perf_counter() - t0})
+    return rows
+
+
+def noise_matching(pipe, snrs_db=(0.0, 5.0, 10.0, 20.0), seeds=range(6), steps: int = 11, shared: int = 5,
+                   estimators=("unbiased", "mmse"), channel: str = "awgn") -> list[dict]:
+    """Analog link, apple shares ``shared`` steps with lemon: quality of nominal vs matched resume."""
+    from .chain import ChainConfig, CollaborativeChain
+
+    rows = []
+    for est in estimators:
+        for snr in snrs_db:
+            out = {}
+            for matching in (False, True):
+                cfg = ChainConfig(num_inference_steps=steps, num_shared_steps=shared, transmission="analog",
+                                  codec={"name": "analog", "estimator": est}, link={"channel": channel},
+                                  snr_db=snr, analog_noise_matching=matching, header_over_link=False,
+                                  compare_alone=False, classify=False)
+                recs = [CollaborativeChain(pipe, cfg).run(APPLE, [LEMON], seed=s)[0].to_row() for s in seeds]
+                out[matching] = recs
+            nominal, matched = out[False], out[True]
+            rows.append({"estimator": est, "snr_db": snr,
+                         "latent_noise_var": float(np.mean([r["latent_noise_var"] for r in nominal])),
+                         "psnr_db_nominal": float(np.mean([r["psnr_db"] for r in nominal])),
+                         "psnr_db_matched": float(np.mean([r["psnr_db"] for r in matched])),
+                         "ssim_nominal": float(np.mean([r["ssim"] for r in nominal])),
+                         "ssim_matched": float(np.mean([r["ssim"] for r in matched])),
+                         "matched_sigma": float(np.mean([r["matched_sigma"] for r in matched])),
+                         "nominal_sigma": float(np.mean([r["nominal_sigma"] for r in matched]))})
+    return rows
+
+
+def grouping(pipe, threshold: float | None = None) -> list[dict]:
+    """Text-encoder cosine similarity within vs across object groups on the scene vocabulary."""
+    from .grouping import PromptGrouper, TextEncoderEmbedder, cosine_similarity
+    from .scenes import OBJECT_COLOURS, OBJECT_GROUPS, TABLES, make_caption, object_in_prompt
+
+    prompts = [make_caption(OBJECT_COLOURS[o][0], o, t) for o in OBJECT_GROUPS for t in list(TABLES)[:3]]
+    emb = TextEncoderEmbedder(pipe)
+    e = emb(prompts)
+    sims = cosine_similarity(e, e).numpy()
+    objs = [object_in_prompt(p) for p in prompts]
+    grp = [OBJECT_GROUPS[o] for o in objs]
+    n = len(prompts)
+    pairs = {"same object": [], "same group, other object": [], "other group": []}
+    for i in range(n):
+        for j in range(i):
+            key = "same object" if objs[i] == objs[j] else \
+                "same group, other object" if grp[i] == grp[j] else "other group"
+            pairs[key].append(sims[i, j])
+    rows = [{"pairs": k, "count": len(v), "mean_cos": float(np.mean(v)), "min_cos": float(np.min(v)),
+             "max_cos": float(np.max(v))} for k, v in pairs.items()]
+    if threshold is None:  # midway between the same-group and other-group means
+        threshold = 0.5 * (rows[1]["mean_cos"] + rows[2]["mean_cos"])
+    g = PromptGrouper(emb, threshold=float(threshold), max_group_size=len(prompts))
+    g.add(prompts)
+    groups = g.groups()
+    purity = sum(max(sum(OBJECT_GROUPS[object_in_prompt(p)] == name for p in x.prompts)
+                     for name in set(grp)) for x in groups) / n
+    rows.append({"pairs": f"PromptGrouper(threshold={threshold:.4f})", "count": len(groups),
+                 "mean_cos": float(purity), "min_cos": float("nan"), "max_cos": float("nan")})
+    return rows
+
+
+def shared_steps(pipe, seeds=range(4), steps: int = 11) -> list[dict]:
+    """Adherence of the receiver's image to its own prompt vs the shared steps, per pair kind."""
+    from .classifier import load_classifier
+    from .grouping import measure_shared_steps
+    from .split import SplitDiffusion
+
+    pairs = [(APPLE, LEMON), ("a red apple on a wooden table", "an orange orange on a wooden table"),
+             ("a brown bird on a wooden table", "a black cat on a wooden table"),
+             (APPLE, "a brown bird on a wooden table"), (APPLE, "a blue bus on a wooden table")]
+    return measure_shared_steps(SplitDiffusion(pipe), pairs, steps, list(range(0, steps + 1, 2)), list(seeds),
+                                load_classifier())
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=["timing", "noise-matching", "grouping", "shared-steps"])
+    p.add_argument("--model", default=None)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seeds", type=int, default=6)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    pipe = _pipe(args.model)
+    if args.what == "timing":
+        rows = timing(pipe)
+    elif args.what == "noise-matching":
+        rows = noise_matching(pipe, seeds=range(args.seeds))
+    elif args.what == "grouping":
+        rows = grouping(pipe)
+    else:
+        rows = shared_steps(pipe, seeds=range(args.seeds))
+    print(_table(rows))
+
+
+if __name__ == "__main__":
+    main()
