@@ -151,13 +151,13 @@ def model_fingerprint(pipe) -> str:
     size, and for every parameter its name, shape, dtype, a float64 sum and the
     bytes of its first and last 64 values. Two different trained models (or
     random initialisations) differ; the same model loaded twice on the same
-    dtype does not. Cached on the pipeline object.
+    dtype does not. Cached on the pipeline object (per dtype).
 
     Input: a diffusers ``StableDiffusionPipeline``. Output: ``str``, 16 hex digits.
     """
     cached = getattr(pipe, "_distdiff_fingerprint", None)
-    if cached is not None:
-        return cached
+    if cached is not None and cached[0] == pipe.unet.dtype:
+        return cached[1]
     h = hashlib.sha256()
     for name in ("unet", "vae", "text_encoder"):
         module = getattr(pipe, name)
@@ -173,7 +173,7 @@ def model_fingerprint(pipe) -> str:
     h.update(str(len(pipe.tokenizer)).encode())
     digest = h.hexdigest()[:16]
     try:
-        pipe._distdiff_fingerprint = digest
+        pipe._distdiff_fingerprint = (pipe.unet.dtype, digest)
     except Exception:  # noqa: BLE001 - pipelines that refuse attributes just recompute
         pass
     return digest

@@ -331,13 +331,13 @@ class SplitDiffusion:
         if not isinstance(state, IntermediateState):
             raise StateError(f"state must be an IntermediateState, got {type(state).__name__}")
         state.validate()
+        if state.dtype != str(self.dtype).replace("torch.", ""):
+            raise StateError(f"state latents are {state.dtype} but this pipeline runs in {self.dtype}; "
+                             "load the pipeline with the same dtype to resume exactly")
         if state.model_fingerprint != self.fingerprint:
             raise StateError(f"state was made by another model (fingerprint {state.model_fingerprint}, "
                              f"{state.model_name or 'unnamed'}) than this pipeline's ({self.fingerprint}, "
                              f"{getattr(self.pipe, 'name_or_path', '') or 'unnamed'}); it cannot be resumed")
-        if state.dtype != str(self.dtype).replace("torch.", ""):
-            raise StateError(f"state latents are {state.dtype} but this pipeline runs in {self.dtype}; "
-                             "load the pipeline with the same dtype to resume exactly")
         if state.latent_shape != self.latent_shape:
             raise StateError(f"state latents have shape {state.latent_shape} but this model's UNet expects "
                              f"{self.latent_shape}")
