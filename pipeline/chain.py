@@ -277,7 +277,7 @@ class CollaborativeChain:
     # ---------------------------------------------------------------- memoised
     def _key(self, prompt: str, seed: int, k: int | None = None) -> tuple:
         c = self.config
-        return (self.split.fingerprint, c.scheduler, c.num_inference_steps,
+        return (self.split.fingerprint, str(self.split.device), c.scheduler, c.num_inference_steps,
                 c.num_shared_steps if k is None else k, int(seed), float(c.guidance_scale), prompt)
 
     def sender_state(self, shared_prompt: str, seed: int) -> tuple[IntermediateState, bool]:
