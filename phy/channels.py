@@ -48,10 +48,14 @@ __all__ = [
     "OfdmTdlChannel",
     "make_symbol_channel",
     "PILOT_SYMBOL",
+    "PILOT_SEED",
 ]
 
 #: the pilot symbol of the Rayleigh block-fading channel (unit energy QPSK)
 PILOT_SYMBOL = complex(1.0, 1.0) / math.sqrt(2.0)
+#: seed of the random QPSK pilots of the OFDM resource grid (fixed: the
+#: pilots are part of the waveform, known to the receiver)
+PILOT_SEED = 0
 
 
 @dataclasses.dataclass
@@ -186,16 +190,20 @@ class OfdmTdlChannel(SymbolChannel):
 
     def __init__(self, config: LinkConfig) -> None:
         super().__init__()
-        self.rg = ResourceGrid(
-            num_ofdm_symbols=config.num_ofdm_symbols,
-            fft_size=config.fft_size,
-            subcarrier_spacing=config.subcarrier_spacing_hz,
-            num_tx=1,
-            num_streams_per_tx=1,
-            cyclic_prefix_length=config.cyclic_prefix_length,
-            pilot_pattern="kronecker",
-            pilot_ofdm_symbol_indices=list(config.pilot_ofdm_symbol_indices),
-        )
+        # Sionna draws the random QPSK pilots when the grid is built: draw them
+        # from a fixed generator so that every instance has the same pilots
+        pilot_gen = torch.Generator().manual_seed(PILOT_SEED)
+        with sionna_generator(pilot_gen, "cpu"):
+            self.rg = ResourceGrid(
+                num_ofdm_symbols=config.num_ofdm_symbols,
+                fft_size=config.fft_size,
+                subcarrier_spacing=config.subcarrier_spacing_hz,
+                num_tx=1,
+                num_streams_per_tx=1,
+                cyclic_prefix_length=config.cyclic_prefix_length,
+                pilot_pattern="kronecker",
+                pilot_ofdm_symbol_indices=list(config.pilot_ofdm_symbol_indices),
+            )
         self.csi = config.csi
         self.data_per_slot = int(self.rg.num_data_symbols)
         self.res_per_slot = config.num_ofdm_symbols * config.fft_size
