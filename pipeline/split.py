@@ -392,6 +392,8 @@ class SplitDiffusion:
             raise ValueError(f"until must be an int in [state.step={state.step}, "
                              f"num_inference_steps={state.num_inference_steps}], got {until!r}")
         prompts = state.prompts if prompt is None else self._prompts(prompt)
+        if len(prompts) == 1 and state.batch_size > 1:  # one prompt for every sample
+            prompts = prompts * state.batch_size
         if len(prompts) != state.batch_size:
             if state.batch_size != 1:
                 raise ValueError(f"got {len(prompts)} prompts for a state of batch size {state.batch_size}")
@@ -444,13 +446,14 @@ class SplitDiffusion:
                latent_noise_variance: float | None = None, strict: bool = False) -> np.ndarray:
         """Run the remaining steps with ``prompt`` and decode.
 
-        Returns ``np.uint8`` ``[H, W, 3]`` when ``prompt`` is a string (or None
-        with a batch-1 state), else ``[B, H, W, 3]``. See :meth:`resume` for the
+        Returns ``np.uint8`` ``[H, W, 3]`` for a batch-1 state with a string
+        prompt (or None), else ``[B, H, W, 3]`` (a string prompt is used for
+        every sample of a batched state). See :meth:`resume` for the
         arguments; a state that cannot be resumed exactly raises
         :class:`~pipeline.state.StateError` (a ``ValueError``).
         """
         final = self.resume(state, prompt, None, latent_noise_variance, strict)
-        single = isinstance(prompt, str) or (prompt is None and state.batch_size == 1)
+        single = final.batch_size == 1 and (isinstance(prompt, str) or prompt is None)
         return self._output(self.decode(final.latents), single)
 
     def generate(self, prompt: str | list[str], num_inference_steps: int = 11, seed: int | list[int] = 0,

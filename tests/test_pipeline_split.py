@@ -88,6 +88,9 @@ def test_one_state_many_receivers(sd):
     state = sd.shared(APPLE, N, 3, seed=3)
     images = sd.finish(state, [APPLE, LEMON])
     assert images.shape == (2, 32, 32, 3)
+    both = sd.finish(state.repeat(2), LEMON)  # one string prompt for a batch
+    assert both.shape == (2, 32, 32, 3)
+    np.testing.assert_array_equal(both[0], images[1])
     assert not np.array_equal(images[0], images[1])  # the receiver's prompt matters
 
 
