@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .plots import axis_columns, choose_x, image_grid, make_plots, metric_columns
+from .plots import _is_numeric, axis_columns, choose_x, image_grid, make_plots, metric_columns
 from .results import read_results
 
 DEFAULT_HEADLINE = ("psnr_db", "ssim", "adherent", "compute_saved_fraction", "airtime_s")
@@ -76,19 +76,29 @@ def key_findings(df, axes: list[str], metrics: list[str]) -> list[str]:
         vals = df[m].astype(float)
         if not np.isfinite(vals).any():
             continue
-        if x is not None and df[x].nunique() > 1 and np.issubdtype(df[x].dtype, np.number):
+        if x is not None and df[x].nunique() > 1 and _is_numeric(df[x]):
             by = df.assign(_v=vals).groupby(x)["_v"].mean()
             out.append(f"- `{m}`: {_fmt(by.iloc[0])} at {x} = {_fmt_axis(by.index[0])} → {_fmt(by.iloc[-1])} at "
                        f"{x} = {_fmt_axis(by.index[-1])} (mean over all other columns; overall mean {_fmt(vals.mean())}).")
+        elif x is not None and df[x].nunique() > 1:
+            by = df.assign(_v=vals).groupby(x, sort=False)["_v"].mean()
+            out.append(f"- `{m}` by {x}: " + ", ".join(f"{_fmt_axis(k)} {_fmt(v)}" for k, v in by.items())
+                       + f" (mean over all other columns).")
         else:
             out.append(f"- `{m}`: mean {_fmt(vals.mean())}, min {_fmt(vals.min())}, max {_fmt(vals.max())}.")
     if "compute_saved_fraction" in df.columns:
         v = df["compute_saved_fraction"].astype(float)
-        out.append(f"- Compute saved against every user generating alone: {100 * v.mean():.1f}% of UNet "
-                   f"evaluations on average (range {100 * v.min():.1f}–{100 * v.max():.1f}%).")
-    if "airtime_s" in df.columns:
-        per_point = df.drop_duplicates(["point_key"] + [c for c in ("group", "user") if c in df.columns])
-        out.append(f"- Airtime per received state: mean {_fmt(per_point['airtime_s'].astype(float).mean())} s.")
+        out.append(f"- Compute saved by the group against every receiver generating alone: {100 * v.mean():.1f}% "
+                   f"of UNet evaluations on average (range {100 * v.min():.1f}–{100 * v.max():.1f}%; the "
+                   f"sender's shared steps are counted once).")
+    if "receiver_compute_saved_fraction" in df.columns:
+        v = df["receiver_compute_saved_fraction"].astype(float)
+        out.append(f"- Each receiver runs {100 * v.mean():.1f}% fewer denoising steps than alone on average "
+                   f"(range {100 * v.min():.1f}–{100 * v.max():.1f}%).")
+    if "airtime_s" in df.columns and np.isfinite(df["airtime_s"].astype(float)).any():
+        air = df["airtime_s"].astype(float)
+        out.append(f"- Airtime per received state: mean {_fmt(air.mean())} s (min {_fmt(air.min())} s, "
+                   f"max {_fmt(air.max())} s).")
     return out
 
 
