@@ -8,7 +8,11 @@ Stages, each skipped when its output exists, each checkpointed while it runs:
 4. ``unet``    -- train the text encoder and the UNet together (epsilon prediction,
    Stable Diffusion's scaled-linear noise schedule, 10% caption dropout for
    classifier-free guidance, EMA of the weights).
-5. ``export``  -- write the diffusers folder (fp16 safetensors) with the EMA weights.
+5. ``decoder`` -- fine-tune the VAE decoder alone on the cached latents (the
+   encoder, hence the latent space the UNet learns, stays fixed), with an extra
+   image-gradient L1 term against blur. Independent of stage 4, so it may run
+   in a second process at the same time (``--only-stage decoder``).
+6. ``export``  -- write the diffusers folder (fp16 safetensors) with the EMA weights.
 
 Each training stage stops at ``*_steps`` or after ``*_seconds`` of training time,
 whichever comes first (time spent before an interruption counts). Checkpoints
@@ -213,6 +217,39 @@ def train_unet(components, data, latents, workdir: Path, args) -> tuple[dict, di
     return ema_unet, ema_text
 
 
+def _image_gradient_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """L1 distance between the horizontal and vertical finite differences of two images."""
+    dx = lambda t: t[..., :, 1:] - t[..., :, :-1]  # noqa: E731
+    dy = lambda t: t[..., 1:, :] - t[..., :-1, :]  # noqa: E731
+    return F.l1_loss(dx(a), dx(b)) + F.l1_loss(dy(a), dy(b))
+
+
+def train_decoder(vae, data, latents, workdir: Path, args) -> None:
+    """Fine-tune ``vae.decoder`` (and ``post_quant_conv``) on the cached posterior means."""
+    device = args.device
+    vae.to(device).train()
+    params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
+    opt = torch.optim.AdamW(params, lr=args.decoder_lr, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(args.seed + 3)
+    stage = _Stage(workdir / "decoder.pt", {"vae": vae}, opt, gen)
+    images, z_all = data["images"], latents["latents"]
+    z_std = float(z_all.std())
+
+    def step_fn(step):
+        idx = torch.randint(len(images), (args.vae_batch_size,), generator=gen)
+        x = _to_model_range(images[idx], device)
+        z = z_all[idx] + 0.05 * z_std * torch.randn(z_all[idx].shape, generator=gen)
+        rec = vae.decode(z.to(device)).sample
+        loss = F.l1_loss(rec, x) + F.mse_loss(rec, x) + _image_gradient_l1(rec, x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    stage.run(args.decoder_steps, args.decoder_seconds, step_fn, "decoder")
+    (workdir / "decoder.done").write_text(json.dumps({"steps": stage.step, "seconds": stage.elapsed_s}))
+
+
 def export(components, ema_unet, ema_text, scaling_factor: float, out: Path, info: dict) -> None:
     components["unet"].load_state_dict(ema_unet)
     components["text_encoder"].load_state_dict(ema_text)
@@ -238,6 +275,11 @@ def parse_args(argv=None):
     p.add_argument("--vae-seconds", type=float, default=10 * 60)
     p.add_argument("--vae-lr", type=float, default=1e-3)
     p.add_argument("--vae-kl-weight", type=float, default=1e-4)
+    p.add_argument("--decoder-steps", type=int, default=100_000)
+    p.add_argument("--decoder-seconds", type=float, default=30 * 60)
+    p.add_argument("--decoder-lr", type=float, default=5e-4)
+    p.add_argument("--only-stage", choices=["decoder"], default=None,
+                   help="run only this stage (its inputs must exist), e.g. in a second process")
     p.add_argument("--unet-steps", type=int, default=100_000)
     p.add_argument("--unet-seconds", type=float, default=52 * 60)
     p.add_argument("--unet-lr", type=float, default=6e-4)
@@ -245,7 +287,7 @@ def parse_args(argv=None):
     p.add_argument("--ema-decay", type=float, default=0.999)
     p.add_argument("--caption-dropout", type=float, default=0.1)
     args = p.parse_args(argv)
-    for name in ("num_scenes", "batch_size", "vae_batch_size", "vae_steps", "unet_steps", "warmup_steps", "threads"):
+    for name in ("num_scenes", "batch_size", "vae_batch_size", "vae_steps", "decoder_steps", "unet_steps", "warmup_steps", "threads"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be positive")
     return args
@@ -264,11 +306,19 @@ def main(argv=None) -> None:
     else:
         components["vae"].load_state_dict(torch.load(args.workdir / "vae.pt", weights_only=False)["modules"]["vae"])
     latents = encode_latents(components["vae"], data, args.workdir, args)
+    if args.only_stage == "decoder":
+        train_decoder(components["vae"], data, latents, args.workdir, args)
+        return
     ema_unet, ema_text = train_unet(components, data, latents, args.workdir, args)
+    if not (args.workdir / "decoder.done").exists():
+        train_decoder(components["vae"], data, latents, args.workdir, args)
+    components["vae"].load_state_dict(
+        torch.load(args.workdir / "decoder.pt", weights_only=False)["modules"]["vae"])
     components["vae"].to("cpu")
     info = dict(config=config.to_dict(), args={k: str(v) for k, v in vars(args).items()},
                 vae=json.loads((args.workdir / "vae.done").read_text()),
                 unet=json.loads((args.workdir / "unet.done").read_text()),
+                decoder=json.loads((args.workdir / "decoder.done").read_text()),
                 scaling_factor=latents["scaling_factor"], torch=torch.__version__,
                 device=str(args.device), wall_clock_this_invocation_s=time.time() - t_start)
     export({k: (v.to("cpu") if hasattr(v, "to") and not isinstance(v, type) else v) for k, v in components.items()},
