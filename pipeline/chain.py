@@ -98,7 +98,9 @@ class ChainConfig(BaseModel):
         Decode the latents from LLRs (MMSE per value) rather than hard bits.
     analog_noise_matching : bool
         Analog only: resume at the noise level that matches the latent noise
-        the channel added (Euler-type schedulers).
+        the channel added (Euler-type schedulers); the record then also holds
+        ``mse/psnr_db/ssim_nominal_resume``, the same received latents
+        resumed at the nominal step, for comparison.
     header_over_link : bool
         Send the codec header (repetition-protected) over the same link; a
         corrupted header makes the receiver generate alone. False: header error-free.
@@ -406,14 +408,16 @@ class CollaborativeChain:
                 image = self.alone(prompt, seed)
                 comp["unet_evals_receiver"] = compute.unet_evals_alone
             else:
-                variance = None
+                variance, received = None, state.with_latents(rx.to(state.latents.dtype))
                 if c.analog_noise_matching:
                     variance = link_stats.get("latent_noise_var", 0.0)
                     sk, sm, tm = self.split.matched_sigma(state, variance)
                     info.update(nominal_sigma=sk, matched_sigma=sm, matched_timestep=tm)
-                image = self.split.finish(state.with_latents(rx.to(state.latents.dtype)), prompt,
-                                          latent_noise_variance=variance)
+                image = self.split.finish(received, prompt, latent_noise_variance=variance)
             metrics = image_metrics(image, reference)
+            if rx is not None and c.analog_noise_matching:  # the comparison: same received latents, nominal step
+                nominal = self.split.finish(received, prompt)
+                metrics.update({f"{k}_nominal_resume": v for k, v in image_metrics(nominal, reference).items()})
             link = dict(link_stats)
             nb = link.get("num_bits") or 0
             link["ber"] = link["bit_errors"] / nb if nb else 0.0

@@ -85,6 +85,9 @@ def test_analog_transmission_and_noise_matching(pipe):
     assert matched["matched_sigma"] == pytest.approx(
         math.sqrt(matched["nominal_sigma"] ** 2 + matched["latent_noise_var"]))
     assert matched["matched_sigma"] > matched["nominal_sigma"]
+    # the nominal resume of the same received latents is the plain analog chain's image
+    plain = [r for r in bad if r["snr_db"] == 0.0][0]
+    assert matched["psnr_db_nominal_resume"] == pytest.approx(plain["psnr_db"])
 
 
 def test_corrupted_header_makes_the_receiver_generate_alone(pipe):
