@@ -149,8 +149,11 @@ def resolve_chain(cfg: ExperimentConfig, params: dict, chain_model: type[BaseMod
         return chain
     try:
         return chain_model.model_validate(chain).model_dump(mode="json", exclude_unset=True)
-    except ValidationError as err:
-        msg = format_validation_error(err, chain_model, "chain").removeprefix("config chain: ")
+    except ValueError as err:      # pydantic's ValidationError, or a chain's own one-line ValueError
+        if isinstance(err, ValidationError):
+            msg = format_validation_error(err, chain_model, "chain").removeprefix("config chain: ")
+        else:
+            msg = str(err)
         where = ", ".join(f"{k}={v!r}" for k, v in params.items())
         raise ConfigError(f"chain config at grid point ({where}): {msg}") from None
 

@@ -97,3 +97,27 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("distdiff: error: ") and "unknown key 'grdi'" in err[0]
     assert _cli(["plot", str(tmp_path)]) == 2
     assert "no results.csv" in capsys.readouterr().err
+
+
+def test_free_prompts_are_grouped_by_meaning(tmp_path):
+    """A config with free user prompts: the pipeline's grouper forms the groups (fruit vs vehicles)."""
+    from experiments.config import parse_config
+    from experiments.executors import SerialExecutor
+    from experiments.runner import run_sweep
+
+    cfg = parse_config({
+        "name": "grouped", "model": "tiny-random", "seeds": [0],
+        "grouping": {"prompts": ["a red apple on a wooden table", "a blue bus on a white table",
+                                 "a yellow lemon on a blue table", "a red car on a wooden table"],
+                     "threshold": 0.5, "max_group_size": 4, "auto_shared_steps": True},
+        "chain": {"num_inference_steps": 4, "num_shared_steps": 2, "transmission": "lossless", "classify": False, "compare_alone": False},
+        "grid": {"guidance_scale": [7.5]},
+    })
+    out = run_sweep(cfg, out_root=tmp_path, executor=SerialExecutor(), progress=False, make_outputs=False)
+    assert out.complete
+    df = read_results(out.run_dir / "results.csv")
+    groups = {g: sorted(sub["receiver_prompt"]) for g, sub in df.groupby("group")}
+    assert sorted(groups.values()) == [["a blue bus on a white table", "a red car on a wooden table"],
+                                       ["a red apple on a wooden table", "a yellow lemon on a blue table"]]
+    assert (df["group_similarity"] < 1).all() and (df["psnr_db"] == float("inf")).all()   # lossless
+    assert df["num_shared_steps"].between(0, 4).all()
