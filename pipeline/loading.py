@@ -20,6 +20,7 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -78,6 +79,23 @@ def _check_folder(path: Path, shipped: bool) -> None:
         raise ModelNotFoundError(f"{what} at {path} lacks the component(s) {missing}; {hint}")
 
 
+@contextlib.contextmanager
+def _quiet_loading():
+    """No diffusers/transformers loading progress bars (restored afterwards)."""
+    from diffusers.utils import logging as dlog
+    from transformers.utils import logging as tlog
+
+    restore = [(m, m.is_progress_bar_enabled()) for m in (dlog, tlog) if hasattr(m, "is_progress_bar_enabled")]
+    for m, _ in restore:
+        m.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for m, was_enabled in restore:
+            if was_enabled:
+                m.enable_progress_bar()
+
+
 def load_pipeline(model: str | os.PathLike | None = None, device: str | torch.device = "cpu", dtype=None,
                   allow_download: bool = False):
     """Load a Stable-Diffusion-family text-to-image pipeline.
@@ -118,14 +136,15 @@ def load_pipeline(model: str | os.PathLike | None = None, device: str | torch.de
     shipped = model is None
     path = DEFAULT_MODEL_DIR if shipped else Path(os.fspath(model)).expanduser()
     is_local = shipped or path.exists() or not _HUB_ID.match(str(model))
-    kwargs = dict(torch_dtype=torch_dtype, safety_checker=None, requires_safety_checker=False)
+    kwargs = dict(dtype=torch_dtype, safety_checker=None, requires_safety_checker=False)
     if is_local:
         _check_folder(path, shipped)
         source, kwargs["local_files_only"] = str(path), True
     else:
         source, kwargs["local_files_only"] = str(model), not allow_download
     try:
-        pipe = StableDiffusionPipeline.from_pretrained(source, **kwargs)
+        with _quiet_loading():
+            pipe = StableDiffusionPipeline.from_pretrained(source, **kwargs)
     except Exception as err:  # noqa: BLE001 - any loader failure becomes one clear message
         first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
         if is_local:
