@@ -222,8 +222,8 @@ class OfdmTdlChannel(SymbolChannel):
 
     @property
     def doppler_hz(self) -> float:
-        """Maximum Doppler shift [Hz] of the configured speed and carrier."""
-        return float(self.tdl.max_speed) * float(self.tdl.carrier_frequency) / 299_792_458.0
+        """Maximum Doppler shift [Hz] the TDL model uses (speed * carrier / c)."""
+        return float(self.tdl._max_doppler) / (2.0 * math.pi)  # pylint: disable=protected-access
 
     def channel_uses(self, num_symbols: int) -> int:
         return max(1, math.ceil(num_symbols / self.data_per_slot)) * self.res_per_slot
