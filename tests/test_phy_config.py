@@ -1,0 +1,200 @@
+"""LinkConfig validation, derived quantities, MCS tables, theory, and the CLI."""
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+
+from experiments.cli import main
+from phy import LinkConfig, mcs_entry, mcs_table, parse_snr_db_list, theory
+
+
+# --------------------------------------------------------------------------
+# configuration errors: one line, naming the parameter and the allowed values
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kw, words",
+    [
+        (dict(modulation="8psk"), ["modulation", "'bpsk'", "'256qam'"]),
+        (dict(code="turbo"), ["code", "'ldpc'", "'polar'"]),
+        (dict(channel="tdl-f"), ["channel", "'tdl-e'", "'bsc'"]),
+        (dict(speed_mps=-1.0), ["speed_mps", "greater than or equal to 0"]),
+        (dict(code_rate=0.99), ["code_rate", "0.95"]),
+        (dict(code_rate=0.0), ["code_rate", "greater than 0"]),
+        (dict(block_length=9000), ["block_length", "8448"]),
+        (dict(code="polar", block_length=2000), ["block_length", "1088"]),
+        (dict(code="none", code_rate=0.5), ["code_rate", "code='none'"]),
+        (dict(mcs=29), ["mcs", "0..28"]),
+        (dict(mcs=3, code="polar"), ["mcs", "ldpc"]),
+        (dict(mcs=10, modulation="qpsk"), ["modulation", "contradicts", "16qam"]),
+        (dict(bit_error_rate=0.7), ["bit_error_rate", "0.5"]),
+        (dict(csi="mmse"), ["csi", "'perfect'", "'ls'"]),
+        (dict(modualtion="qpsk"), ["unknown parameter", "modualtion"]),
+        (dict(channel="tdl-a", pilot_ofdm_symbol_indices=(2, 14)), ["pilot_ofdm_symbol_indices", "0..13"]),
+    ],
+)
+def test_bad_config_is_a_one_line_value_error_naming_the_parameter(kw, words):
+    with pytest.raises(ValueError) as exc:
+        LinkConfig(**kw)
+    msg = str(exc.value)
+    assert "\n" not in msg
+    for w in words:
+        assert w in msg, (w, msg)
+
+
+def test_config_is_frozen_and_validates_dicts():
+    cfg = LinkConfig.model_validate({"modulation": "16qam"})
+    assert cfg.bits_per_symbol == 4
+    with pytest.raises(ValueError, match="modulation"):
+        LinkConfig.model_validate({"modulation": "x"})
+    with pytest.raises(Exception):
+        cfg.modulation = "qpsk"  # type: ignore[misc]
+    assert cfg.replace(code="none").code_rate == 1.0
+
+
+def test_derived_quantities():
+    cfg = LinkConfig(modulation="16qam", code="ldpc", code_rate=0.5, block_length=1000)
+    # (1000 + 24 CRC) / 0.5 = 2048 coded bits, a whole number of 16-QAM symbols
+    assert cfg.codeword_length == 2048
+    assert cfg.effective_code_rate == pytest.approx(1000 / 2048)
+    assert cfg.info_bits_per_channel_use == pytest.approx(4 * 1000 / 2048)
+    assert LinkConfig(code="none", modulation="64qam").info_bits_per_channel_use == 6
+    assert LinkConfig(code="polar", block_length=100).crc_name == "crc11"
+    assert LinkConfig(code="polar", block_length=15, code_rate=0.3).crc_name == "crc6"
+    assert LinkConfig(decoder="sionna").cn_update == "boxplus-phi"
+    assert LinkConfig(decoder="sionna").decoder_iterations == 20
+    assert LinkConfig().decoder_iterations == 50 and LinkConfig().cn_update == "boxplus"
+    auto = LinkConfig(mcs="auto")
+    with pytest.raises(ValueError, match="depends on the SNR"):
+        _ = auto.bits_per_symbol
+    assert auto.for_mcs(20).modulation == "64qam"
+
+
+def test_mcs_tables_follow_ts_38_214():
+    # Table 5.1.3.1-1: I_MCS 0 -> QPSK 120/1024, 10 -> 16QAM 340, 28 -> 64QAM 948
+    assert (mcs_entry(0).modulation, round(mcs_entry(0).code_rate * 1024)) == ("qpsk", 120)
+    assert (mcs_entry(10).modulation, round(mcs_entry(10).code_rate * 1024)) == ("16qam", 340)
+    assert (mcs_entry(28).modulation, round(mcs_entry(28).code_rate * 1024)) == ("64qam", 948)
+    # Table 5.1.3.1-2 reaches 256-QAM, index 27 is the last valid one
+    assert mcs_entry(27, table=2).modulation == "256qam"
+    assert len(mcs_table(2)) == 28
+    with pytest.raises(ValueError, match="mcs"):
+        mcs_entry(28, table=2)
+    cfg = LinkConfig(mcs=10)
+    assert cfg.modulation == "16qam" and cfg.code_rate == pytest.approx(340 / 1024)
+
+
+# --------------------------------------------------------------------------
+# theory
+# --------------------------------------------------------------------------
+def test_qam_ber_formula_special_cases():
+    e = np.array([0.0, 5.0, 10.0])
+    assert np.allclose(theory.ber_qam_awgn(e, 2), theory.ber_bpsk_awgn(e))
+    # high-SNR approximation of Gray 16-QAM: 3/4 Q(sqrt(4/5 Eb/N0))
+    hi = 16.0
+    approx = 0.75 * theory.qfunc(math.sqrt(0.8 * 10 ** (hi / 10)))
+    assert theory.ber_qam_awgn(hi, 4) == pytest.approx(approx, rel=1e-3)
+
+
+def test_capacities_are_ordered_and_limits_known():
+    for mod, m in [("bpsk", 1), ("qpsk", 2), ("16qam", 4), ("64qam", 6), ("256qam", 8)]:
+        for snr in (-5.0, 5.0, 15.0):
+            cm = theory.constellation_capacity(snr, mod, "cm")
+            bicm = theory.constellation_capacity(snr, mod, "bicm")
+            assert bicm <= cm + 1e-9 <= theory.shannon_capacity(snr) + 1e-9
+        assert theory.constellation_capacity(45.0, mod) == pytest.approx(m, abs=1e-3)
+    # QPSK is two BPSKs with half the energy each
+    assert theory.constellation_capacity(3.0, "qpsk") == pytest.approx(
+        2 * theory.constellation_capacity(3.0 - 10 * math.log10(2), "bpsk"), rel=1e-6
+    )
+    assert theory.shannon_ebno_limit_db(1.0) == pytest.approx(0.0, abs=1e-12)
+    assert theory.bicm_ebno_limit_db("qpsk", 0.5) == pytest.approx(0.187, abs=0.01)  # BPSK rate 1/2
+    assert theory.bicm_ebno_limit_db("16qam", 0.5) > theory.bicm_ebno_limit_db("16qam", 0.5, "cm")
+    assert theory.bicm_ebno_limit_db("16qam", 0.5, "cm") > theory.shannon_ebno_limit_db(2.0)
+
+
+def test_16qam_capacity_against_monte_carlo():
+    """Independent 2-D Monte Carlo of I(X;Y) with Sionna's constellation."""
+    from sionna.phy.mapping import Constellation
+
+    pts = Constellation("qam", 4)().numpy().astype(np.complex128)
+    rng = np.random.default_rng(0)
+    snr_db, n = 6.0, 40_000
+    n0 = 10 ** (-snr_db / 10)
+    x = pts[rng.integers(0, 16, n)]
+    z = math.sqrt(n0 / 2) * (rng.standard_normal(n) + 1j * rng.standard_normal(n))
+    d = -np.abs((x + z)[:, None] - pts[None, :]) ** 2 / n0
+    own = -np.abs(z) ** 2 / n0
+    loss = (np.logaddexp.reduce(d, axis=1) - own) / math.log(2)
+    mc, se = 4 - loss.mean(), loss.std() / math.sqrt(n)
+    assert abs(theory.constellation_capacity(snr_db, "16qam", "cm") - mc) < 4.5 * se
+
+
+# --------------------------------------------------------------------------
+# SNR lists and the command line
+# --------------------------------------------------------------------------
+def test_parse_snr_db_list():
+    assert parse_snr_db_list("0:2:6") == [0.0, 2.0, 4.0, 6.0]
+    assert parse_snr_db_list("-1.5, 3") == [-1.5, 3.0]
+    assert parse_snr_db_list("10:-5:0") == [10.0, 5.0, 0.0]
+    for bad in ("", " ", "a,b", "0:0:5", "0:1", "0:-1:5"):
+        with pytest.raises(ValueError, match="snr_db"):
+            parse_snr_db_list(bad)
+
+
+def test_cli_link_table_json_and_csv(capsys, tmp_path):
+    out = tmp_path / "rows.csv"
+    rc = main(["link", "--code", "none", "--snr-db", "0,6", "--num-bits", "4000", "--no-progress",
+               "--output", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "snr_db" in text and "bler" in text and "channel_uses" in text
+    rows = list(csv.DictReader(open(out)))
+    assert [float(r["snr_db"]) for r in rows] == [0.0, 6.0]
+    assert float(rows[0]["ber"]) > float(rows[1]["ber"])
+    rc = main(["link", "--modulation", "16qam", "--code", "ldpc", "--block-length", "256", "--snr-db", "12",
+               "--num-bits", "1000", "--format", "json", "--no-progress"])
+    assert rc == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.strip()]
+    row = json.loads(lines[0])
+    for key in ("snr_db", "ebno_db", "modulation", "code", "code_rate", "mcs_index", "channel", "speed_mps",
+                "csi", "num_bits", "bit_errors", "ber", "num_blocks", "block_errors", "bler", "channel_uses"):
+        assert key in row
+    assert row["num_bits"] == 1024 and row["bit_errors"] == 0
+
+
+def test_cli_bsc_sweeps_bit_error_rates(capsys):
+    rc = main(["link", "--channel", "bsc", "--code", "none", "--bit-error-rate", "0.01,0.2", "--num-bits", "20000",
+               "--format", "json", "--no-progress"])
+    assert rc == 0
+    rows = [json.loads(ln) for ln in capsys.readouterr().out.splitlines() if ln.startswith("{")]
+    assert [r["bit_error_rate"] for r in rows] == [0.01, 0.2]
+    assert rows[0]["snr_db"] is None
+    assert abs(rows[1]["ber"] - 0.2) < 4.5 * math.sqrt(0.2 * 0.8 / rows[1]["num_bits"])
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["link", "--snr-db", ""], ["snr_db", "empty"]),
+        (["link", "--code-rate", "0.99", "--snr-db", "1"], ["code_rate", "0.95"]),
+        (["link", "--speed-mps", "-3", "--snr-db", "1"], ["speed_mps"]),
+        (["link", "--bit-error-rate", "0.1", "--snr-db", "1"], ["bit-error-rate", "bsc"]),
+        (["link", "--mcs", "40", "--snr-db", "1"], ["mcs", "0..28"]),
+    ],
+)
+def test_cli_library_errors_are_one_line_exit_2(argv, words, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("distdiff: error: ") and "\n" not in err and "Traceback" not in err
+    for w in words:
+        assert w in err
+
+
+def test_cli_bad_choice_is_argparse_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["link", "--modulation", "8psk"])
+    assert exc.value.code == 2
+    assert "invalid choice: '8psk'" in capsys.readouterr().err
