@@ -98,9 +98,12 @@ def measure_curve(
     """Measure one curve (see the module docstring); returns CSV rows."""
     torch.set_num_threads(1)
     mod = modulation_from_bits(spec.bits_per_symbol)
-    cfg = LinkConfig(
-        modulation=mod, code="ldpc", code_rate=spec.code_rate, block_length=spec.block_length, channel="awgn"
-    )
+    try:
+        cfg = LinkConfig(
+            modulation=mod, code="ldpc", code_rate=spec.code_rate, block_length=spec.block_length, channel="awgn"
+        )
+    except ValueError:
+        return []  # this rate cannot be built at this block length (5G would segment differently)
     link = DigitalLink(cfg)
     eff_rate = (cfg.block_length + cfg.crc_length) / cfg.codeword_length
     limit_snr = bicm_ebno_limit_db(mod, min(eff_rate, 0.999)) + 10 * math.log10(spec.bits_per_symbol * eff_rate)
@@ -195,7 +198,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     """Command-line entry point of ``python -m phy.calibrate``."""
     p = argparse.ArgumentParser(prog="python -m phy.calibrate", description=__doc__.split("\n\n")[0])
     p.add_argument("--tables", default="1,2,3", help="MCS tables, comma list (default 1,2,3)")
-    p.add_argument("--block-lengths", default="256,1024,4096", help="information bits per block, comma list")
+    p.add_argument("--block-lengths", default="1024,4096,256", help="information bits per block, comma list")
     p.add_argument("--target-bler", type=float, default=0.1)
     p.add_argument("--step-db", type=float, default=0.5)
     p.add_argument("--min-blocks", type=int, default=50)
@@ -205,6 +208,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--workers", type=int, default=1, help="worker processes (one torch thread each)")
     p.add_argument("--output", default=str(CALIBRATION_FILE))
     p.add_argument("--compare-sionna", action="store_true", help="only compare --output with Sionna SYS")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the curves already measured (in --output or its .partial.csv), measure the rest")
     args = p.parse_args(argv)
     tables = [int(t) for t in args.tables.split(",")]
     lengths = [int(k) for k in args.block_lengths.split(",")]
@@ -223,35 +228,56 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 0
 
     specs = _specs(tables, lengths)
+    fields = ["bits_per_symbol", "code_rate_x1024", "block_length", "snr_db", "blocks", "block_errors", "bler"]
+    done: set[tuple] = set()
+    rows: list[dict] = []
+    partial = out.with_suffix(".partial.csv")
+    source = partial if partial.exists() else out
+    if args.resume and source.exists():
+        with open(source, newline="", encoding="utf-8") as fh:
+            for r in csv.DictReader(line for line in fh if not line.startswith("#")):
+                rows.append(r)
+                done.add((int(r["bits_per_symbol"]), float(r["code_rate_x1024"]), int(r["block_length"])))
+    todo = [s for s in specs if (s.bits_per_symbol, s.code_rate_x1024, s.block_length) not in done]
     kwargs = dict(target_bler=args.target_bler, step_db=args.step_db, min_blocks=args.min_blocks,
                   max_block_errors=args.max_block_errors, max_bits=args.max_bits, seed=args.seed)
     t0 = time.perf_counter()
-    rows: list[dict] = []
+    out.parent.mkdir(parents=True, exist_ok=True)
     from tqdm import tqdm  # pylint: disable=import-outside-toplevel
 
-    with tqdm(total=len(specs), desc="calibrating", file=sys.stderr) as bar:
+    with open(partial, "w", newline="", encoding="utf-8") as fh, \
+            tqdm(total=len(todo), desc="calibrating", file=sys.stderr) as bar:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+        def collect(curve_rows: list[dict]) -> None:
+            rows.extend(curve_rows)
+            writer.writerows(curve_rows)  # every finished curve is on disk at once
+            fh.flush()
+            bar.update()
+
         if args.workers > 1:
             with concurrent.futures.ProcessPoolExecutor(args.workers) as pool:
-                futures = [pool.submit(measure_curve, s, **kwargs) for s in specs]
+                futures = [pool.submit(measure_curve, s, **kwargs) for s in todo]
                 for f in concurrent.futures.as_completed(futures):
-                    rows.extend(f.result())
-                    bar.update()
+                    collect(f.result())
         else:
-            for s in specs:
-                rows.extend(measure_curve(s, **kwargs))
-                bar.update()
-    rows.sort(key=lambda r: (r["block_length"], r["bits_per_symbol"], r["code_rate_x1024"], r["snr_db"]))
-    out.parent.mkdir(parents=True, exist_ok=True)
+            for s in todo:
+                collect(measure_curve(s, **kwargs))
+    rows.sort(key=lambda r: (int(r["block_length"]), int(r["bits_per_symbol"]), float(r["code_rate_x1024"]),
+                             float(r["snr_db"])))
     cfg = LinkConfig()
     with open(out, "w", newline="", encoding="utf-8") as fh:
-        fh.write(f"# BLER vs SNR (Es/N0) over AWGN of distdiff's bit-true chain, written by python -m phy.calibrate\n")
+        fh.write("# BLER vs SNR (Es/N0) over AWGN of distdiff's bit-true chain, written by python -m phy.calibrate\n")
         fh.write(f"# {datetime.date.today().isoformat()}; args: {' '.join(argv if argv is not None else sys.argv[1:])}\n")
         fh.write(f"# chain: CRC24B + 5G LDPC, decoder={cfg.decoder} ({cfg.decoder_iterations} iterations max, "
-                 f"{cfg.cn_update}), app demapping; {time.perf_counter() - t0:.0f} s\n")
-        w = csv.DictWriter(fh, fieldnames=list(rows[0].keys()))
-        w.writeheader()
-        w.writerows(rows)
-    print(f"wrote {len(rows)} points of {len(specs)} curves to {out} in {time.perf_counter() - t0:.0f} s")
+                 f"{cfg.cn_update}), app demapping; {len(todo)} curves in {time.perf_counter() - t0:.0f} s\n")
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    partial.unlink()
+    print(f"wrote {len(rows)} points to {out} in {time.perf_counter() - t0:.0f} s")
     return 0
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "CRCS",
     "TDL_MODELS",
     "format_validation_error",
+    "ldpc_support_error",
 ]
 
 CODES = ("none", "ldpc", "polar")
@@ -38,6 +39,33 @@ LDPC_RATE_MIN_NATIVE = 0.2
 LDPC_RATE_MIN = 1.0 / 40.0
 #: Polar (5G uplink, no segmentation) limits in Sionna
 POLAR_N_MAX = 1088
+
+
+def ldpc_support_error(k_code: int, n: int) -> Optional[str]:
+    """Why Sionna's 5G LDPC encoder cannot build ``k_code`` -> ``n`` bits, or `None`.
+
+    Mirrors the base-graph selection of TS 38.212 (as Sionna implements it):
+    base graph 2 for ``k <= 292``, or ``k <= 3824`` and rate <= 0.67, or rate
+    <= 1/4; it supports at most 3840 bits; base graph 1 needs rate >= 1/3.
+    Rates below 1/5 use the rate-1/5 mother code (cyclic repetition).
+    """
+    if not LDPC_K_MIN <= k_code <= LDPC_K_MAX:
+        return (f"block_length: 5G LDPC needs {LDPC_K_MIN} <= block_length + CRC bits <= {LDPC_K_MAX}, "
+                f"got {k_code}")
+    rate = k_code / n
+    if rate > LDPC_RATE_MAX:
+        return f"code_rate: 5G LDPC supports rates up to {LDPC_RATE_MAX}; this gives {k_code}/{n} = {rate:.4f}"
+    if rate < LDPC_RATE_MIN:
+        return f"code_rate: LDPC rates below {LDPC_RATE_MIN} are not supported, got {rate:.4f}"
+    r = max(rate, LDPC_RATE_MIN_NATIVE)
+    bg2 = k_code <= 292 or (k_code <= 3824 and r <= 0.67) or r <= 0.25
+    if bg2 and k_code > 3840:
+        return (f"block_length: at code rate {rate:.3f} 5G LDPC uses base graph 2, which takes at most 3840 "
+                f"bits (block_length + CRC); got {k_code} (5G segments such payloads into smaller blocks)")
+    if not bg2 and r < 1.0 / 3.0:
+        return (f"code_rate: for block_length + CRC = {k_code} > 3824, 5G LDPC base graph 1 needs a code rate "
+                f">= 1/3, got {rate:.3f}")
+    return None
 
 
 class LinkConfigError(ValueError):
@@ -272,18 +300,9 @@ class LinkConfig(BaseModel):
         k = self.block_length + self.crc_length
         n = self.codeword_length
         if self.code == "ldpc":
-            if not LDPC_K_MIN <= k <= LDPC_K_MAX:
-                raise ValueError(
-                    f"block_length: 5G LDPC needs {LDPC_K_MIN} <= block_length + CRC bits <= {LDPC_K_MAX}, "
-                    f"got {self.block_length} + {self.crc_length}"
-                )
-            if k / n > LDPC_RATE_MAX:
-                raise ValueError(
-                    f"code_rate: 5G LDPC supports rates up to {LDPC_RATE_MAX}; "
-                    f"code_rate={self.code_rate} gives {k}/{n} = {k / n:.4f}"
-                )
-            if self.code_rate < LDPC_RATE_MIN:
-                raise ValueError(f"code_rate: LDPC rates below {LDPC_RATE_MIN} are not supported, got {self.code_rate}")
+            error = ldpc_support_error(k, n)
+            if error is not None:
+                raise ValueError(error)
         elif self.code == "polar":
             from sionna.phy.fec.polar import Polar5GEncoder  # pylint: disable=import-outside-toplevel
 

@@ -340,7 +340,7 @@ class SymbolLink(torch.nn.Module):
         >>> s = torch.randn(2, 300, dtype=torch.complex64)
         >>> r = link(s, snr_db=10.0, generator=torch.Generator().manual_seed(0))
         >>> r.symbols_hat.shape, r.channel_uses
-        (torch.Size([2, 300]), 624)
+        (torch.Size([2, 300]), 632)
     """
 
     def __init__(self, config: LinkConfig) -> None:

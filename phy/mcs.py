@@ -24,7 +24,7 @@ from typing import Optional
 
 import numpy as np
 
-from .config import LDPC_RATE_MIN
+from .config import CRCS, LDPC_RATE_MIN, ldpc_support_error
 from .nr_tables import MCS_TABLES, mcs_table
 
 __all__ = [
@@ -185,9 +185,13 @@ def select_mcs(
     k_cal = min(lengths, key=lambda k: (abs(math.log(k / block_length)), k))
     best = None
     fallback = None
+    k_code = block_length + CRCS["crc24b"]
     for e in mcs_table(table):
         if e.code_rate < LDPC_RATE_MIN:
             continue
+        n = math.ceil(k_code / e.code_rate / e.bits_per_symbol - 1e-9) * e.bits_per_symbol
+        if ldpc_support_error(k_code, n) is not None:
+            continue  # 5G LDPC cannot carry this MCS in blocks of this length
         curve = curves.get((e.bits_per_symbol, _rate_key(e.code_rate), k_cal))
         if curve is None:
             continue
