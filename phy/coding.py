@@ -49,7 +49,7 @@ POLAR_LLR_CRC_OK = 20.0
 POLAR_LLR_CRC_FAILED = 1.0
 
 #: target number of padded check-node messages per decoder call (cache size)
-_DECODER_MESSAGES_PER_CALL = 2**18
+_DECODER_MESSAGES_PER_CALL = 2**20
 
 
 def hard_decision(llr: torch.Tensor) -> torch.Tensor:

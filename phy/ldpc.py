@@ -2,9 +2,8 @@
 
 Sionna's :class:`~sionna.phy.fec.ldpc.LDPC5GDecoder` always runs a fixed
 number of belief-propagation (BP) iterations on every codeword of a batch.
-:class:`EarlyStopLDPC5GDecoder` is that decoder with two changes to the BP
-stage only (rate recovery, pruning, the node update rules and the output
-format are Sionna's own code):
+:class:`EarlyStopLDPC5GDecoder` is that decoder (Sionna's rate recovery,
+pruning and output format) with a different BP stage:
 
 1. **Early stopping.**  After every ``check_every`` iterations the hard
    decisions of each codeword are checked against the parity-check matrix.
@@ -12,13 +11,16 @@ format are Sionna's own code):
    leaves the batch, and the remaining codewords continue exactly from their
    decoder state (the variable-to-check messages).  Decoding ends when all
    codewords are retired or ``num_iter`` iterations have run.
-2. **Fewer index operations.**  Sionna moves the messages between the
-   check-node and variable-node views with six gather/scatter operations per
-   iteration; the same permutations compose into two gathers.  The composed
-   indices are derived from Sionna's own index buffers, so the messages, and
-   therefore every output value, are bit-identical to Sionna's decoder run for
-   the same number of iterations (``early_stop=False`` reproduces
-   :class:`~sionna.phy.fec.ldpc.LDPC5GDecoder` exactly; see the tests).
+2. **Two kernels for the iterations.**  ``kernel="exact"`` runs Sionna's own
+   node-update functions on Sionna's padded layouts, with the six
+   gather/scatter operations Sionna uses per iteration composed into two; its
+   messages, and so every output value, are bit-identical to Sionna's decoder
+   (``early_stop=False`` reproduces :class:`~sionna.phy.fec.ldpc.LDPC5GDecoder`
+   exactly; see the tests).  ``kernel="fast"`` (the default for
+   ``cn_update="boxplus"``) computes the same exact boxplus rule with the same
+   clipping in a batch-last, check-node-major layout: padded slots are made
+   neutral by a large LLR instead of masks, and the variable-node update is
+   one scatter-add and one gather; it equals Sionna up to float rounding.
 
 Only the flooding schedule without callbacks is supported.
 
@@ -35,6 +37,12 @@ import torch
 from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder, LDPCBPDecoder
 
 __all__ = ["EarlyStopLDPC5GDecoder"]
+
+# constants of the exact boxplus rule, as in Sionna's cn_update_tanh
+_TINY = 1e-12
+_ATANH_CLIP = 1.0 - 1e-7
+#: LLR of the padding slots of the fast kernel: tanh(_BIG / 2) == 1 in float32
+_BIG = 40.0
 
 
 class _EarlyStopBP(LDPCBPDecoder):
@@ -78,6 +86,103 @@ class _EarlyStopBP(LDPCBPDecoder):
         self.register_buffer("_es_cn2vn", torch.as_tensor(b_idx, device=dev), persistent=False)
         self.register_buffer("_es_vn2cn", torch.as_tensor(c_idx, device=dev), persistent=False)
 
+    def _build_fast_indices(self) -> None:
+        """Index buffers of the batch-last boxplus kernel (see :meth:`_fast_step`)."""
+        dev = self._v2c_perm.device
+        ncn, dc, nvn = self._num_cns, self._max_cn_degree, self._num_vns
+        cn_idx, vn_idx = np.asarray(self._cn_idx), np.asarray(self._vn_idx)
+        order = np.argsort(cn_idx, kind="stable")
+        pos_vn = np.full(ncn * dc, nvn, dtype=np.int64)  # padding -> dummy VN row
+        slot = np.zeros(ncn, dtype=np.int64)
+        for e in order:
+            c = cn_idx[e]
+            pos_vn[c * dc + slot[c]] = vn_idx[e]
+            slot[c] += 1
+        mask = (pos_vn < nvn).astype(np.float32)[:, None]
+        self.register_buffer("_fast_pos_vn", torch.as_tensor(pos_vn, device=dev), persistent=False)
+        self.register_buffer("_fast_mask", torch.as_tensor(mask, dtype=self.dtype, device=dev), persistent=False)
+
+    # -- exact kernel: Sionna's node updates, batch first ------------------
+    def _exact_init(self, llr: torch.Tensor) -> dict:
+        return {"llr": llr, "msg": None, "x_tot": llr}
+
+    def _exact_step(self, st: dict) -> None:
+        llr = st["llr"]
+        bs = llr.shape[0]
+        ncn, dc = self._num_cns, self._max_cn_degree
+        nvn, dv = self._num_vns, self._max_vn_degree
+        if st["msg"] is None:
+            msg_cn = llr.index_select(1, self._es_vn_of_cn)
+        else:
+            msg_cn = st["msg"].index_select(1, self._es_vn2cn)
+        msg_cn = msg_cn.view(bs, ncn, dc) * self._cn_mask
+        msg_cn_out = self._cn_update(msg_cn, self._cn_mask, self._llr_max)
+        msg_vn = msg_cn_out.reshape(bs, ncn * dc).index_select(1, self._es_cn2vn)
+        msg_vn = msg_vn.view(bs, nvn, dv) * self._vn_mask
+        msg_vn_out, st["x_tot"] = self._vn_update(msg_vn, self._vn_mask, llr, self._llr_max)
+        st["msg"] = msg_vn_out.reshape(bs, nvn * dv)
+
+    def _exact_x_hat(self, st: dict) -> torch.Tensor:
+        return st["x_tot"]
+
+    def _exact_keep(self, st: dict, keep: torch.Tensor) -> None:
+        for key in ("llr", "msg", "x_tot"):
+            st[key] = st[key][keep]
+
+    # -- fast kernel: exact boxplus, batch last, no VN padding ---------------
+    def _fast_init(self, llr: torch.Tensor) -> dict:
+        big = torch.full((1, llr.shape[0]), _BIG, dtype=llr.dtype, device=llr.device)
+        llr_ext = torch.cat([llr.t(), big], dim=0)  # [nvn + 1, bs]; the last row pads the CNs
+        v2c = llr_ext.index_select(0, self._fast_pos_vn)
+        return {"llr": llr_ext, "v2c": v2c, "x_tot": llr_ext}
+
+    def _fast_step(self, st: dict) -> None:
+        r"""One flooding iteration with the exact boxplus rule.
+
+        Messages live in a check-node-major padded layout ``[num_cns *
+        max_cn_degree, batch]``; padded slots carry a large positive LLR
+        (``tanh = 1``, neutral in the product).  Check nodes:
+        :math:`c = 2\,\mathrm{atanh}(\prod_{j\ne i}\tanh(v_j/2))`, with
+        Sionna's clipping; variable nodes: one scatter-add of the check
+        messages onto the channel LLRs and one gather back.
+        """
+        ncn, dc = self._num_cns, self._max_cn_degree
+        llr_max = self._llr_max
+        t = torch.tanh(0.5 * st["v2c"])
+        t = torch.where(t == 0, _TINY, t)
+        t3 = t.view(ncn, dc, -1)
+        e = t3.prod(dim=1, keepdim=True) / t3
+        e = e.clamp(-_ATANH_CLIP, _ATANH_CLIP)
+        c2v = (2.0 * torch.atanh(e)).view(ncn * dc, -1)
+        if llr_max is not None:
+            c2v = c2v.clamp(-llr_max, llr_max)
+        c2v = c2v * self._fast_mask
+        x_tot = st["llr"].index_add(0, self._fast_pos_vn, c2v)
+        v2c = x_tot.index_select(0, self._fast_pos_vn) - c2v
+        if llr_max is not None:
+            v2c = v2c.clamp(-llr_max, llr_max)
+        st["v2c"], st["x_tot"] = v2c, x_tot
+
+    def _fast_x_hat(self, st: dict) -> torch.Tensor:
+        x = st["x_tot"][: self._num_vns]
+        if self._llr_max is not None:
+            x = x.clamp(-self._llr_max, self._llr_max)
+        return x.t()
+
+    def _fast_keep(self, st: dict, keep: torch.Tensor) -> None:
+        idx = keep.nonzero().squeeze(1)
+        for key in ("llr", "v2c", "x_tot"):
+            st[key] = st[key].index_select(1, idx)
+
+    def _fast_syndrome_ok(self, st: dict) -> torch.Tensor:
+        hard = (st["x_tot"] <= 0).to(st["x_tot"].dtype)
+        hard[-1] = 0.0  # the padding row
+        parity = hard.index_select(0, self._fast_pos_vn).view(self._num_cns, self._max_cn_degree, -1).sum(dim=1)
+        return (torch.remainder(parity, 2.0) == 0).all(dim=0)
+
+    def _exact_syndrome_ok(self, st: dict) -> torch.Tensor:
+        return self._syndrome_ok(st["x_tot"])
+
     def _syndrome_ok(self, x_tot: torch.Tensor) -> torch.Tensor:
         """True for the codewords whose hard decisions satisfy all checks.
 
@@ -107,52 +212,37 @@ class _EarlyStopBP(LDPCBPDecoder):
             llr_ch = llr_ch.clamp(-self._llr_max, self._llr_max)
         llr = llr_ch.reshape(-1, self._num_vns) * -1.0  # true LLRs
         batch = llr.shape[0]
-        ncn, dc = self._num_cns, self._max_cn_degree
-        nvn, dv = self._num_vns, self._max_vn_degree
+        fast = self._es_kernel == "fast"
+        init, step, x_hat, keep_rows, syndrome_ok = (
+            (self._fast_init, self._fast_step, self._fast_x_hat, self._fast_keep, self._fast_syndrome_ok)
+            if fast
+            else (self._exact_init, self._exact_step, self._exact_x_hat, self._exact_keep, self._exact_syndrome_ok)
+        )
 
         out = llr  # x_hat of codewords that run zero iterations
         iterations = torch.zeros(batch, dtype=torch.int32, device=llr.device)
         active = torch.arange(batch, device=llr.device)
-        llr_a = llr
-        x_tot = llr
-        msg_vn_flat = None  # padded VN layout, [active, nvn*dv]
+        st = init(llr)
         retired_any = False
         it = 0
-        while it < num_iter and llr_a.shape[0] > 0:
-            bs = llr_a.shape[0]
-            if msg_vn_flat is None:
-                msg_cn = llr_a.index_select(1, self._es_vn_of_cn)
-            else:
-                msg_cn = msg_vn_flat.index_select(1, self._es_vn2cn)
-            msg_cn = msg_cn.view(bs, ncn, dc) * self._cn_mask
-            msg_cn_out = self._cn_update(msg_cn, self._cn_mask, self._llr_max)
-            msg_vn = msg_cn_out.reshape(bs, ncn * dc).index_select(1, self._es_cn2vn)
-            msg_vn = msg_vn.view(bs, nvn, dv) * self._vn_mask
-            msg_vn_out, x_tot = self._vn_update(msg_vn, self._vn_mask, llr_a, self._llr_max)
-            msg_vn_flat = msg_vn_out.reshape(bs, nvn * dv)
+        while it < num_iter and active.shape[0] > 0:
+            step(st)
             it += 1
-
             if self._es_enabled and (it % self._es_check_every == 0) and it < num_iter:
-                ok = self._syndrome_ok(x_tot)
+                ok = syndrome_ok(st)
                 if bool(ok.any()):
-                    done = active[ok]
                     if not retired_any:
                         out = llr.clone()
                         retired_any = True
-                    out = _index_put_rows(out, done, x_tot[ok])
-                    iterations = iterations.index_fill(0, done, it)
+                    out = _index_put_rows(out, active[ok], x_hat(st)[ok])
+                    iterations = iterations.index_fill(0, active[ok], it)
                     keep = ~ok
                     active = active[keep]
-                    llr_a = llr_a[keep]
-                    msg_vn_flat = msg_vn_flat[keep]
-                    x_tot = x_tot[keep]
+                    keep_rows(st, keep)
 
         if active.shape[0] > 0:
             iterations = iterations.index_fill(0, active, it)
-            if retired_any:
-                out = _index_put_rows(out, active, x_tot)
-            else:
-                out = x_tot
+            out = _index_put_rows(out, active, x_hat(st)) if retired_any else x_hat(st)
         self.last_iterations = iterations
 
         if self._hard_out:
@@ -178,9 +268,9 @@ class EarlyStopLDPC5GDecoder(LDPC5GDecoder, _EarlyStopBP):
     A drop-in replacement for :class:`sionna.phy.fec.ldpc.LDPC5GDecoder`
     (flooding schedule, no callbacks) that stops iterating on each codeword as
     soon as its hard decisions form a valid codeword, and resumes the others
-    exactly from their decoder state.  With ``early_stop=False`` its output is
-    bit-identical to Sionna's decoder with the same ``cn_update`` and
-    ``num_iter``.
+    exactly from their decoder state.  With ``kernel="exact"`` and
+    ``early_stop=False`` its output is bit-identical to Sionna's decoder with
+    the same ``cn_update`` and ``num_iter``.
 
     :param encoder: the :class:`~sionna.phy.fec.ldpc.LDPC5GEncoder` of the code.
     :param num_iter: maximum number of BP iterations per codeword.
@@ -189,6 +279,12 @@ class EarlyStopLDPC5GDecoder(LDPC5GDecoder, _EarlyStopBP):
         ``"minsum"`` or ``"offset-minsum"``.
     :param early_stop: retire codewords whose parity checks hold.
     :param check_every: run the parity check every this many iterations.
+    :param kernel: ``"exact"`` runs Sionna's own node-update functions on
+        Sionna's padded layouts (bit-identical to Sionna), ``"fast"`` the
+        project's batch-last kernel for ``cn_update="boxplus"`` (the same exact
+        boxplus rule and clipping, fewer operations, no variable-node padding;
+        equal to Sionna up to float rounding); ``"auto"`` picks ``"fast"`` for
+        boxplus and ``"exact"`` otherwise.
     :param hard_out: return hard decisions (float 0/1) instead of logits.
     :param return_infobits: return only the ``k`` information bits.
     :param llr_max: clipping value of all messages.
@@ -219,6 +315,7 @@ class EarlyStopLDPC5GDecoder(LDPC5GDecoder, _EarlyStopBP):
         cn_update: str = "boxplus",
         early_stop: bool = True,
         check_every: int = 1,
+        kernel: str = "auto",
         hard_out: bool = False,
         return_infobits: bool = True,
         llr_max: float = 20.0,
@@ -227,6 +324,12 @@ class EarlyStopLDPC5GDecoder(LDPC5GDecoder, _EarlyStopBP):
     ) -> None:
         if not isinstance(check_every, int) or check_every < 1:
             raise ValueError(f"check_every must be a positive integer, got {check_every!r}")
+        if kernel == "auto":
+            kernel = "fast" if cn_update == "boxplus" else "exact"
+        if kernel not in ("fast", "exact"):
+            raise ValueError(f"kernel must be 'auto', 'fast' or 'exact', got {kernel!r}")
+        if kernel == "fast" and cn_update != "boxplus":
+            raise ValueError(f"the fast kernel implements cn_update='boxplus' only, got {cn_update!r}")
         super().__init__(
             encoder,
             cn_update=cn_update,
@@ -242,6 +345,8 @@ class EarlyStopLDPC5GDecoder(LDPC5GDecoder, _EarlyStopBP):
             device=device,
         )
         self._es_enabled = bool(early_stop)
+        self._es_kernel = kernel
         self._es_check_every = int(check_every)
         self.last_iterations: Optional[torch.Tensor] = None
         self._build_composed_indices()
+        self._build_fast_indices()
