@@ -84,6 +84,22 @@ class SerialExecutor(Executor):
                 yield item, result, None
 
 
+def _watch_parent(interval_s: float = 1.0) -> None:
+    """Exit this worker when its parent dies (kill -9 of the sweep must not leave workers behind)."""
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch():
+        while True:
+            time.sleep(interval_s)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="distdiff-parent-watch", daemon=True).start()
+
+
 def configure_worker(torch_threads: int) -> None:
     """Initialiser of a worker process: fix the number of CPU threads every library uses."""
     n = str(int(torch_threads))
@@ -92,6 +108,7 @@ def configure_worker(torch_threads: int) -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # Ctrl-C goes to the whole process group: let the parent alone handle it (it stops the workers)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _watch_parent()
     import torch
 
     torch.set_num_threads(int(torch_threads))
