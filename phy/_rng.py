@@ -19,7 +19,7 @@ from typing import Iterator
 import torch
 from sionna.phy import config as sionna_config
 
-__all__ = ["sionna_generator", "resolve_generator"]
+__all__ = ["sionna_generator", "sionna_device", "resolve_generator", "device_key"]
 
 _LOCK = threading.RLock()
 
@@ -78,3 +78,29 @@ def sionna_generator(
                 rngs.pop(key, None)
             else:
                 rngs[key] = previous
+
+
+def device_key(device: torch.device | str | None) -> str:
+    """Sionna's name of a device ("cpu", "cuda:0", ...); `None` means "cpu"."""
+    device = torch.device(device or "cpu")
+    return "cpu" if device.type == "cpu" else f"{device.type}:{device.index or 0}"
+
+
+@contextlib.contextmanager
+def sionna_device(device: torch.device | str | None) -> Iterator[str]:
+    """Build Sionna blocks on ``device`` inside the ``with`` body.
+
+    Sionna blocks take their device from ``sionna.phy.config.device`` when
+    they are built (the first GPU if there is one); the links build theirs on
+    the device they are given (CPU by default) instead.
+    """
+    key = device_key(device)
+    with _LOCK:
+        previous = sionna_config.device
+        if key not in sionna_config.available_devices:
+            raise ValueError(f"device must be one of {sionna_config.available_devices}, got {key!r}")
+        sionna_config.device = key
+        try:
+            yield key
+        finally:
+            sionna_config.device = previous

@@ -31,6 +31,7 @@ import math
 
 import numpy as np
 import torch
+from sionna.phy import config as sionna_config
 from sionna.phy.channel import AWGN, GenerateOFDMChannel, RayleighBlockFading
 from sionna.phy.channel import ApplyOFDMChannel
 from sionna.phy.channel.tr38901 import TDL
@@ -192,8 +193,9 @@ class OfdmTdlChannel(SymbolChannel):
         super().__init__()
         # Sionna draws the random QPSK pilots when the grid is built: draw them
         # from a fixed generator so that every instance has the same pilots
-        pilot_gen = torch.Generator().manual_seed(PILOT_SEED)
-        with sionna_generator(pilot_gen, "cpu"):
+        dev = sionna_config.device
+        pilot_gen = torch.Generator(device=dev).manual_seed(PILOT_SEED)
+        with sionna_generator(pilot_gen, dev):
             self.rg = ResourceGrid(
                 num_ofdm_symbols=config.num_ofdm_symbols,
                 fft_size=config.fft_size,

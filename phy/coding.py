@@ -217,7 +217,8 @@ class LdpcCode(ChannelCode):
                 self.n_mother = 5 * k_code
                 self.encoder = LDPC5GEncoder(k_code, self.n_mother)
                 self.register_buffer(
-                    "_rep_idx", torch.arange(self.n) % self.n_mother, persistent=False
+                    "_rep_idx", torch.arange(self.n, device=self.encoder.device) % self.n_mother,
+                    persistent=False,
                 )
             else:
                 self.n_mother = self.n

@@ -33,7 +33,7 @@ from sionna.phy.channel import BinarySymmetricChannel
 from sionna.phy.mapping import Demapper, Mapper
 
 from ._malloc import tune_malloc
-from ._rng import resolve_generator, sionna_generator
+from ._rng import device_key, resolve_generator, sionna_device, sionna_generator
 from .channels import ChannelOutput, make_symbol_channel
 from .coding import CodeBlockSegmenter, DecodedBlocks, make_code
 from .config import LinkConfig
@@ -126,24 +126,27 @@ class LinkChain(torch.nn.Module):
     :meth:`decode`.
 
     :param config: a configuration with a fixed MCS (not ``mcs="auto"``).
+    :param device: where the Sionna blocks are built and run ("cpu" by default).
     """
 
-    def __init__(self, config: LinkConfig) -> None:
+    def __init__(self, config: LinkConfig, device: Optional[Union[str, torch.device]] = None) -> None:
         super().__init__()
         if config.mcs == "auto":
             raise ValueError("LinkChain needs a fixed MCS; DigitalLink handles mcs='auto'")
         self.config = config
+        self.device = torch.device(device_key(device))
         self.segmenter = CodeBlockSegmenter(config.block_length)
-        self.code = make_code(config)
         self.bsc = config.channel == "bsc"
-        if self.bsc:
-            self.bsc_channel = BinarySymmetricChannel(return_llrs=True)
-        else:
-            m = config.bits_per_symbol
-            kind = "pam" if m == 1 else "qam"
-            self.mapper = Mapper(kind, m)
-            self.demapper = Demapper(config.demapping, kind, m)
-            self.channel = make_symbol_channel(config)
+        with sionna_device(self.device):
+            self.code = make_code(config)
+            if self.bsc:
+                self.bsc_channel = BinarySymmetricChannel(return_llrs=True)
+            else:
+                m = config.bits_per_symbol
+                kind = "pam" if m == 1 else "qam"
+                self.mapper = Mapper(kind, m)
+                self.demapper = Demapper(config.demapping, kind, m)
+                self.channel = make_symbol_channel(config)
 
     # -- stages ------------------------------------------------------------
     def encode(self, bits: torch.Tensor) -> torch.Tensor:
@@ -185,6 +188,7 @@ class LinkChain(torch.nn.Module):
         mcs_index: Optional[int] = None,
     ) -> LinkResult:
         cfg = self.config
+        bits = bits.to(self.device)
         batch, n = bits.shape
         coded = self.encode(bits)
         num_blocks = coded.shape[1]
@@ -227,6 +231,8 @@ class DigitalLink(torch.nn.Module):
     r"""A bit pipe over a simulated wireless link.
 
     :param config: :class:`~phy.LinkConfig`.
+    :param device: device of the link's blocks and outputs ("cpu" by
+        default; inputs are moved there, a generator must live there).
 
     :input bits: [batch, n], `torch.float32` 0/1 -- any ``n >= 1``; the
         payload of each row is split into code blocks of ``block_length``
@@ -253,15 +259,16 @@ class DigitalLink(torch.nn.Module):
         (torch.Size([2, 1000]), 0, 4)
     """
 
-    def __init__(self, config: LinkConfig) -> None:
+    def __init__(self, config: LinkConfig, device: Optional[Union[str, torch.device]] = None) -> None:
         super().__init__()
         if not isinstance(config, LinkConfig):
             raise ValueError(f"config must be a phy.LinkConfig, got {type(config).__name__}")
         tune_malloc()
         self.config = config
+        self.device = torch.device(device_key(device))
         self.chains = torch.nn.ModuleDict()
         if config.mcs != "auto":
-            self.chains["fixed"] = LinkChain(config)
+            self.chains["fixed"] = LinkChain(config, self.device)
 
     def chain(self, snr_db: Optional[float] = None) -> LinkChain:
         """The :class:`LinkChain` used at ``snr_db`` (the fixed one unless
@@ -271,7 +278,7 @@ class DigitalLink(torch.nn.Module):
         index = self.select_mcs(_check_snr(snr_db, True)).index
         key = str(index)
         if key not in self.chains:
-            self.chains[key] = LinkChain(self.config.for_mcs(index))
+            self.chains[key] = LinkChain(self.config.for_mcs(index), self.device)
         return self.chains[key]
 
     def select_mcs(self, snr_db: float):
@@ -325,6 +332,7 @@ class SymbolLink(torch.nn.Module):
 
     :param config: :class:`~phy.LinkConfig` (only its channel and receiver
         fields matter).
+    :param device: device of the channel blocks and outputs ("cpu" by default).
 
     :input symbols: [batch, m], `torch.complex64` -- power-normalised
         (mean :math:`|s|^2 = 1`).
@@ -343,14 +351,16 @@ class SymbolLink(torch.nn.Module):
         (torch.Size([2, 300]), 632)
     """
 
-    def __init__(self, config: LinkConfig) -> None:
+    def __init__(self, config: LinkConfig, device: Optional[Union[str, torch.device]] = None) -> None:
         super().__init__()
         if not isinstance(config, LinkConfig):
             raise ValueError(f"config must be a phy.LinkConfig, got {type(config).__name__}")
         if config.channel == "bsc":
             raise ValueError("SymbolLink needs a symbol channel: channel must be 'awgn', 'rayleigh' or 'tdl-a'..'tdl-e'")
         self.config = config
-        self.channel = make_symbol_channel(config)
+        self.device = torch.device(device_key(device))
+        with sionna_device(self.device):
+            self.channel = make_symbol_channel(config)
 
     def forward(  # pylint: disable=arguments-differ
         self,
@@ -363,7 +373,7 @@ class SymbolLink(torch.nn.Module):
         if symbols.shape[0] < 1 or symbols.shape[1] < 1:
             raise ValueError(f"symbols must have batch, m >= 1, got {list(symbols.shape)}")
         snr = _check_snr(snr_db, required=True)
-        out = self.channel(symbols.to(torch.complex64), noise_variance_from_snr_db(snr), generator)
+        out = self.channel(symbols.to(self.device, torch.complex64), noise_variance_from_snr_db(snr), generator)
         return SymbolLinkResult(
             symbols_hat=out.symbols_hat,
             noise_var_eff=out.noise_var_eff,
