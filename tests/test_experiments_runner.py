@@ -172,19 +172,29 @@ _DRIVER = textwrap.dedent("""
     import sys
     sys.path.insert(0, {tests!r})
     from test_experiments_runner import _cfg, fake_point
-    from experiments.executors import SerialExecutor
+    from experiments.executors import ProcessExecutor, SerialExecutor
     from experiments.runner import run_sweep
     if __name__ == "__main__":
-        out = run_sweep(_cfg(), fake_point, out_root={out!r}, executor=SerialExecutor(), progress=False,
-                        chain_model=None)
+        ex = ProcessExecutor(workers=2, start_method="fork") if {parallel!r} else SerialExecutor()
+        out = run_sweep(_cfg(), fake_point, out_root={out!r}, executor=ex, progress=False, chain_model=None)
         print("INTERRUPTED" if out.interrupted else "DONE", out.num_done, flush=True)
 """)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
 def test_killed_sweep_process_resumes(reference, tmp_path, sig):
+    """kill -9 (parallel workers) or Ctrl-C (serial) of the sweep: finished points kept, no orphan workers."""
+    parallel = sig == signal.SIGKILL
     script = tmp_path / "driver.py"
-    script.write_text(_DRIVER.format(tests=str(Path(__file__).parent), out=str(tmp_path)))
+    script.write_text(_DRIVER.format(tests=str(Path(__file__).parent), out=str(tmp_path), parallel=parallel))
     env = dict(os.environ, FAKE_DELAY_S="0.15")
     proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE, text=True)
     csv_path = tmp_path / "fake" / reference.name / "results.csv"
@@ -193,8 +203,15 @@ def test_killed_sweep_process_resumes(reference, tmp_path, sig):
         if csv_path.exists() and len(ResultsStore(csv_path).completed_keys()) >= 2:
             break
         time.sleep(0.05)
+    workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
     proc.send_signal(sig)
     stdout, _ = proc.communicate(timeout=60)
+    if parallel:
+        assert workers
+        deadline = time.time() + 10
+        while time.time() < deadline and any(_alive(int(w)) for w in workers):
+            time.sleep(0.2)
+        assert not any(_alive(int(w)) for w in workers), "worker processes outlived the killed sweep"
     done_before = len(ResultsStore(csv_path).completed_keys())
     assert 2 <= done_before < NUM_POINTS
     if sig == signal.SIGINT:
