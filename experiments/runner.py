@@ -155,6 +155,35 @@ def run_sweep(cfg: ExperimentConfig, point_fn: Callable[[Point], PointResult] | 
     ex = cfg.execution
     executor = executor or make_executor(ex.executor, workers=ex.workers, torch_threads=ex.torch_threads,
                                          start_method=ex.start_method, max_retries=ex.max_retries)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = _lock_run_dir(run_dir)
+    try:
+        return _run_locked(cfg, point_fn, points, run_dir, executor, progress, limit, make_outputs)
+    finally:
+        lock.close()
+
+
+def _lock_run_dir(run_dir: Path):
+    """An exclusive lock on the run directory (released by the OS even after kill -9)."""
+    import fcntl
+
+    f = open(run_dir / ".lock", "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "?"
+        f.close()
+        raise ValueError(f"run directory {run_dir} is in use by another sweep (pid {holder}); wait for it to "
+                         f"finish, or give another --run-id") from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
+
+
+def _run_locked(cfg, point_fn, points, run_dir, executor, progress, limit, make_outputs) -> SweepOutcome:
     write_run_metadata(cfg, run_dir, points, executor)
     store = ResultsStore(run_dir / "results.csv")
     done = store.completed_keys()

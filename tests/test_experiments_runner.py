@@ -256,3 +256,19 @@ def test_process_executor_returns_exceptions_as_point_errors():
                      key=lambda t: t[0])
     assert out == [(0, 0, None), (1, None, ("exception", "ValueError: odd 1")), (2, 20, None),
                    (3, None, ("exception", "ValueError: odd 3"))]
+
+
+def test_a_second_sweep_on_the_same_run_directory_is_refused(tmp_path):
+    from experiments.runner import _lock_run_dir
+
+    run_dir = tmp_path / "fake" / _cfg().config_hash()
+    run_dir.mkdir(parents=True)
+    held = _lock_run_dir(run_dir)
+    try:
+        with pytest.raises(ValueError, match="in use by another sweep"):
+            run_sweep(_cfg(), fake_point, out_root=tmp_path, executor=SerialExecutor(), progress=False,
+                      chain_model=None, make_outputs=False)
+    finally:
+        held.close()
+    assert run_sweep(_cfg(), fake_point, out_root=tmp_path, executor=SerialExecutor(), progress=False,
+                     chain_model=None, make_outputs=False).complete
