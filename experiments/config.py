@@ -5,7 +5,34 @@ the users (groups of prompts, or free prompts grouped by meaning), the seeds,
 the base chain configuration (:class:`pipeline.ChainConfig`: steps, shared
 steps, codec, link ...) and the grid to sweep. Every level of the schema is a
 pydantic v2 model with ``extra="forbid"``: a typo in a key is an error that
-names the bad key and the allowed ones, never silently ignored.
+names the bad key and the allowed ones, never silently ignored. The chain of
+every grid point is validated by :class:`pipeline.ChainConfig` when the config
+is loaded, so a bad value fails before anything runs.
+
+Schema (every key but ``name``, ``seeds``, ``grid`` and one of ``users``/``grouping`` optional)::
+
+    name: my_experiment             # results go to results/<name>/<run-id>/
+    description: free text          # shown at the top of report.md
+    model: null                     # null: shipped model; tiny-random; embedded-random; a path or hub id
+    device: cpu
+    seeds: [0, 1]                   # every grid point runs once per seed
+    users:                          # groups: the sender's shared prompt -> each receiver's prompt
+      - {name: fruit, shared_prompt: "a red apple on a wooden table",
+         receiver_prompts: ["a yellow lemon on a wooden table"]}
+    # users: {within: [...], across: [...]}   named user sets -> a 'user_set' grid axis
+    # grouping: {prompts: [...], threshold: 0.5, max_group_size: 4, embedder: vocabulary,
+    #            auto_shared_steps: false}   free prompts grouped by meaning instead of 'users'
+    chain: {num_inference_steps: 20, num_shared_steps: 8, transmission: digital, bandwidth_hz: 20e6,
+            codec: {name: uniform, bits: 8}, link: {channel: tdl-c, speed_mps: 10, mcs: auto}}
+    variants:                       # named chain overrides -> a 'variant' grid axis
+      float16: {codec: {name: float16}}
+    grid:                           # Cartesian product; a list, or "start:step:stop" (inclusive)
+      snr_db: "-5:5:25"             # any ChainConfig / LinkConfig / CodecConfig field by name,
+      mcs: [auto, 9]                # an alias (bits, soft), or a dotted path (link.fft_size)
+    latency_energy: {edge_step_time_s: 0.006, device_step_time_s: 0.06, ...}
+    plots: [{x: snr_db, y: [psnr_db, ssim], hue: mcs, title: "..."}]
+    headline: [psnr_db, ssim]       # metrics of the report's headline numbers
+    execution: {workers: 2, torch_threads: 1, executor: process, save_images: true}
 
 Example
 -------
@@ -13,9 +40,12 @@ Example
 >>> cfg = load_config("default")                  # a name under experiments/configs/ or a path
 >>> cfg.name, sorted(cfg.grid)
 ('default', ['snr_db'])
->>> parse_config({"name": "x", "seeds": [0], "users": [], "grid": {}})   # doctest: +SKIP
-Traceback (most recent call last):
-ConfigError: config <dict>: 'users': ...; 'grid': the grid is empty ...
+>>> try:
+...     parse_config({"name": "x", "seeds": [0], "users": [{"shared_prompt": "a", "receiver_prompts": ["b"]}],
+...                   "grdi": {}}, chain_model=None)
+... except ConfigError as err:
+...     print(err)                                # doctest: +ELLIPSIS
+config <dict>: 'grid': Field required; unknown key 'grdi' at top level; allowed keys: ..., grid, ...
 """
 
 from __future__ import annotations
