@@ -40,7 +40,7 @@ from .mcs import CALIBRATION_FILE, BlerCurve
 from .nr_tables import mcs_table, modulation_from_bits
 from .theory import bicm_ebno_limit_db
 
-__all__ = ["CurveSpec", "measure_point", "measure_curve", "main"]
+__all__ = ["CurveSpec", "measure_point", "measure_curve", "sionna_sys_snr_at_bler", "sionna_sys_block_sizes", "main"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,14 +159,26 @@ def _specs(tables: list[int], block_lengths: list[int]) -> list[CurveSpec]:
     return [CurveSpec(q, r, k) for k in block_lengths for q, r in pairs]
 
 
-def sionna_sys_snr_at_bler(table: int, mcs: int, cbs: int, target: float) -> Optional[float]:
-    """SNR [dB] at ``target`` BLER from Sionna SYS's shipped PDSCH table."""
+def _sionna_sys_table(table: int) -> dict:
     import sionna.sys  # pylint: disable=import-outside-toplevel
 
     path = Path(sionna.sys.__file__).parent / "bler_tables" / f"PDSCH_table{table}.json"
     with open(path, encoding="utf-8") as fh:
         data = json.load(fh)
-    cat = next(iter(data["category"].values()))
+    return next(iter(data["category"].values()))
+
+
+def sionna_sys_block_sizes(table: int) -> list[int]:
+    """Code-block sizes Sionna SYS tabulates for a PDSCH MCS table."""
+    cat = _sionna_sys_table(table)
+    entry = next(iter(cat["index"][str(table)]["MCS"].values()))
+    return sorted(int(c) for c in entry["CBS"])
+
+
+def sionna_sys_snr_at_bler(table: int, mcs: int, cbs: int, target: float) -> Optional[float]:
+    """SNR [dB] at ``target`` BLER from Sionna SYS's shipped PDSCH table
+    (code blocks of ``cbs`` bits), interpolated log-linearly."""
+    cat = _sionna_sys_table(table)
     try:
         entry = cat["index"][str(table)]["MCS"][str(mcs)]
         bler = np.asarray(entry["CBS"][str(cbs)]["BLER"], dtype=np.float64)
@@ -217,13 +229,15 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     if args.compare_sionna:
         for table in tables:
+            sizes = sionna_sys_block_sizes(table)
             for k in lengths:
-                rows = compare_with_sionna(out, table, k, cbs=1000 if k < 1500 else 2000, target=args.target_bler)
+                cbs = min(sizes, key=lambda c: abs(math.log(c / k)))
+                rows = compare_with_sionna(out, table, k, cbs=cbs, target=args.target_bler)
                 gaps = [r["gap_db"] for r in rows if r["gap_db"] is not None]
                 for r in rows:
                     print(json.dumps(r))
                 if gaps:
-                    print(f"# table {table}, K={k}: mean gap to Sionna SYS {np.mean(gaps):+.2f} dB "
+                    print(f"# table {table}, K={k} vs Sionna SYS CBS={cbs}: mean gap {np.mean(gaps):+.2f} dB "
                           f"(median {np.median(gaps):+.2f}, {len(gaps)} MCS)")
         return 0
 
