@@ -4,8 +4,9 @@ For LDPC code rate 1/2 (information + CRC24B bits over coded bits) with QPSK
 and 16-QAM at K = 1024 and 4096 information bits per block, over AWGN with
 the project's default receiver (app demapping, early-stopping BP, boxplus,
 up to 50 iterations), the script locates the 10 % BLER point: a coarse walk
-in 0.25 dB steps up from the BICM limit, then a fine grid (0.05 dB) around
-the crossing, log-linear interpolation.  Eb/N0 is per *information* bit (the
+in 0.25 dB steps up from the BICM limit, then a fine walk in 0.05 dB steps from 0.5 dB below
+the coarse crossing until the BLER is below half the target, and log-linear
+interpolation on the non-increasing envelope of the points.  Eb/N0 is per *information* bit (the
 CRC counts as overhead); the limits are those of the information rate
 ``R = K / n`` actually delivered.
 
@@ -59,11 +60,14 @@ def threshold(link: DigitalLink, target: float, coarse_blocks: int, fine_blocks:
         if k / n < target:
             break
         e += 0.25
-    fine = np.round(np.arange(e - 0.35, e + 0.051, 0.05), 3)
-    for i, f in enumerate(fine):
-        n, k = bler_at(link, float(f), fine_blocks, 10 * fine_blocks, seed + 1 + i)
-        points.append((float(f), n, k))
-    pts = sorted({p[0]: p for p in points}.values())
+    f, i = round(e - 0.5, 3), 0
+    while i < 40:  # fine walk: 0.05 dB steps until the BLER is well below the target
+        n, k = bler_at(link, f, fine_blocks, 10 * fine_blocks, seed + 1 + i)
+        points.append((f, n, k))
+        if k / n < target / 2:
+            break
+        f, i = round(f + 0.05, 3), i + 1
+    pts = sorted({p[0]: p for p in points}.values())  # fine points replace coarse ones
     s = np.array([p[0] for p in pts])
     b = np.array([p[2] / p[1] for p in pts])
     b_env = np.maximum.accumulate(b[::-1])[::-1]  # non-increasing envelope for the crossing

@@ -84,3 +84,15 @@ def test_calibration_table_is_complete_for_the_supported_tables():
         # each curve spans the target: it starts high and ends well below 10 %
         assert c.bler[0] >= 0.7 and c.bler[-1] <= 0.1 / 3, key
         assert math.isfinite(c.snr_for_bler(0.1))
+
+
+def test_calibration_curve_walks_across_the_target():
+    from phy.calibrate import CurveSpec, measure_curve
+
+    rows = measure_curve(CurveSpec(2, 512.0, 64), min_blocks=20, max_block_errors=10, max_bits=3000)
+    bler = [r["bler"] for r in rows]
+    snr = [r["snr_db"] for r in rows]
+    assert snr == sorted(snr) and len(rows) >= 2
+    assert max(bler) >= 0.7 and bler[-1] <= 0.1 / 3
+    # a rate 5G LDPC cannot build at this block length is skipped, not an error
+    assert measure_curve(CurveSpec(2, 120.0, 4096)) == []
