@@ -24,7 +24,9 @@ Energy (this user's share)::
     total_energy_j   = edge_energy_j + device_energy_j
     alone_energy_j   = n * device_step_energy_j
 
-The shared steps' energy is split evenly over the group's receivers;
+With ``k = 0`` nothing is shared and nothing is sent (airtime and bits count
+zero, whatever the chain transmitted). The shared steps' energy is split evenly
+over the group's receivers;
 ``payload_bits`` are the bits the codec sent for this user (0 for analog, whose
 radio energy the per-bit terms then do not count).
 
@@ -76,7 +78,8 @@ def latency_energy_columns(params: dict, num_inference_steps: int, num_shared_st
     def _num(v):
         return 0.0 if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
-    air, bits = _num(airtime_s), _num(payload_bits)
+    # k = 0: nothing is shared, the device generates alone and nothing needs to be sent
+    air, bits = (_num(airtime_s), _num(payload_bits)) if k > 0 else (0.0, 0.0)
     edge_s = k * params["edge_step_time_s"]
     dev_s = (n - k) * params["device_step_time_s"]
     alone_s = n * params["device_step_time_s"]

@@ -29,8 +29,10 @@ DEFAULT_HEADLINE = ("psnr_db", "ssim", "adherent", "compute_saved_fraction", "ai
 
 
 def _fmt(v) -> str:
-    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+    if v is None or (isinstance(v, (float, np.floating)) and np.isnan(v)):
         return "–"
+    if isinstance(v, (float, np.floating)) and np.isinf(v):
+        return "inf" if v > 0 else "-inf"
     if isinstance(v, (float, np.floating)):
         a = abs(float(v))
         if a != 0 and (a < 1e-3 or a >= 1e5):

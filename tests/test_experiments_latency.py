@@ -24,11 +24,16 @@ def test_closed_form():
     assert r["device_energy_saved_fraction"] == pytest.approx(1 - (3.0 + 4e-4) / 5.0)
 
 
-def test_no_sharing_is_generating_alone_and_missing_link_stats_count_zero():
-    r = latency_energy_columns(P, 10, 0, 1, airtime_s=None, payload_bits=float("nan"))
+def test_no_sharing_is_generating_alone():
+    r = latency_energy_columns(P, 10, 0, 1, airtime_s=0.5, payload_bits=float("nan"))   # k = 0: nothing sent
     assert r["latency_s"] == pytest.approx(r["alone_latency_s"])
     assert r["device_energy_j"] == pytest.approx(r["alone_energy_j"]) and r["edge_energy_j"] == 0.0
     assert math.isclose(r["device_energy_saved_fraction"], 0.0, abs_tol=1e-12)
+
+
+def test_missing_link_stats_count_zero():
+    r = latency_energy_columns(P, 10, 4, 2, airtime_s=None, payload_bits=float("nan"))
+    assert r["latency_s"] == pytest.approx(0.04 + 0.6) and r["device_energy_j"] == pytest.approx(3.0)
 
 
 def test_bad_input():
