@@ -212,8 +212,12 @@ def _run_locked(cfg, point_fn, points, run_dir, executor, progress, limit, make_
                 append_csv_row(run_dir / "failures.csv", {
                     "point_index": point.index, "point_key": point.key, "kind": error.kind,
                     "error": str(error), "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+                one_line = " | ".join(line.strip() for line in str(error).splitlines() if line.strip())
+                message = f"point {point.index} failed ({error.kind}): {one_line}"
                 if bar is not None:
-                    bar.write(f"point {point.index} failed ({error.kind}): {error}")
+                    bar.write(message)
+                else:
+                    print(message, file=sys.stderr)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(failed=outcome.num_failed, refresh=False)
