@@ -38,6 +38,10 @@ from .grid import Point, expand_grid
 from .results import ResultsStore, append_csv_row, environment_info, save_png
 
 
+#: a sweep stops when its first this-many finished points all failed with one identical error
+FAIL_FAST_POINTS = 3
+
+
 @dataclass
 class PointResult:
     """What one point returns.
@@ -198,6 +202,7 @@ def _run_locked(cfg, point_fn, points, run_dir, executor, progress, limit, make_
 
         bar = tqdm(total=len(todo), desc=f"{cfg.name}", unit="pt", file=sys.stderr, dynamic_ncols=True)
     results = executor.imap_unordered(_Job(point_fn), todo)
+    fatal = None
     try:
         for point, result, error in results:
             if error is None:
@@ -209,6 +214,10 @@ def _run_locked(cfg, point_fn, points, run_dir, executor, progress, limit, make_
             else:
                 outcome.num_failed += 1
                 outcome.failures.append((point.index, str(error)))
+                same = {msg for _, msg in outcome.failures}
+                if outcome.num_done == 0 and len(same) == 1 and \
+                        outcome.num_failed >= min(FAIL_FAST_POINTS, len(todo)):
+                    fatal = str(error)
                 append_csv_row(run_dir / "failures.csv", {
                     "point_index": point.index, "point_key": point.key, "kind": error.kind,
                     "error": str(error), "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
@@ -218,6 +227,9 @@ def _run_locked(cfg, point_fn, points, run_dir, executor, progress, limit, make_
                     bar.write(message)
                 else:
                     print(message, file=sys.stderr)
+                if fatal is not None:
+                    raise ValueError(f"the first {outcome.num_failed} points all failed with the same error, so the "
+                                     f"sweep stops (see {run_dir / 'failures.csv'}): {one_line}")
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(failed=outcome.num_failed, refresh=False)

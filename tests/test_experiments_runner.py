@@ -272,3 +272,15 @@ def test_a_second_sweep_on_the_same_run_directory_is_refused(tmp_path):
         held.close()
     assert run_sweep(_cfg(), fake_point, out_root=tmp_path, executor=SerialExecutor(), progress=False,
                      chain_model=None, make_outputs=False).complete
+
+
+def _always_fails(point):
+    raise FileNotFoundError("no model at /nowhere")
+
+
+def test_a_sweep_whose_first_points_all_fail_alike_stops_early(tmp_path):
+    with pytest.raises(ValueError, match=r"first 3 points all failed with the same error.*no model at /nowhere"):
+        run_sweep(_cfg(), _always_fails, out_root=tmp_path, executor=SerialExecutor(), progress=False,
+                  chain_model=None, make_outputs=False)
+    failures = read_results(tmp_path / "fake" / _cfg().config_hash() / "failures.csv")
+    assert list(failures["point_index"]) == [0, 1, 2]
