@@ -49,7 +49,8 @@ from .scenes import GROUPS, OBJECT_GROUPS, OBJECTS, object_in_prompt
 
 __all__ = ["TextEncoderEmbedder", "SentenceTransformerEmbedder", "VocabularyEmbedder", "CombinedEmbedder",
            "PromptGroup", "PromptGrouper", "SharedStepsRule", "shared_steps_for_group", "cosine_similarity",
-           "sentence_transformers_available", "default_embedder", "measure_shared_steps"]
+           "sentence_transformers_available", "default_embedder", "measure_shared_steps",
+           "scene_reference_prompts"]
 
 
 def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -66,7 +67,11 @@ class TextEncoderEmbedder:
     Input: ``list[str]`` of ``B`` prompts. Output: float32 ``[B, D]``, unit norm
     (``D`` the encoder's hidden size). Padding tokens are excluded from the
     mean; the BOS token is excluded too (it is identical for every prompt
-    and would only pull all embeddings together).
+    and would only pull all embeddings together). ``center_on``: optional
+    reference prompts whose mean pooled embedding is subtracted before
+    normalising (removes the context every prompt shares, e.g. "on a ...
+    table"; fixed once, so the grouper stays incremental). Use
+    :func:`scene_reference_prompts` for the scene vocabulary.
 
     Example
     -------
@@ -78,19 +83,37 @@ class TextEncoderEmbedder:
 
     name = "text_encoder"
 
-    def __init__(self, pipe):
+    def __init__(self, pipe, center_on: list[str] | None = None):
         self.pipe = pipe
+        self.center = None
+        if center_on is not None:
+            if not center_on:
+                raise ValueError("center_on must be a non-empty list of prompts (or None)")
+            self.center = self._pooled(list(center_on)).mean(0, keepdim=True)
+            self.name = "text_encoder_centred"
+
+    def __call__(self, prompts: list[str]) -> torch.Tensor:
+        pooled = self._pooled(list(prompts))
+        if self.center is not None:
+            pooled = pooled - self.center
+        return torch.nn.functional.normalize(pooled, dim=-1)
 
     @torch.no_grad()
-    def __call__(self, prompts: list[str]) -> torch.Tensor:
+    def _pooled(self, prompts: list[str]) -> torch.Tensor:
         tok = self.pipe.tokenizer(list(prompts), padding="max_length", truncation=True,
                                   max_length=self.pipe.tokenizer.model_max_length, return_tensors="pt")
         enc = self.pipe.text_encoder
         hidden = enc(tok.input_ids.to(enc.device), attention_mask=None)[0].float().cpu()
         mask = tok.attention_mask.clone().float()
         mask[:, 0] = 0.0  # BOS
-        pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
-        return torch.nn.functional.normalize(pooled, dim=-1)
+        return (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+
+
+def scene_reference_prompts() -> list[str]:
+    """One caption per (object, typical colour, table) of the scene vocabulary: a fixed centring set."""
+    from .scenes import OBJECT_COLOURS, TABLES, make_caption
+
+    return [make_caption(OBJECT_COLOURS[o][0], o, t) for o in OBJECTS for t in TABLES]
 
 
 def sentence_transformers_available() -> bool:

@@ -91,35 +91,40 @@ def noise_matching(pipe, snrs_db=(0.0, 5.0, 10.0, 20.0), seeds=range(6), steps: 
     return rows
 
 
-def grouping(pipe, threshold: float | None = None) -> list[dict]:
-    """Text-encoder cosine similarity within vs across object groups on the scene vocabulary."""
-    from .grouping import PromptGrouper, TextEncoderEmbedder, cosine_similarity
+def grouping(pipe) -> list[dict]:
+    """Text-encoder cosine similarity within / across object groups, and PromptGrouper purity.
+
+    Prompts: every object x its first two colours x three tables. For the plain
+    and the centred embedder: mean cosine of same-object, same-group and
+    other-group pairs, the AUC (probability that a same-group pair of
+    different objects is more similar than an other-group pair), and the
+    purity of the grouper's clusters at a threshold midway between the means.
+    """
+    from .grouping import PromptGrouper, TextEncoderEmbedder, cosine_similarity, scene_reference_prompts
     from .scenes import OBJECT_COLOURS, OBJECT_GROUPS, TABLES, make_caption, object_in_prompt
 
-    prompts = [make_caption(OBJECT_COLOURS[o][0], o, t) for o in OBJECT_GROUPS for t in list(TABLES)[:3]]
-    emb = TextEncoderEmbedder(pipe)
-    e = emb(prompts)
-    sims = cosine_similarity(e, e).numpy()
+    prompts = [make_caption(c, o, t) for o in OBJECT_GROUPS for c in OBJECT_COLOURS[o][:2] for t in list(TABLES)[:3]]
     objs = [object_in_prompt(p) for p in prompts]
     grp = [OBJECT_GROUPS[o] for o in objs]
-    n = len(prompts)
-    pairs = {"same object": [], "same group, other object": [], "other group": []}
-    for i in range(n):
-        for j in range(i):
-            key = "same object" if objs[i] == objs[j] else \
-                "same group, other object" if grp[i] == grp[j] else "other group"
-            pairs[key].append(sims[i, j])
-    rows = [{"pairs": k, "count": len(v), "mean_cos": float(np.mean(v)), "min_cos": float(np.min(v)),
-             "max_cos": float(np.max(v))} for k, v in pairs.items()]
-    if threshold is None:  # midway between the same-group and other-group means
-        threshold = 0.5 * (rows[1]["mean_cos"] + rows[2]["mean_cos"])
-    g = PromptGrouper(emb, threshold=float(threshold), max_group_size=len(prompts))
-    g.add(prompts)
-    groups = g.groups()
-    purity = sum(max(sum(OBJECT_GROUPS[object_in_prompt(p)] == name for p in x.prompts)
-                     for name in set(grp)) for x in groups) / n
-    rows.append({"pairs": f"PromptGrouper(threshold={threshold:.4f})", "count": len(groups),
-                 "mean_cos": float(purity), "min_cos": float("nan"), "max_cos": float("nan")})
+    n, rows = len(prompts), []
+    for emb in (TextEncoderEmbedder(pipe), TextEncoderEmbedder(pipe, center_on=scene_reference_prompts())):
+        sims = cosine_similarity(emb(prompts), emb(prompts)).numpy()
+        kinds = {"same_object": [], "same_group": [], "other_group": []}
+        for i in range(n):
+            for j in range(i):
+                kinds["same_object" if objs[i] == objs[j] else "same_group" if grp[i] == grp[j]
+                      else "other_group"].append(sims[i, j])
+        a, b = np.array(kinds["same_group"]), np.array(kinds["other_group"])
+        threshold = 0.5 * (a.mean() + b.mean())
+        g = PromptGrouper(emb, threshold=float(threshold), max_group_size=n)
+        g.add(prompts)
+        groups = g.groups()
+        purity = sum(max(sum(OBJECT_GROUPS[object_in_prompt(p)] == name for p in x.prompts) for name in set(grp))
+                     for x in groups) / n
+        rows.append({"embedder": emb.name, "cos_same_object": float(np.mean(kinds["same_object"])),
+                     "cos_same_group": float(a.mean()), "cos_other_group": float(b.mean()),
+                     "auc_group": float((a[:, None] > b[None, :]).mean()), "threshold": float(threshold),
+                     "num_groups": len(groups), "purity": float(purity)})
     return rows
 
 

@@ -91,6 +91,20 @@ def test_text_encoder_embedder_is_unit_norm_and_prompt_sensitive(sd):
     assert sims[0, 1] < 0.99999
 
 
+def test_centred_text_encoder_subtracts_a_fixed_reference_mean(sd):
+    from pipeline.grouping import scene_reference_prompts
+
+    ref = scene_reference_prompts()
+    plain, centred = TextEncoderEmbedder(sd.pipe), TextEncoderEmbedder(sd.pipe, center_on=ref)
+    raw = plain._pooled(PROMPTS[:2])
+    expected = torch.nn.functional.normalize(raw - plain._pooled(ref).mean(0, keepdim=True), dim=-1)
+    torch.testing.assert_close(centred(PROMPTS[:2]), expected)
+    # incremental: a prompt's embedding does not depend on the batch it comes in
+    torch.testing.assert_close(centred(PROMPTS[:1]), centred(PROMPTS[:3])[:1])
+    with pytest.raises(ValueError, match="center_on"):
+        TextEncoderEmbedder(sd.pipe, center_on=[])
+
+
 def test_combined_embedder_weights_the_cosines():
     a, b = VocabularyEmbedder(0.3), VocabularyEmbedder(1.0)
     comb = CombinedEmbedder([a, b], [0.5, 0.5])
