@@ -250,6 +250,19 @@ def train_decoder(vae, data, latents, workdir: Path, args) -> None:
     (workdir / "decoder.done").write_text(json.dumps({"steps": stage.step, "seconds": stage.elapsed_s}))
 
 
+def _portable_tokenizer_class(folder: Path) -> None:
+    """Name the tokenizer ``PreTrainedTokenizerFast`` (transformers 4 and 5 both know it;
+    transformers 5 writes its internal ``TokenizersBackend``, unknown to 4.x)."""
+    index_path = folder / "model_index.json"
+    index = json.loads(index_path.read_text())
+    index["tokenizer"] = ["transformers", "PreTrainedTokenizerFast"]
+    index_path.write_text(json.dumps(index, indent=2) + "\n")
+    config_path = folder / "tokenizer" / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
+
+
 def export(components, ema_unet, ema_text, scaling_factor: float, out: Path, info: dict) -> None:
     components["unet"].load_state_dict(ema_unet)
     components["text_encoder"].load_state_dict(ema_text)
@@ -258,6 +271,7 @@ def export(components, ema_unet, ema_text, scaling_factor: float, out: Path, inf
     pipe.to("cpu", torch.float16)
     out.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(out, safe_serialization=True)
+    _portable_tokenizer_class(out)
     (out / "training.json").write_text(json.dumps(info, indent=2))
 
 
