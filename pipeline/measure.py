@@ -128,17 +128,46 @@ def grouping(pipe) -> list[dict]:
     return rows
 
 
-def shared_steps(pipe, seeds=range(4), steps: int = 11) -> list[dict]:
-    """Adherence of the receiver's image to its own prompt vs the shared steps, per pair kind."""
-    from .classifier import load_classifier
-    from .grouping import measure_shared_steps
+def shared_steps(pipe, seeds=range(4), steps: int = 11, ks=(0, 2, 4, 5, 6, 8, 10)) -> list[dict]:
+    """What the receiver gets against the shared steps, per kind of (sender, receiver) pair.
+
+    For each pair kind and ``k``: the vocabulary and text-encoder cosine
+    similarity of the pair, the SSIM / PSNR of the receiver's image against
+    the receiver generating alone (same seed, all steps), and the fraction
+    the shipped classifier finds adherent to the receiver's prompt (when the
+    classifier is available).
+    """
+    from .grouping import TextEncoderEmbedder, VocabularyEmbedder, cosine_similarity
+    from .metrics import image_metrics
     from .split import SplitDiffusion
 
-    pairs = [(APPLE, LEMON), ("a red apple on a wooden table", "an orange orange on a wooden table"),
-             ("a brown bird on a wooden table", "a black cat on a wooden table"),
-             (APPLE, "a brown bird on a wooden table"), (APPLE, "a blue bus on a wooden table")]
-    return measure_shared_steps(SplitDiffusion(pipe), pairs, steps, list(range(0, steps + 1, 2)), list(seeds),
-                                load_classifier())
+    try:
+        from .classifier import load_classifier
+
+        clf = load_classifier()
+    except Exception:  # noqa: BLE001
+        clf = None
+    sd = SplitDiffusion(pipe)
+    pairs = {"same object": ("a red apple on a wooden table", "a green apple on a blue table"),
+             "same group": (APPLE, LEMON),
+             "other group (animal)": (APPLE, "a brown bird on a wooden table"),
+             "other group (vehicle)": (APPLE, "a blue bus on a wooden table")}
+    text, vocab = TextEncoderEmbedder(pipe), VocabularyEmbedder()
+    rows = []
+    for kind, (sender, receiver) in pairs.items():
+        sims = [float(cosine_similarity(e[:1], e[1:])[0, 0]) for e in (vocab([sender, receiver]),
+                                                                       text([sender, receiver]))]
+        alone = {s: sd.generate(receiver, steps, seed=s) for s in seeds}
+        for k in ks:
+            images = [sd.finish(sd.shared(sender, steps, k, seed=s), receiver) for s in seeds]
+            m = [image_metrics(img, alone[s]) for img, s in zip(images, seeds)]
+            row = {"pair": kind, "cos_vocabulary": sims[0], "cos_text_encoder": sims[1], "k": k,
+                   "ssim_vs_alone": float(np.mean([x["ssim"] for x in m])),
+                   "psnr_db_vs_alone": float(np.mean([min(x["psnr_db"], 99.0) for x in m]))}
+            if clf is not None:
+                row["adherence"] = float(np.mean(clf.adherence(np.stack(images), [receiver] * len(images))))
+            rows.append(row)
+    return rows
 
 
 def main(argv=None) -> None:
