@@ -124,7 +124,8 @@ class GroupingConfig(_Strict):
 class ExecutionConfig(_Strict):
     """How points run. None of these change the numbers, so they are not part of the run id."""
 
-    executor: Literal["process", "serial"] = "process"
+    executor: str = Field(default="process", pattern=r"^(process|serial|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$",
+                          description="process (local workers), serial, or package.module:factory")
     workers: int = Field(default=2, ge=1, le=256)
     torch_threads: int = Field(default=1, ge=1, le=256)
     start_method: Literal["spawn", "forkserver", "fork"] = "spawn"

@@ -15,6 +15,22 @@ subclass of :class:`Executor` without touching the runner.
   at most ``max_retries`` times; an exception raised by an item is returned as
   that item's error and the sweep goes on.
 
+A cluster engine is one small class, named in a config as
+``execution: {executor: "mypackage.cluster:DaskExecutor"}``::
+
+    class DaskExecutor(Executor):
+        def __init__(self, workers, torch_threads, max_retries):
+            from dask.distributed import Client
+            self.client = Client()
+        def imap_unordered(self, fn, items):
+            from dask.distributed import as_completed
+            futures = {self.client.submit(fn, item, pure=False): item for item in items}
+            for fut in as_completed(futures):
+                try:
+                    yield futures[fut], fut.result(), None
+                except Exception as exc:
+                    yield futures[fut], None, PointError("exception", repr(exc))
+
 Example
 -------
 >>> from experiments.executors import SerialExecutor
@@ -229,13 +245,27 @@ class ProcessExecutor(Executor):
 
 def make_executor(kind: str = "process", workers: int = 2, torch_threads: int = 1,
                   start_method: str = "spawn", max_retries: int = 1) -> Executor:
-    """An executor by name: 'process' (local workers) or 'serial' (in this process)."""
+    """An executor by name: 'process' (local workers), 'serial' (in this process), or
+    ``"package.module:factory"``, a callable taking ``workers``, ``torch_threads`` and
+    ``max_retries`` keywords and returning an :class:`Executor` (a cluster engine)."""
     if kind == "serial":
         return SerialExecutor()
     if kind == "process":
         return ProcessExecutor(workers=workers, torch_threads=torch_threads, start_method=start_method,
                                max_retries=max_retries)
-    raise ValueError(f"executor must be one of 'process', 'serial', got {kind!r}")
+    if ":" in kind:
+        import importlib
+
+        module, _, attr = kind.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as err:
+            raise ValueError(f"executor {kind!r} cannot be imported ({err})") from None
+        ex = factory(workers=workers, torch_threads=torch_threads, max_retries=max_retries)
+        if not isinstance(ex, Executor):
+            raise ValueError(f"executor {kind!r} returned {type(ex).__name__}, not an experiments.executors.Executor")
+        return ex
+    raise ValueError(f"executor must be 'process', 'serial' or 'package.module:factory', got {kind!r}")
 
 
 __all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "PointError", "make_executor", "configure_worker"]
