@@ -204,8 +204,10 @@ def read_results(path: Path | str):
     """``results.csv`` as a pandas DataFrame ('true'/'false' as booleans, empty cells as NaN)."""
     import pandas as pd
 
-    df = pd.read_csv(path, true_values=["true"], false_values=["false"], keep_default_na=True)
-    return df
+    text = _read_text(Path(path))
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]        # a torn last line (a sweep killed mid-write)
+    return pd.read_csv(io.StringIO(text), true_values=["true"], false_values=["false"], keep_default_na=True)
 
 
 def save_png(path: Path, image: np.ndarray) -> None:
