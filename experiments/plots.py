@@ -212,13 +212,15 @@ def _user_labels(df, names: list[str]) -> dict[str, str]:
 
 
 def image_grid(run_dir: Path, df, max_points: int = 8, path: Path | None = None,
-               grid: list[str] | None = None) -> Path | None:
-    """A grid of the saved images: one row per receiver, one column per point (first seed).
+               grid: list[str] | None = None, max_hues: int = 4) -> Path | None:
+    """A grid of the saved images (first seed): the sweep's x axis along the columns.
 
-    The first column holds each receiver's error-free reference (``*_ref.png``),
-    then (when saved) the image it generates alone (``*_alone.png``); the other
-    columns the received images along the sweep (at most ``max_points``, spread
-    evenly). Returns None when no images were saved.
+    One row per receiver and per combination of the other axes (at most
+    ``max_hues`` combinations); the columns hold the receiver's error-free
+    reference (``*_ref.png``) and, when saved, the image it generates alone
+    (``*_alone.png``), both at the row's first point, then the received images
+    at up to ``max_points`` values of the x axis (spread evenly). Returns None
+    when no images were saved.
     """
     run_dir = Path(run_dir)
     img_dir = run_dir / "images"
@@ -228,40 +230,57 @@ def image_grid(run_dir: Path, df, max_points: int = 8, path: Path | None = None,
     import matplotlib.image as mpimg
 
     pts = df.drop_duplicates("point_key").sort_values("point_index")
-    first_seed = pts["seed"].min() if "seed" in pts else None
-    if first_seed is not None:
-        pts = pts[pts["seed"] == first_seed]
+    if "seed" in pts:
+        pts = pts[pts["seed"] == pts["seed"].min()]
     pts = pts[[(img_dir / k).is_dir() for k in pts["point_key"]]]
     if pts.empty:
         return None
-    if len(pts) > max_points:
-        pts = pts.iloc[np.unique(np.linspace(0, len(pts) - 1, max_points).round().astype(int))]
     axes_cols = axis_columns(df, grid)
+    x = choose_x(df, axes_cols)
+    hue_cols = [a for a in axes_cols if a != x]
+    if hue_cols:
+        combos = list(dict.fromkeys(pts[hue_cols].astype(str).agg("|".join, axis=1)))[:max_hues]
+        keyed = pts.assign(_hue=pts[hue_cols].astype(str).agg("|".join, axis=1))
+        lanes = [(dict(zip(hue_cols, c.split("|"))), keyed[keyed["_hue"] == c]) for c in combos]
+    else:
+        lanes = [({}, pts)]
     first = img_dir / pts["point_key"].iloc[0]
     names = sorted(p.stem for p in first.glob("*.png") if not p.stem.endswith(("_ref", "_alone")))
     if not names:
         return None
-    cols = [("error-free\nreference", pts["point_key"].iloc[0], "_ref")]
-    if any(first.glob("*_alone.png")):
-        cols.append(("generated\nalone", pts["point_key"].iloc[0], "_alone"))
-    for _, r in pts.iterrows():
-        label = "\n".join(f"{a}={r[a]}" for a in axes_cols) or f"point {r['point_index']}"
-        cols.append((label, r["point_key"], ""))
+    has_alone = any(first.glob("*_alone.png"))
     labels = _user_labels(df, names)
-    fig, axs = plt.subplots(len(names), len(cols), figsize=(1.25 * len(cols) + 1.4, 1.35 * len(names) + 0.5),
-                            squeeze=False)
-    for j, (label, key, suffix) in enumerate(cols):
-        for i, name in enumerate(names):
+    n_cols = min(max_points, max(len(lane) for _, lane in lanes))
+    header = ["error-free\nreference"] + (["generated\nalone"] if has_alone else [])
+    rows = []                                   # (row label, [(key, suffix) per column], column titles)
+    for hue, lane in lanes:
+        if len(lane) > n_cols:
+            lane = lane.iloc[np.unique(np.linspace(0, len(lane) - 1, n_cols).round().astype(int))]
+        titles = header + [f"{x}={r[x]}" if x else f"point {r['point_index']}" for _, r in lane.iterrows()]
+        key0 = lane["point_key"].iloc[0]
+        hue_text = "\n".join(f"{k}={v}" for k, v in hue.items())
+        for name in names:
+            cells = [(key0, "_ref")] + ([(key0, "_alone")] if has_alone else []) + \
+                [(k, "") for k in lane["point_key"]]
+            rows.append(((hue_text + "\n" if hue_text else "") + labels[name], cells, titles))
+    width = max(len(c) for _, c, _ in rows)
+    fig, axs = plt.subplots(len(rows), width, figsize=(1.25 * width + 1.6, 1.4 * len(rows) + 0.4), squeeze=False)
+    for i, (label, cells, titles) in enumerate(rows):
+        for j in range(width):
             ax = axs[i, j]
-            f = img_dir / key / f"{name}{suffix}.png"
-            if f.exists():
-                ax.imshow(mpimg.imread(f))
             ax.set_xticks([])
             ax.set_yticks([])
-            if i == 0:
-                ax.set_title(label, fontsize=6.5)
+            if j >= len(cells):
+                ax.set_visible(False)
+                continue
+            key, suffix = cells[j]
+            f = img_dir / key / f"{names[i % len(names)]}{suffix}.png"
+            if f.exists():
+                ax.imshow(mpimg.imread(f))
+            if i == 0 or titles != rows[i - 1][2]:
+                ax.set_title(titles[j], fontsize=6.5)
             if j == 0:
-                ax.set_ylabel(labels[name], fontsize=6, rotation=0, ha="right", va="center")
+                ax.set_ylabel(label, fontsize=6, rotation=0, ha="right", va="center")
     fig.tight_layout()
     path = Path(path) if path else run_dir / "image_grid.png"
     fig.savefig(path, dpi=110)
