@@ -184,9 +184,9 @@ def write_outputs(run_dir: str | Path, cfg=None) -> dict:
         for p in plots:
             lines += [f"![{p.stem}](plots/{p.name})", ""]
     if grid is not None:
-        lines += ["## Images", "", "One row per receiver. First column: its error-free reference (the state "
-                  "arrives exactly as sent); then, where computed, the image it generates alone; then the received "
-                  "images along the sweep (first seed).", "",
+        lines += ["## Images", "", "One row per receiver (and per value of the other grid axes). First column: its "
+                  "error-free reference (the state arrives exactly as sent); then, where computed, the image it "
+                  "generates alone; then the received images along the sweep (first seed).", "",
                   f"![image grid]({grid.name})", ""]
     fail = run_dir / "failures.csv"
     if fail.is_file():
