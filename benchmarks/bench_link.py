@@ -162,14 +162,14 @@ def main(argv=None) -> int:
     chains = [
         ("uncoded 16qam awgn", LinkConfig(code="none", modulation="16qam", block_length=4096), 10.0, 64),
         ("ldpc r1/2 qpsk k1024 awgn", LinkConfig(code="ldpc", modulation="qpsk", code_rate=0.5, block_length=1024),
-         1.6, 32 if q else 128),
+         1.4, 32 if q else 128),
         ("ldpc r1/2 16qam k4096 awgn", LinkConfig(code="ldpc", modulation="16qam", code_rate=0.5, block_length=4096),
-         6.6, 8 if q else 32),
+         6.3, 8 if q else 32),
         ("polar r1/2 qpsk k256 awgn", LinkConfig(code="polar", modulation="qpsk", code_rate=0.5, block_length=256),
          2.0, 32 if q else 64),
         ("ofdm tdl-c 30m/s ls ldpc r1/2 16qam k1024",
          LinkConfig(channel="tdl-c", speed_mps=30.0, csi="ls", modulation="16qam", code="ldpc", code_rate=0.5,
-                    block_length=1024), 12.0, 32 if q else 64),
+                    block_length=1024), 15.0, 32 if q else 64),
     ]
     rows = []
     for name, cfg, snr, batch in chains:

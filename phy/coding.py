@@ -48,8 +48,8 @@ __all__ = [
 POLAR_LLR_CRC_OK = 20.0
 POLAR_LLR_CRC_FAILED = 1.0
 
-#: target number of padded check-node messages per decoder call (cache size)
-_DECODER_MESSAGES_PER_CALL = 2**20
+#: target number of edge messages per decoder call (memory and cache use)
+_DECODER_MESSAGES_PER_CALL = 2**21
 
 
 def hard_decision(llr: torch.Tensor) -> torch.Tensor:
@@ -237,7 +237,7 @@ class LdpcCode(ChannelCode):
                 num_iter=config.decoder_iterations,
                 hard_out=False,
             )
-        per_cw = self.decoder._num_cns * self.decoder._max_cn_degree  # pylint: disable=protected-access
+        per_cw = self.decoder._num_edges  # pylint: disable=protected-access
         self.max_codewords = config.max_codewords_per_batch or max(1, _DECODER_MESSAGES_PER_CALL // per_cw)
 
     def encode(self, bits: torch.Tensor) -> torch.Tensor:

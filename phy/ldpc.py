@@ -18,9 +18,9 @@ pruning and output format) with a different BP stage:
    (``early_stop=False`` reproduces :class:`~sionna.phy.fec.ldpc.LDPC5GDecoder`
    exactly; see the tests).  ``kernel="fast"`` (the default for
    ``cn_update="boxplus"``) computes the same exact boxplus rule with the same
-   clipping in a batch-last, check-node-major layout: padded slots are made
-   neutral by a large LLR instead of masks, and the variable-node update is
-   one scatter-add and one gather; it equals Sionna up to float rounding.
+   clipping on a batch-last edge layout without padding (check nodes grouped
+   by degree); the variable-node update is one scatter-add and one gather.
+   It equals Sionna up to float rounding.
 
 Only the flooding schedule without callbacks is supported.
 
@@ -41,8 +41,7 @@ __all__ = ["EarlyStopLDPC5GDecoder"]
 # constants of the exact boxplus rule, as in Sionna's cn_update_tanh
 _TINY = 1e-12
 _ATANH_CLIP = 1.0 - 1e-7
-#: LLR of the padding slots of the fast kernel: tanh(_BIG / 2) == 1 in float32
-_BIG = 40.0
+
 
 
 class _EarlyStopBP(LDPCBPDecoder):
@@ -87,20 +86,28 @@ class _EarlyStopBP(LDPCBPDecoder):
         self.register_buffer("_es_vn2cn", torch.as_tensor(c_idx, device=dev), persistent=False)
 
     def _build_fast_indices(self) -> None:
-        """Index buffers of the batch-last boxplus kernel (see :meth:`_fast_step`)."""
+        """Edge layout of the batch-last boxplus kernel (see :meth:`_fast_step`).
+
+        Edges are ordered by check node, check nodes grouped by degree, so that
+        each group is a dense ``[n_cns, degree, batch]`` block: no padding.
+        """
         dev = self._v2c_perm.device
-        ncn, dc, nvn = self._num_cns, self._max_cn_degree, self._num_vns
         cn_idx, vn_idx = np.asarray(self._cn_idx), np.asarray(self._vn_idx)
-        order = np.argsort(cn_idx, kind="stable")
-        pos_vn = np.full(ncn * dc, nvn, dtype=np.int64)  # padding -> dummy VN row
-        slot = np.zeros(ncn, dtype=np.int64)
-        for e in order:
-            c = cn_idx[e]
-            pos_vn[c * dc + slot[c]] = vn_idx[e]
-            slot[c] += 1
-        mask = (pos_vn < nvn).astype(np.float32)[:, None]
-        self.register_buffer("_fast_pos_vn", torch.as_tensor(pos_vn, device=dev), persistent=False)
-        self.register_buffer("_fast_mask", torch.as_tensor(mask, dtype=self.dtype, device=dev), persistent=False)
+        degree = np.bincount(cn_idx, minlength=self._num_cns)
+        # sort edges by (degree of their check node, check node)
+        order = np.lexsort((cn_idx, degree[cn_idx]))
+        self.register_buffer("_fast_vn", torch.as_tensor(vn_idx[order], dtype=torch.int64, device=dev),
+                             persistent=False)
+        self.register_buffer("_fast_cn", torch.as_tensor(cn_idx[order], dtype=torch.int64, device=dev),
+                             persistent=False)
+        groups, offset = [], 0
+        for d in sorted(set(degree.tolist())):
+            if d == 0:
+                continue
+            count = int((degree == d).sum())
+            groups.append((offset, count, int(d)))
+            offset += count * int(d)
+        self._fast_groups = groups  # (first edge, check nodes, degree)
 
     # -- exact kernel: Sionna's node updates, batch first ------------------
     def _exact_init(self, llr: torch.Tensor) -> dict:
@@ -129,42 +136,40 @@ class _EarlyStopBP(LDPCBPDecoder):
         for key in ("llr", "msg", "x_tot"):
             st[key] = st[key][keep]
 
-    # -- fast kernel: exact boxplus, batch last, no VN padding ---------------
+    # -- fast kernel: exact boxplus, batch last, no padding -------------------
     def _fast_init(self, llr: torch.Tensor) -> dict:
-        big = torch.full((1, llr.shape[0]), _BIG, dtype=llr.dtype, device=llr.device)
-        llr_ext = torch.cat([llr.t(), big], dim=0)  # [nvn + 1, bs]; the last row pads the CNs
-        v2c = llr_ext.index_select(0, self._fast_pos_vn)
-        return {"llr": llr_ext, "v2c": v2c, "x_tot": llr_ext}
+        llr_t = llr.t().contiguous()  # [nvn, bs]
+        return {"llr": llr_t, "v2c": llr_t.index_select(0, self._fast_vn), "x_tot": llr_t}
 
     def _fast_step(self, st: dict) -> None:
         r"""One flooding iteration with the exact boxplus rule.
 
-        Messages live in a check-node-major padded layout ``[num_cns *
-        max_cn_degree, batch]``; padded slots carry a large positive LLR
-        (``tanh = 1``, neutral in the product).  Check nodes:
-        :math:`c = 2\,\mathrm{atanh}(\prod_{j\ne i}\tanh(v_j/2))`, with
-        Sionna's clipping; variable nodes: one scatter-add of the check
+        Messages live on the edges, ``[num_edges, batch]``, ordered by check
+        node with the check nodes grouped by degree.  Check nodes:
+        :math:`c_i = 2\,\mathrm{atanh}(\prod_{j\ne i}\tanh(v_j/2))` with
+        Sionna's clipping (the product per degree group, everything else on
+        all edges at once); variable nodes: one scatter-add of the check
         messages onto the channel LLRs and one gather back.
         """
-        ncn, dc = self._num_cns, self._max_cn_degree
         llr_max = self._llr_max
         t = torch.tanh(0.5 * st["v2c"])
         t = torch.where(t == 0, _TINY, t)
-        t3 = t.view(ncn, dc, -1)
-        e = t3.prod(dim=1, keepdim=True) / t3
-        e = e.clamp(-_ATANH_CLIP, _ATANH_CLIP)
-        c2v = (2.0 * torch.atanh(e)).view(ncn * dc, -1)
+        parts = []
+        for first, count, deg in self._fast_groups:
+            tg = t[first : first + count * deg].view(count, deg, -1)
+            parts.append((tg.prod(dim=1, keepdim=True) / tg).view(count * deg, -1))
+        e = torch.cat(parts, dim=0) if len(parts) > 1 else parts[0]
+        c2v = 2.0 * torch.atanh(e.clamp(-_ATANH_CLIP, _ATANH_CLIP))
         if llr_max is not None:
             c2v = c2v.clamp(-llr_max, llr_max)
-        c2v = c2v * self._fast_mask
-        x_tot = st["llr"].index_add(0, self._fast_pos_vn, c2v)
-        v2c = x_tot.index_select(0, self._fast_pos_vn) - c2v
+        x_tot = st["llr"].index_add(0, self._fast_vn, c2v)
+        v2c = x_tot.index_select(0, self._fast_vn) - c2v
         if llr_max is not None:
             v2c = v2c.clamp(-llr_max, llr_max)
         st["v2c"], st["x_tot"] = v2c, x_tot
 
     def _fast_x_hat(self, st: dict) -> torch.Tensor:
-        x = st["x_tot"][: self._num_vns]
+        x = st["x_tot"]
         if self._llr_max is not None:
             x = x.clamp(-self._llr_max, self._llr_max)
         return x.t()
@@ -175,9 +180,10 @@ class _EarlyStopBP(LDPCBPDecoder):
             st[key] = st[key].index_select(1, idx)
 
     def _fast_syndrome_ok(self, st: dict) -> torch.Tensor:
-        hard = (st["x_tot"] <= 0).to(st["x_tot"].dtype)
-        hard[-1] = 0.0  # the padding row
-        parity = hard.index_select(0, self._fast_pos_vn).view(self._num_cns, self._max_cn_degree, -1).sum(dim=1)
+        x = st["x_tot"]
+        hard = (x <= 0).to(x.dtype).index_select(0, self._fast_vn)
+        parity = torch.zeros(self._num_cns, x.shape[1], dtype=x.dtype, device=x.device)
+        parity = parity.index_add(0, self._fast_cn, hard)
         return (torch.remainder(parity, 2.0) == 0).all(dim=0)
 
     def _exact_syndrome_ok(self, st: dict) -> torch.Tensor:
@@ -282,8 +288,8 @@ class EarlyStopLDPC5GDecoder(LDPC5GDecoder, _EarlyStopBP):
     :param kernel: ``"exact"`` runs Sionna's own node-update functions on
         Sionna's padded layouts (bit-identical to Sionna), ``"fast"`` the
         project's batch-last kernel for ``cn_update="boxplus"`` (the same exact
-        boxplus rule and clipping, fewer operations, no variable-node padding;
-        equal to Sionna up to float rounding); ``"auto"`` picks ``"fast"`` for
+        boxplus rule and clipping, fewer operations, no padding; equal to
+        Sionna up to float rounding); ``"auto"`` picks ``"fast"`` for
         boxplus and ``"exact"`` otherwise.
     :param hard_out: return hard decisions (float 0/1) instead of logits.
     :param return_infobits: return only the ``k`` information bits.
