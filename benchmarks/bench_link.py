@@ -164,7 +164,7 @@ def main(argv=None) -> int:
         ("ldpc r1/2 qpsk k1024 awgn", LinkConfig(code="ldpc", modulation="qpsk", code_rate=0.5, block_length=1024),
          1.4, 32 if q else 128),
         ("ldpc r1/2 16qam k4096 awgn", LinkConfig(code="ldpc", modulation="16qam", code_rate=0.5, block_length=4096),
-         6.3, 8 if q else 32),
+         6.6, 8 if q else 32),
         ("polar r1/2 qpsk k256 awgn", LinkConfig(code="polar", modulation="qpsk", code_rate=0.5, block_length=256),
          2.0, 32 if q else 64),
         ("ofdm tdl-c 30m/s ls ldpc r1/2 16qam k1024",
