@@ -244,7 +244,8 @@ class DigitalLink(torch.nn.Module):
     :output result: :class:`LinkResult`.
 
     With ``mcs="auto"`` each call picks the MCS for ``snr_db``
-    (:func:`~phy.select_mcs`) and uses that MCS's chain.
+    (:func:`~phy.select_mcs` at :meth:`effective_snr_db`, which accounts for
+    fading) and uses that MCS's chain.
 
     Example::
 
@@ -267,6 +268,8 @@ class DigitalLink(torch.nn.Module):
         self.config = config
         self.device = torch.device(device_key(device))
         self.chains = torch.nn.ModuleDict()
+        self._effective_snr_cache: dict[float, float] = {}
+        self._probe_channel = None
         if config.mcs != "auto":
             self.chains["fixed"] = LinkChain(config, self.device)
 
@@ -281,12 +284,43 @@ class DigitalLink(torch.nn.Module):
             self.chains[key] = LinkChain(self.config.for_mcs(index), self.device)
         return self.chains[key]
 
+    def effective_snr_db(self, snr_db: float) -> float:
+        r"""The AWGN-equivalent SNR [dB] the adaptive MCS uses at ``snr_db``.
+
+        Over AWGN it is ``snr_db``.  Over a fading channel the receiver's own
+        post-equalisation SINR is measured (:func:`~phy.mcs.effective_snr_db`):
+        rows of ``block_length`` QPSK symbols (about one rate-1/2 codeword)
+        cross the configured channel and estimator, each row's SINRs are
+        averaged in mutual information,
+        :math:`\gamma_{\mathrm{eff}} = 2^{\overline{\log_2(1+\gamma_i)}}-1`,
+        and the ``target_bler`` quantile over rows is returned: the MCS is
+        then chosen so that at most that fraction of codewords falls below its
+        AWGN threshold (outage-based link adaptation without per-slot CSI
+        feedback).  Cached per SNR.
+        """
+        from .mcs import effective_snr_db  # pylint: disable=import-outside-toplevel
+
+        snr = _check_snr(snr_db, True)
+        if self.config.channel == "awgn":
+            return snr
+        key = round(snr, 6)
+        if key not in self._effective_snr_cache:
+            if self._probe_channel is None:
+                with sionna_device(self.device):
+                    self._probe_channel = make_symbol_channel(self.config)
+            self._effective_snr_cache[key] = effective_snr_db(
+                self._probe_channel, snr, self.config.block_length, quantile=self.config.target_bler,
+                device=self.device,
+            )
+        return self._effective_snr_cache[key]
+
     def select_mcs(self, snr_db: float):
-        """The :class:`~phy.McsChoice` for ``snr_db`` (``mcs="auto"``)."""
+        """The :class:`~phy.McsChoice` for ``snr_db`` (``mcs="auto"``), chosen
+        at :meth:`effective_snr_db`."""
         from .mcs import select_mcs  # pylint: disable=import-outside-toplevel
 
         return select_mcs(
-            snr_db,
+            self.effective_snr_db(snr_db),
             target_bler=self.config.target_bler,
             table=self.config.mcs_table,
             block_length=self.config.block_length,

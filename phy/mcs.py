@@ -23,11 +23,13 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import torch
 
 from .config import CRCS, LDPC_RATE_MIN, ldpc_support_error
 from .nr_tables import MCS_TABLES, mcs_table
 
 __all__ = [
+    "effective_snr_db",
     "McsChoice",
     "BlerCurve",
     "select_mcs",
@@ -218,3 +220,44 @@ def select_mcs(
         snr_db=float(snr_db),
         block_length=k_cal,
     )
+
+
+def effective_snr_db(
+    channel: "torch.nn.Module",
+    snr_db: float,
+    symbols_per_codeword: int,
+    quantile: float = 0.1,
+    num_codewords: int = 512,
+    seed: int = 0,
+    device: "torch.device | str" = "cpu",
+) -> float:
+    r"""Outage quantile of the per-codeword effective SINR [dB] of a channel.
+
+    ``num_codewords`` rows of ``symbols_per_codeword`` unit-energy QPSK
+    symbols cross ``channel`` (a :class:`~phy.channels.SymbolChannel`, with
+    its estimator and LMMSE equaliser) at ``snr_db``; the equaliser's
+    effective noise variances give per-symbol SINRs :math:`\gamma_i = 1 /
+    \sigma^2_i`, averaged per row in mutual information
+    (:math:`\gamma_{\mathrm{eff}} = 2^{\overline{\log_2(1+\gamma_i)}} - 1`);
+    the ``quantile`` of the rows' values is returned.  Deterministic (fixed
+    ``seed``).
+
+    :param channel: the symbol channel.
+    :param snr_db: average :math:`E_s/N_0` [dB].
+    :param symbols_per_codeword: channel uses of one codeword.
+    :param quantile: outage probability (the BLER target).
+    :output snr_eff_db: [dB].
+    """
+    if not 0.0 < quantile < 1.0:
+        raise ValueError(f"quantile must be in (0, 1), got {quantile}")
+    gen = torch.Generator(device=device).manual_seed(seed)
+    shape = (num_codewords, max(1, int(symbols_per_codeword)))
+    re = torch.randint(0, 2, shape, generator=gen, device=device).float() * 2 - 1
+    im = torch.randint(0, 2, shape, generator=gen, device=device).float() * 2 - 1
+    x = torch.complex(re, im) / math.sqrt(2.0)
+    with torch.no_grad():
+        out = channel(x, 10.0 ** (-snr_db / 10.0), gen)
+    sinr = 1.0 / out.noise_var_eff.double().clamp_min(1e-30)
+    gamma_eff = torch.exp2(torch.log2(1.0 + sinr).mean(dim=1)) - 1.0
+    q = float(torch.quantile(gamma_eff, quantile))
+    return 10.0 * math.log10(max(q, 1e-30))

@@ -103,6 +103,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--format", choices=["table", "json"], default="table",
                    help="table, or one JSON object per line")
     g.add_argument("--output", default=None, metavar="FILE.csv", help="also write the rows to a CSV file")
+    g.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="torch threads (1 is fastest for this workload on a shared machine)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -134,8 +136,13 @@ def _format_table(rows: list[dict], columns) -> str:
 def run(args) -> int:
     import phy  # pylint: disable=import-outside-toplevel
 
+    import torch  # pylint: disable=import-outside-toplevel
+
     if args.num_bits < 1:
         raise ValueError(f"--num-bits must be a positive integer, got {args.num_bits}")
+    if args.threads < 1:
+        raise ValueError(f"--threads must be a positive integer, got {args.threads}")
+    torch.set_num_threads(args.threads)
     fields = {f: getattr(args, opt) for opt, f in _FIELDS.items() if getattr(args, opt) is not None}
     bsc = fields.get("channel") == "bsc"
     rates = None
