@@ -268,7 +268,7 @@ class DigitalLink(torch.nn.Module):
         self.config = config
         self.device = torch.device(device_key(device))
         self.chains = torch.nn.ModuleDict()
-        self._effective_snr_cache: dict[float, float] = {}
+        self._effective_snr_cache: dict[float, dict[str, float]] = {}
         self._probe_channel = None
         if config.mcs != "auto":
             self.chains["fixed"] = LinkChain(config, self.device)
@@ -284,25 +284,24 @@ class DigitalLink(torch.nn.Module):
             self.chains[key] = LinkChain(self.config.for_mcs(index), self.device)
         return self.chains[key]
 
-    def effective_snr_db(self, snr_db: float) -> float:
-        r"""The AWGN-equivalent SNR [dB] the adaptive MCS uses at ``snr_db``.
+    def effective_snr_db(self, snr_db: float) -> dict[str, float]:
+        r"""The AWGN-equivalent SNR [dB] per modulation the adaptive MCS uses.
 
-        Over AWGN it is ``snr_db``.  Over a fading channel the receiver's own
-        post-equalisation SINR is measured (:func:`~phy.mcs.effective_snr_db`):
-        rows of ``block_length`` QPSK symbols (about one rate-1/2 codeword)
-        cross the configured channel and estimator, each row's SINRs are
-        averaged in mutual information,
-        :math:`\gamma_{\mathrm{eff}} = 2^{\overline{\log_2(1+\gamma_i)}}-1`,
-        and the ``target_bler`` quantile over rows is returned: the MCS is
-        then chosen so that at most that fraction of codewords falls below its
-        AWGN threshold (outage-based link adaptation without per-slot CSI
-        feedback).  Cached per SNR.
+        Over AWGN it is ``snr_db`` for every modulation.  Over a fading
+        channel the receiver's own post-equalisation SINR is measured
+        (:func:`~phy.mcs.effective_snr_db`): rows of ``block_length`` QPSK
+        symbols (about one rate-1/2 codeword) cross the configured channel and
+        estimator, each row's SINRs are averaged in BICM mutual information
+        per modulation (MIESM), and the ``target_bler`` quantile over rows is
+        returned: the MCS is then chosen so that about that fraction of
+        codewords falls below its AWGN threshold (outage-based link adaptation
+        without per-slot CSI feedback).  Cached per SNR.
         """
-        from .mcs import effective_snr_db  # pylint: disable=import-outside-toplevel
+        from .mcs import MODULATIONS_QAM, effective_snr_db  # pylint: disable=import-outside-toplevel
 
         snr = _check_snr(snr_db, True)
         if self.config.channel == "awgn":
-            return snr
+            return {m: snr for m in MODULATIONS_QAM}
         key = round(snr, 6)
         if key not in self._effective_snr_cache:
             if self._probe_channel is None:
@@ -312,7 +311,7 @@ class DigitalLink(torch.nn.Module):
                 self._probe_channel, snr, self.config.block_length, quantile=self.config.target_bler,
                 device=self.device,
             )
-        return self._effective_snr_cache[key]
+        return dict(self._effective_snr_cache[key])
 
     def select_mcs(self, snr_db: float):
         """The :class:`~phy.McsChoice` for ``snr_db`` (``mcs="auto"``), chosen

@@ -20,7 +20,7 @@ import functools
 import math
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Mapping, Optional
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ from .nr_tables import MCS_TABLES, mcs_table
 
 __all__ = [
     "effective_snr_db",
+    "MODULATIONS_QAM",
     "McsChoice",
     "BlerCurve",
     "select_mcs",
@@ -54,7 +55,7 @@ class McsChoice:
     :ivar required_snr_db: SNR [dB] at which this MCS reaches the target BLER.
     :ivar meets_target: whether ``expected_bler <= target_bler`` (if no MCS
         does, the most robust one is returned with ``meets_target=False``).
-    :ivar snr_db: the SNR [dB] asked about.
+    :ivar snr_db: the (effective) SNR [dB] the choice was made at.
     :ivar block_length: the calibrated block length that was used.
     """
 
@@ -150,7 +151,7 @@ def load_calibration(path: Optional[str] = None) -> dict[tuple[int, float, int],
 
 
 def select_mcs(
-    snr_db: float,
+    snr_db: "float | Mapping[str, float]",
     target_bler: float = 0.1,
     table: int = 1,
     block_length: int = 1024,
@@ -159,7 +160,9 @@ def select_mcs(
     """The 5G NR MCS with the highest spectral efficiency whose expected BLER
     at ``snr_db`` is at most ``target_bler``.
 
-    :param snr_db: (effective) :math:`E_s/N_0` [dB].
+    :param snr_db: (effective) :math:`E_s/N_0` [dB], or one effective SNR
+        per modulation (``{"qpsk": ..., "16qam": ...}``, as
+        :func:`effective_snr_db` gives).
     :param target_bler: BLER target in (0, 1).
     :param table: PDSCH MCS table of TS 38.214 (1, 2 or 3).
     :param block_length: information bits per code block; the nearest
@@ -174,8 +177,14 @@ def select_mcs(
         >>> lo.spectral_efficiency < hi.spectral_efficiency
         True
     """
-    if isinstance(snr_db, bool) or not isinstance(snr_db, (int, float)) or not math.isfinite(snr_db):
-        raise ValueError(f"snr_db must be a finite number [dB], got {snr_db!r}")
+    if isinstance(snr_db, Mapping):
+        per_mod = {k: float(v) for k, v in snr_db.items()}
+        if not all(math.isfinite(v) for v in per_mod.values()):
+            raise ValueError(f"snr_db values must be finite numbers [dB], got {snr_db!r}")
+    elif isinstance(snr_db, bool) or not isinstance(snr_db, (int, float)) or not math.isfinite(snr_db):
+        raise ValueError(f"snr_db must be a finite number [dB] or a mapping modulation -> dB, got {snr_db!r}")
+    else:
+        per_mod = None
     if not 0.0 < target_bler < 1.0:
         raise ValueError(f"target_bler must be in (0, 1), got {target_bler}")
     if table not in MCS_TABLES:
@@ -197,8 +206,11 @@ def select_mcs(
         curve = curves.get((e.bits_per_symbol, _rate_key(e.code_rate), k_cal))
         if curve is None:
             continue
-        bler = curve.bler_at(float(snr_db))
-        cand = (e, bler, curve.snr_for_bler(target_bler))
+        if per_mod is not None and e.modulation not in per_mod:
+            raise ValueError(f"snr_db has no effective SNR for {e.modulation!r} (MCS table {table})")
+        snr_e = per_mod[e.modulation] if per_mod is not None else float(snr_db)
+        bler = curve.bler_at(snr_e)
+        cand = (e, bler, curve.snr_for_bler(target_bler), snr_e)
         if bler <= target_bler and (best is None or e.spectral_efficiency > best[0].spectral_efficiency):
             best = cand
         if fallback is None or (bler, e.spectral_efficiency) < (fallback[1], fallback[0].spectral_efficiency):
@@ -206,7 +218,7 @@ def select_mcs(
     if fallback is None:
         raise ValueError(f"the MCS calibration has no curves for table {table} and block_length {k_cal}")
     chosen = best or fallback
-    e, bler, req = chosen
+    e, bler, req, snr_used = chosen
     return McsChoice(
         index=e.index,
         table=table,
@@ -217,9 +229,23 @@ def select_mcs(
         expected_bler=bler,
         required_snr_db=req,
         meets_target=best is not None,
-        snr_db=float(snr_db),
+        snr_db=snr_used,
         block_length=k_cal,
     )
+
+
+#: SNR grid [dB] of the BICM mutual-information tables used for MIESM
+_MI_GRID_DB = np.arange(-30.0, 60.01, 0.1)
+MODULATIONS_QAM = ("qpsk", "16qam", "64qam", "256qam")
+
+
+@functools.lru_cache(maxsize=None)
+def _mi_table(modulation: str) -> np.ndarray:
+    """BICM mutual information [bit/symbol] of ``modulation`` on :data:`_MI_GRID_DB`."""
+    from .theory import constellation_capacity_curve  # pylint: disable=import-outside-toplevel
+
+    mi = constellation_capacity_curve(_MI_GRID_DB, modulation, "bicm", order=60)
+    return np.maximum.accumulate(mi)  # strictly monotone up to float noise
 
 
 def effective_snr_db(
@@ -230,23 +256,24 @@ def effective_snr_db(
     num_codewords: int = 512,
     seed: int = 0,
     device: "torch.device | str" = "cpu",
-) -> float:
-    r"""Outage quantile of the per-codeword effective SINR [dB] of a channel.
+    modulations: tuple[str, ...] = MODULATIONS_QAM,
+) -> dict[str, float]:
+    r"""Outage quantile of the per-codeword effective SINR [dB] of a channel (MIESM).
 
     ``num_codewords`` rows of ``symbols_per_codeword`` unit-energy QPSK
     symbols cross ``channel`` (a :class:`~phy.channels.SymbolChannel`, with
-    its estimator and LMMSE equaliser) at ``snr_db``; the equaliser's
-    effective noise variances give per-symbol SINRs :math:`\gamma_i = 1 /
-    \sigma^2_i`, averaged per row in mutual information
-    (:math:`\gamma_{\mathrm{eff}} = 2^{\overline{\log_2(1+\gamma_i)}} - 1`);
-    the ``quantile`` of the rows' values is returned.  Deterministic (fixed
-    ``seed``).
+    its estimator and LMMSE equaliser) at ``snr_db``.  The equaliser's
+    effective noise variances give per-symbol SINRs
+    :math:`\gamma_i = 1/\sigma^2_i`; for each modulation the row's SINRs are
+    averaged in BICM mutual information (MIESM),
+    :math:`\gamma_{\mathrm{eff}} = I^{-1}(\overline{I(\gamma_i)})`, and the
+    ``quantile`` over rows is returned.  Deterministic (fixed ``seed``).
 
     :param channel: the symbol channel.
     :param snr_db: average :math:`E_s/N_0` [dB].
     :param symbols_per_codeword: channel uses of one codeword.
     :param quantile: outage probability (the BLER target).
-    :output snr_eff_db: [dB].
+    :output snr_eff_db: ``{modulation: effective SNR [dB]}``.
     """
     if not 0.0 < quantile < 1.0:
         raise ValueError(f"quantile must be in (0, 1), got {quantile}")
@@ -257,7 +284,12 @@ def effective_snr_db(
     x = torch.complex(re, im) / math.sqrt(2.0)
     with torch.no_grad():
         out = channel(x, 10.0 ** (-snr_db / 10.0), gen)
-    sinr = 1.0 / out.noise_var_eff.double().clamp_min(1e-30)
-    gamma_eff = torch.exp2(torch.log2(1.0 + sinr).mean(dim=1)) - 1.0
-    q = float(torch.quantile(gamma_eff, quantile))
-    return 10.0 * math.log10(max(q, 1e-30))
+    sinr_db = (-10.0 * torch.log10(out.noise_var_eff.double().clamp_min(1e-30))).cpu().numpy()
+    sinr_db = np.clip(sinr_db, _MI_GRID_DB[0], _MI_GRID_DB[-1])
+    result = {}
+    for mod in modulations:
+        table = _mi_table(mod)
+        mean_mi = np.interp(sinr_db, _MI_GRID_DB, table).mean(axis=1)
+        eff = np.interp(mean_mi, table, _MI_GRID_DB)
+        result[mod] = float(np.quantile(eff, quantile))
+    return result

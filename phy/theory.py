@@ -42,6 +42,7 @@ __all__ = [
     "shannon_capacity",
     "shannon_ebno_limit_db",
     "constellation_capacity",
+    "constellation_capacity_curve",
     "bicm_ebno_limit_db",
 ]
 
@@ -157,25 +158,32 @@ def _pam_1d(bits: int) -> tuple[np.ndarray, np.ndarray]:
     return points, labels
 
 
-def _capacity_1d(points: np.ndarray, labels: np.ndarray, noise_var: float, kind: str, order: int) -> float:
-    """Mutual information of a real constellation in real AWGN (variance ``noise_var``)."""
-    x, w = np.polynomial.hermite.hermgauss(order)
-    n = x * math.sqrt(2.0 * noise_var)  # E[f(n)] = sum(w f(n)) / sqrt(pi)
+@functools.lru_cache(maxsize=None)
+def _hermgauss(order: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.polynomial.hermite.hermgauss(order)
+
+
+def _capacity_1d(points: np.ndarray, labels: np.ndarray, noise_var, kind: str, order: int) -> np.ndarray:
+    """Mutual information of a real constellation in real AWGN of variance
+    ``noise_var`` (a scalar or an array: one value per entry)."""
+    nv = np.atleast_1d(np.asarray(noise_var, dtype=np.float64))[:, None, None, None]  # [S,1,1,1]
+    x, w = _hermgauss(order)
+    n = x[None, None, :, None] * np.sqrt(2.0 * nv)  # [S,1,N,1]; E[f(n)] = sum(w f(n)) / sqrt(pi)
     w = w / math.sqrt(math.pi)
-    y = points[:, None] + n[None, :]  # [X, N]
-    metric = -((y[:, :, None] - points[None, None, :]) ** 2) / (2.0 * noise_var)  # [X, N, X']
-    lse_all = logsumexp(metric, axis=2)
+    y = points[None, :, None, None] + n  # [S,X,N,1]
+    metric = -((y - points[None, None, None, :]) ** 2) / (2.0 * nv)  # [S,X,N,X']
+    lse_all = logsumexp(metric, axis=3)  # [S,X,N]
     bits = labels.shape[1]
     if kind == "cm":
-        own = -(n**2) / (2.0 * noise_var)
-        loss = (lse_all - own[None, :]) / math.log(2.0)
-        return float(bits - np.mean(loss @ w))
+        own = -(n[..., 0] ** 2) / (2.0 * nv[..., 0])  # [S,1,N]
+        loss = (lse_all - own) / math.log(2.0)
+        return bits - np.mean(loss @ w, axis=1)
     total = 0.0
     for i in range(bits):
-        same = labels[:, i][:, None] == labels[:, i][None, :]
-        lse_same = logsumexp(np.where(same[:, None, :], metric, -np.inf), axis=2)
-        total += np.mean(((lse_all - lse_same) / math.log(2.0)) @ w)
-    return float(bits - total)
+        same = labels[:, i][:, None] == labels[:, i][None, :]  # [X, X']
+        lse_same = logsumexp(np.where(same[None, :, None, :], metric, -np.inf), axis=3)
+        total = total + np.mean(((lse_all - lse_same) / math.log(2.0)) @ w, axis=1)
+    return bits - total
 
 
 def constellation_capacity(
@@ -203,10 +211,17 @@ def constellation_capacity(
         >>> round(constellation_capacity(0.0, "bpsk"), 4)
         0.7215
     """
+    return float(constellation_capacity_curve(np.array([float(snr_db)]), modulation, kind, order)[0])
+
+
+def constellation_capacity_curve(
+    snr_db: np.ndarray, modulation: str, kind: Literal["cm", "bicm"] = "bicm", order: int = 80
+) -> np.ndarray:
+    """:func:`constellation_capacity` for an array of SNRs [dB] at once."""
     if kind not in ("cm", "bicm"):
         raise ValueError(f"kind must be 'cm' or 'bicm', got {kind!r}")
     m = _bits(modulation)
-    n0 = 10.0 ** (-float(snr_db) / 10.0)
+    n0 = np.power(10.0, -np.asarray(snr_db, dtype=np.float64) / 10.0)
     if m == 1:
         points, labels = _pam_1d(1)
         return _capacity_1d(points, labels, n0 / 2.0, kind, order)
