@@ -154,13 +154,13 @@ def bench(name: str, cfg: LinkConfig, snr_db: float, batch: int, rounds: int) ->
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--rounds", type=int, default=5, help="timed rounds per variant (after one warm-up round)")
+    p.add_argument("--rounds", type=int, default=7, help="timed rounds per variant (after one warm-up round)")
     p.add_argument("--quick", action="store_true", help="smaller batches")
     args = p.parse_args(argv)
     print(f"malloc tuned: {phy.tune_malloc()}  torch threads: {torch.get_num_threads()}  torch {torch.__version__}")
     q = args.quick
     chains = [
-        ("uncoded 16qam awgn", LinkConfig(code="none", modulation="16qam", block_length=4096), 10.0, 64),
+        ("uncoded 16qam awgn", LinkConfig(code="none", modulation="16qam", block_length=4096), 10.0, 256),
         ("ldpc r1/2 qpsk k1024 awgn", LinkConfig(code="ldpc", modulation="qpsk", code_rate=0.5, block_length=1024),
          1.4, 32 if q else 128),
         ("ldpc r1/2 16qam k4096 awgn", LinkConfig(code="ldpc", modulation="16qam", code_rate=0.5, block_length=4096),

@@ -102,7 +102,7 @@ def _check_bits(bits: torch.Tensor) -> None:
         raise ValueError(f"bits must have shape [batch, n] with batch, n >= 1, got {list(bits.shape)}")
     if bits.dtype != torch.float32:
         raise ValueError(f"bits must be torch.float32 (0/1), got {bits.dtype}")
-    if not bool(((bits == 0) | (bits == 1)).all()):
+    if not bool(bits.eq(0).logical_or_(bits.eq(1)).all()):
         raise ValueError("bits must contain only 0 and 1")
 
 
@@ -207,7 +207,11 @@ class LinkChain(torch.nn.Module):
         bits_hat = self.segmenter.desegment(dec.bits, n)
         llrs = self.segmenter.desegment(dec.llrs, n)
         errors = bits_hat != bits
-        block_err = self.segmenter(errors.to(torch.float32)).amax(dim=2)
+        k = cfg.block_length
+        if n % k:
+            block_err = self.segmenter(errors.to(torch.float32)).amax(dim=2)
+        else:
+            block_err = errors.view(batch, num_blocks, k).any(dim=2)
         return LinkResult(
             bits_hat=bits_hat,
             llrs=llrs,
