@@ -70,11 +70,14 @@ def test_identical_prompts_share_everything_and_unrelated_share_nothing():
 
 def test_shared_steps_rule_is_documented_monotone_and_bounded():
     rule = SharedStepsRule(min_similarity=0.5, max_fraction=0.5)
-    sims = np.linspace(-1, 0.999, 200)
+    sims = np.linspace(-1, 1, 201)
     ks = [rule(float(s), 11) for s in sims]
     assert all(a <= b for a, b in zip(ks, ks[1:]))
-    assert ks[0] == 0 and max(ks) == 5 and rule(1.0, 11) == 11
+    assert ks[0] == 0 and max(ks) == 5 == rule(1.0, 11)
     assert rule(0.75, 11) == 2  # floor(11 * 0.5 * 0.5)
+    # the default rule on the vocabulary scale: same object, same group, other group (module docstring)
+    assert [shared_steps_for_group(s, 11) for s in (1.0, 0.7, 0.0)] == [8, 5, 0]
+    assert shared_steps_for_group(0.2, 11, identical=True) == 11
     with pytest.raises(ValueError, match="num_inference_steps"):
         rule(0.9, 0)
     with pytest.raises(ValueError, match="max_fraction"):
