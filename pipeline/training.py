@@ -19,7 +19,7 @@ whichever comes first (time spent before an interruption counts). Checkpoints
 hold the models, optimisers, EMA, step, elapsed time and the generators' states,
 so an interrupted run resumes where it stopped.
 
-Run (about 65 minutes on a 2-core CPU; use ``--device cuda`` on a GPU)::
+Run (about 90 minutes on a 2-core CPU; use ``--device cuda`` on a GPU)::
 
     python -m pipeline.training --workdir checkpoints/train --out pipeline/models/distdiff-tiny-sd
 """
@@ -286,16 +286,16 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--vae-batch-size", type=int, default=16)
     p.add_argument("--vae-steps", type=int, default=100_000)
-    p.add_argument("--vae-seconds", type=float, default=10 * 60)
+    p.add_argument("--vae-seconds", type=float, default=12 * 60)
     p.add_argument("--vae-lr", type=float, default=1e-3)
     p.add_argument("--vae-kl-weight", type=float, default=1e-4)
     p.add_argument("--decoder-steps", type=int, default=100_000)
-    p.add_argument("--decoder-seconds", type=float, default=30 * 60)
+    p.add_argument("--decoder-seconds", type=float, default=8 * 60)
     p.add_argument("--decoder-lr", type=float, default=5e-4)
     p.add_argument("--only-stage", choices=["decoder"], default=None,
                    help="run only this stage (its inputs must exist), e.g. in a second process")
     p.add_argument("--unet-steps", type=int, default=100_000)
-    p.add_argument("--unet-seconds", type=float, default=52 * 60)
+    p.add_argument("--unet-seconds", type=float, default=68 * 60)
     p.add_argument("--unet-lr", type=float, default=6e-4)
     p.add_argument("--warmup-steps", type=int, default=200)
     p.add_argument("--ema-decay", type=float, default=0.999)
