@@ -141,7 +141,6 @@ minute: an interrupted run resumes where it stopped (`pipeline/training.py`).
 These weights were trained on this 2-core CPU while other jobs shared it
 (about 1.5 s per UNet step on average instead of 0.7 s alone), so the same
 budget on an idle machine or a GPU gives more steps and a better model.
-```
 
 ## Quality (measured by `python -m pipeline.model_card`)
 
