@@ -10,7 +10,7 @@ from pipeline.cache import StateCache
 from pipeline.embedded_model import EmbeddedModelConfig, build_pipeline
 from pipeline.grouping import (CombinedEmbedder, PromptGrouper, SharedStepsRule, TextEncoderEmbedder,
                                VocabularyEmbedder, cosine_similarity, shared_steps_for_group)
-from pipeline.loading import DEFAULT_MODEL_DIR
+
 from pipeline.scenes import OBJECT_GROUPS, OBJECTS, make_caption, object_in_prompt
 from pipeline.split import SplitDiffusion
 
@@ -116,7 +116,6 @@ def test_combined_embedder_weights_the_cosines():
     assert float(cosine_similarity(e[:1], e[1:])) == pytest.approx(0.35, abs=1e-6)
 
 
-@pytest.mark.skipif(not (DEFAULT_MODEL_DIR / "model_index.json").is_file(), reason="shipped model not built yet")
 def test_shipped_text_encoder_groups_by_meaning():
     from pipeline.loading import load_pipeline
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pipeline import scenes
-from pipeline.classifier import DEFAULT_CLASSIFIER_DIR, SceneClassifier, load_classifier
+from pipeline.classifier import SceneClassifier, load_classifier
 from pipeline.embedded_model import UNK, EmbeddedModelConfig, build_pipeline, build_tokenizer
 from pipeline.scenes import OBJECT_GROUPS, OBJECTS, SceneGenerator, object_in_prompt, vocabulary
 from pipeline.training import _Stage
@@ -113,7 +113,6 @@ def test_classifier_input_validation():
         clf.adherence(np.zeros((2, 64, 64, 3), np.uint8), ["a red apple"])
 
 
-@pytest.mark.skipif(not (DEFAULT_CLASSIFIER_DIR / "config.json").exists(), reason="classifier not trained yet")
 def test_shipped_classifier_names_fresh_scenes():
     clf = load_classifier()
     images, captions, labels = SceneGenerator(seed=5000).batch(0, 270)
