@@ -15,10 +15,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Optional, Sequence
 
 __all__ = ["COMMANDS", "build_parser", "main"]
+
+# transformers warns at import that torchvision is absent (it is not needed here); keep the
+# command line's output to what the user asked for. Worker processes inherit this.
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 #: subcommand module names under experiments/commands, in help order
 COMMANDS = ["link", "run", "sweep", "plot", "generate"]
