@@ -93,6 +93,8 @@ class _Stage:
                           step=self.step, elapsed_s=self.elapsed_s, extra=self.extra), self.path)
 
     def run(self, max_steps: int, max_seconds: float, step_fn, desc: str) -> None:
+        """Step until ``max_steps`` or ``max_seconds`` of training time; then mark the stage done
+        (``<checkpoint>.done``: steps and seconds trained)."""
         last_save = time.monotonic()
         bar = tqdm(total=max_steps, initial=self.step, desc=desc, mininterval=5)
         while self.step < max_steps and self.elapsed_s < max_seconds:
@@ -108,6 +110,7 @@ class _Stage:
                 last_save = time.monotonic()
         bar.close()
         self.save()
+        self.path.with_suffix(".done").write_text(json.dumps({"steps": self.step, "seconds": self.elapsed_s}))
 
 
 def train_vae(vae, data, workdir: Path, args) -> None:
@@ -132,7 +135,6 @@ def train_vae(vae, data, workdir: Path, args) -> None:
         return loss.item()
 
     stage.run(args.vae_steps, args.vae_seconds, step_fn, "vae")
-    (workdir / "vae.done").write_text(json.dumps({"steps": stage.step, "seconds": stage.elapsed_s}))
 
 
 @torch.no_grad()
@@ -213,7 +215,6 @@ def train_unet(components, data, latents, workdir: Path, args) -> tuple[dict, di
         return loss.item()
 
     stage.run(args.unet_steps, args.unet_seconds, step_fn, "unet+text")
-    (workdir / "unet.done").write_text(json.dumps({"steps": stage.step, "seconds": stage.elapsed_s}))
     return ema_unet, ema_text
 
 
@@ -238,7 +239,8 @@ def train_decoder(vae, data, latents, workdir: Path, args) -> None:
     def step_fn(step):
         idx = torch.randint(len(images), (args.vae_batch_size,), generator=gen)
         x = _to_model_range(images[idx], device)
-        z = z_all[idx] + 0.05 * z_std * torch.randn(z_all[idx].shape, generator=gen)
+        z = z_all[idx]
+        z = z + 0.05 * z_std * torch.randn(z.shape, generator=gen)
         rec = vae.decode(z.to(device)).sample
         loss = F.l1_loss(rec, x) + F.mse_loss(rec, x) + _image_gradient_l1(rec, x)
         opt.zero_grad(set_to_none=True)
@@ -247,7 +249,6 @@ def train_decoder(vae, data, latents, workdir: Path, args) -> None:
         return loss.item()
 
     stage.run(args.decoder_steps, args.decoder_seconds, step_fn, "decoder")
-    (workdir / "decoder.done").write_text(json.dumps({"steps": stage.step, "seconds": stage.elapsed_s}))
 
 
 def _portable_tokenizer_class(folder: Path) -> None:
@@ -328,15 +329,11 @@ def main(argv=None) -> None:
         train_decoder(components["vae"], data, latents, args.workdir, args)
     components["vae"].load_state_dict(
         torch.load(args.workdir / "decoder.pt", weights_only=False)["modules"]["vae"])
-    components["vae"].to("cpu")
-    info = dict(config=config.to_dict(), args={k: str(v) for k, v in vars(args).items()},
-                vae=json.loads((args.workdir / "vae.done").read_text()),
-                unet=json.loads((args.workdir / "unet.done").read_text()),
-                decoder=json.loads((args.workdir / "decoder.done").read_text()),
+    done = {name: json.loads((args.workdir / f"{name}.done").read_text()) for name in ("vae", "unet", "decoder")}
+    info = dict(config=config.to_dict(), args={k: str(v) for k, v in vars(args).items()}, **done,
                 scaling_factor=latents["scaling_factor"], torch=torch.__version__,
                 device=str(args.device), wall_clock_this_invocation_s=time.time() - t_start)
-    export({k: (v.to("cpu") if hasattr(v, "to") and not isinstance(v, type) else v) for k, v in components.items()},
-           ema_unet, ema_text, latents["scaling_factor"], args.out, info)
+    export(components, ema_unet, ema_text, latents["scaling_factor"], args.out, info)  # export moves to CPU fp16
     print(f"exported to {args.out} (unet steps {info['unet']['steps']}, vae steps {info['vae']['steps']})")
 
 
