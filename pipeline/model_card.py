@@ -187,9 +187,9 @@ def main(argv=None) -> None:
         write_card(args.model, json.loads((args.model / "evaluation.json").read_text()))
         return
     torch.set_num_threads(args.threads)
-    from diffusers import StableDiffusionPipeline
+    from .loading import load_pipeline
 
-    pipe = StableDiffusionPipeline.from_pretrained(args.model, torch_dtype=torch.float32)
+    pipe = load_pipeline(args.model)
     pipe.set_progress_bar_config(disable=True)
     classifier = load_classifier()
     result = dict(measure=measure(pipe, classifier, list(range(args.seeds)), args.steps, args.guidance),
