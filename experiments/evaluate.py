@@ -41,7 +41,7 @@ def get_pipeline(model: str | None, device: str = "cpu"):
     if key not in _PIPELINES:
         _PIPELINES.clear()           # one model per worker at a time
         if model in ("tiny-random", "embedded-random"):
-            from pipeline.embedded_model import EmbeddedModelConfig, build_pipeline
+            from pipeline.embedded.model import EmbeddedModelConfig, build_pipeline
 
             arch = EmbeddedModelConfig.tiny() if model == "tiny-random" else EmbeddedModelConfig()
             pipe = build_pipeline(arch, seed=0).to(device)

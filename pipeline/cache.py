@@ -13,7 +13,7 @@ every insertion (``persist_dir``).
 
 Example
 -------
->>> from pipeline.embedded_model import build_pipeline, EmbeddedModelConfig
+>>> from pipeline.embedded.model import build_pipeline, EmbeddedModelConfig
 >>> from pipeline.split import SplitDiffusion
 >>> from pipeline.grouping import VocabularyEmbedder
 >>> sd = SplitDiffusion(build_pipeline(EmbeddedModelConfig.tiny()))

@@ -28,7 +28,7 @@ beyond those the link itself counts).
 
 Example
 -------
->>> from pipeline.embedded_model import build_pipeline, EmbeddedModelConfig
+>>> from pipeline.embedded.model import build_pipeline, EmbeddedModelConfig
 >>> from pipeline.chain import ChainConfig, CollaborativeChain
 >>> pipe = build_pipeline(EmbeddedModelConfig.tiny())
 >>> cfg = ChainConfig(num_inference_steps=4, num_shared_steps=2, transmission="lossless")
@@ -210,7 +210,7 @@ def clear_memo() -> None:
 def _classifier():
     def load():
         try:
-            from .classifier import load_classifier  # noqa: PLC0415
+            from .embedded.classifier import load_classifier  # noqa: PLC0415
 
             return load_classifier()
         except Exception as err:  # noqa: BLE001 - no classifier (yet): adherence columns stay empty

@@ -22,7 +22,7 @@ with ``s0`` the similarity at or below which nothing is shared. The defaults
 :class:`VocabularyEmbedder` scale (cosine 1 same object, 0.7 same group, 0
 across groups): 11 steps give k = 8 for the same object (other colour or
 table), 5 within a group (apple -> lemon), 0 across groups. Measured with
-``python -m pipeline.measure shared-steps`` (shipped architecture, training
+``python -m pipeline.embedded.measure shared-steps`` (shipped architecture, training
 checkpoint at 2551 UNet steps, 4 seeds, the shipped classifier): apple ->
 lemon stays adherent to "lemon" in 4/4 seeds up to k = 4, 3/4 at k = 5 and
 6, 0/4 at k = 8 and 10 (the paper's Fig. 5: 5 good, 7 worse, 9 fails);
@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .scenes import GROUPS, OBJECT_GROUPS, OBJECTS, object_in_prompt
+from .embedded.scenes import GROUPS, OBJECT_GROUPS, OBJECTS, object_in_prompt
 
 __all__ = ["TextEncoderEmbedder", "SentenceTransformerEmbedder", "VocabularyEmbedder", "CombinedEmbedder",
            "PromptGroup", "PromptGrouper", "SharedStepsRule", "shared_steps_for_group", "cosine_similarity",
@@ -82,7 +82,7 @@ class TextEncoderEmbedder:
 
     Example
     -------
-    >>> from pipeline.embedded_model import build_pipeline, EmbeddedModelConfig
+    >>> from pipeline.embedded.model import build_pipeline, EmbeddedModelConfig
     >>> emb = TextEncoderEmbedder(build_pipeline(EmbeddedModelConfig.tiny()))
     >>> emb(["a red apple on a wooden table"]).shape
     torch.Size([1, 32])
@@ -118,7 +118,7 @@ class TextEncoderEmbedder:
 
 def scene_reference_prompts() -> list[str]:
     """One caption per (object, typical colour, table) of the scene vocabulary: a fixed centring set."""
-    from .scenes import OBJECT_COLOURS, TABLES, make_caption
+    from .embedded.scenes import OBJECT_COLOURS, TABLES, make_caption
 
     return [make_caption(OBJECT_COLOURS[o][0], o, t) for o in OBJECTS for t in TABLES]
 

@@ -35,7 +35,7 @@ __all__ = ["ModelNotFoundError", "DEFAULT_MODEL_DIR", "load_pipeline", "model_fi
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "distdiff-tiny-sd"
 
 _SHIPPED_HINT = ("it is committed in the repository (git checkout of distdiff) and can be rebuilt with "
-                 "`python -m pipeline.training --out {path}` (about 90 minutes on a 2-core CPU)")
+                 "`python -m pipeline.embedded.training --out {path}` (about 90 minutes on a 2-core CPU)")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 

@@ -20,7 +20,7 @@ Compute unit: one *UNet evaluation* is one UNet forward pass for one image
 
 Example
 -------
->>> from pipeline.embedded_model import build_pipeline, EmbeddedModelConfig
+>>> from pipeline.embedded.model import build_pipeline, EmbeddedModelConfig
 >>> from pipeline.split import SplitDiffusion
 >>> sd = SplitDiffusion(build_pipeline(EmbeddedModelConfig.tiny()))
 >>> state = sd.shared("a red apple on a wooden table", num_inference_steps=4, num_shared_steps=2, seed=1)
@@ -135,7 +135,7 @@ class SplitDiffusion:
 
     Example
     -------
-    >>> from pipeline.embedded_model import build_pipeline, EmbeddedModelConfig
+    >>> from pipeline.embedded.model import build_pipeline, EmbeddedModelConfig
     >>> sd = SplitDiffusion(build_pipeline(EmbeddedModelConfig.tiny()))
     >>> s = sd.shared(["a red apple on a wooden table"] * 2, 4, 2, seed=[0, 1])
     >>> sd.finish(s).shape

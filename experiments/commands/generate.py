@@ -127,7 +127,7 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     config = ChainConfig.model_validate(chain_config_from_args(args))
     if args.model == "tiny-random":
-        from pipeline.embedded_model import EmbeddedModelConfig, build_pipeline
+        from pipeline.embedded.model import EmbeddedModelConfig, build_pipeline
 
         pipe = build_pipeline(EmbeddedModelConfig.tiny(), seed=0).to(args.device)
     else:

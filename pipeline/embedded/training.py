@@ -2,7 +2,7 @@
 
 Stages, each skipped when its output exists, each checkpointed while it runs:
 
-1. ``data``    -- draw ``num_scenes`` scenes (:mod:`pipeline.scenes`) once, cache them.
+1. ``data``    -- draw ``num_scenes`` scenes (:mod:`pipeline.embedded.scenes`) once, cache them.
 2. ``vae``     -- train the ``AutoencoderKL`` (L1 + MSE + a small KL term).
 3. ``latents`` -- encode the scenes once (posterior mean); set ``scaling_factor = 1/std``.
 4. ``unet``    -- train the text encoder and the UNet together (epsilon prediction,
@@ -21,7 +21,7 @@ so an interrupted run resumes where it stopped.
 
 Run (about 90 minutes on a 2-core CPU; use ``--device cuda`` on a GPU)::
 
-    python -m pipeline.training --workdir checkpoints/train --out pipeline/models/distdiff-tiny-sd
+    python -m pipeline.embedded.training --workdir checkpoints/train --out pipeline/models/distdiff-tiny-sd
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .embedded_model import EmbeddedModelConfig, assemble_pipeline, build_components
+from .model import EmbeddedModelConfig, assemble_pipeline, build_components
 from .scenes import SceneGenerator
 
 CHECKPOINT_EVERY_S = 60.0

@@ -1,14 +1,14 @@
 """A small CNN that names the object in a scene: the project's prompt-adherence judge.
 
-Trained by the project on the procedural scenes of :mod:`pipeline.scenes`
+Trained by the project on the procedural scenes of :mod:`pipeline.embedded.scenes`
 (augmented with blur, noise and colour jitter so that it also reads the softer
 images a diffusion model makes) and shipped in ``pipeline/models/scene-classifier``.
 
 Example
 -------
 >>> import numpy as np
->>> from pipeline.classifier import load_classifier
->>> from pipeline.scenes import SceneGenerator
+>>> from pipeline.embedded.classifier import load_classifier
+>>> from pipeline.embedded.scenes import SceneGenerator
 >>> clf = load_classifier()                                  # doctest: +SKIP
 >>> scene = SceneGenerator(seed=7).scene(0, obj="lemon")
 >>> clf.classify(scene.image[None])                          # doctest: +SKIP
@@ -18,7 +18,7 @@ array([ True])
 
 Train it again (about 5 minutes on one CPU core)::
 
-    python -m pipeline.classifier --out pipeline/models/scene-classifier
+    python -m pipeline.embedded.classifier --out pipeline/models/scene-classifier
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ import torch.nn.functional as F
 
 from .scenes import OBJECTS, SceneGenerator, object_in_prompt
 
-DEFAULT_CLASSIFIER_DIR = Path(__file__).resolve().parent / "models" / "scene-classifier"
+DEFAULT_CLASSIFIER_DIR = Path(__file__).resolve().parent.parent / "models" / "scene-classifier"
 
 
 class SceneClassifier(nn.Module):
-    """CNN classifier over :data:`pipeline.scenes.OBJECTS`.
+    """CNN classifier over :data:`pipeline.embedded.scenes.OBJECTS`.
 
     Input: float32 [N, 3, H, W] in [0, 1], any H, W (resampled to 32x32 by area averaging).
     Output: logits float32 [N, len(classes)].
@@ -99,7 +99,7 @@ def load_classifier(folder: str | Path | None = None) -> SceneClassifier:
     folder = Path(folder) if folder is not None else DEFAULT_CLASSIFIER_DIR
     if not (folder / "config.json").exists():
         raise FileNotFoundError(f"no scene classifier in {folder} (expected config.json and model.safetensors); "
-                                "train one with: python -m pipeline.classifier --out " + str(folder))
+                                "train one with: python -m pipeline.embedded.classifier --out " + str(folder))
     config = json.loads((folder / "config.json").read_text())
     model = SceneClassifier(tuple(config["classes"]), config["width"])
     model.load_state_dict(load_file(folder / "model.safetensors"))

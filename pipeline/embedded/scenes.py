@@ -10,7 +10,7 @@ between dissimilar ones ("a red apple ..." / "a blue bus ...").
 
 Example
 -------
->>> from pipeline.scenes import SceneGenerator
+>>> from pipeline.embedded.scenes import SceneGenerator
 >>> gen = SceneGenerator(seed=0)
 >>> scene = gen.scene(3)
 >>> scene.image.shape, scene.image.dtype

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.embedded_model import EmbeddedModelConfig, build_pipeline
+from pipeline.embedded.model import EmbeddedModelConfig, build_pipeline
 from pipeline.loading import DEFAULT_MODEL_DIR, ModelNotFoundError, load_pipeline, model_fingerprint, resolve_dtype
 from pipeline.split import SplitDiffusion
 
@@ -82,7 +82,7 @@ def test_missing_shipped_model_explains_how_to_get_it(tmp_path, monkeypatch):
     import pipeline.loading
 
     monkeypatch.setattr(pipeline.loading, "DEFAULT_MODEL_DIR", tmp_path / "distdiff-tiny-sd")
-    with pytest.raises(ModelNotFoundError, match="python -m pipeline.training"):
+    with pytest.raises(ModelNotFoundError, match="python -m pipeline.embedded.training"):
         load_pipeline()
 
 

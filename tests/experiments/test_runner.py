@@ -171,7 +171,7 @@ def test_parallel_workers_survive_a_killed_worker(reference, tmp_path, monkeypat
 _DRIVER = textwrap.dedent("""
     import sys
     sys.path.insert(0, {tests!r})
-    from test_experiments_runner import _cfg, fake_point
+    from test_runner import _cfg, fake_point
     from experiments.executors import ProcessExecutor, SerialExecutor
     from experiments.runner import run_sweep
     if __name__ == "__main__":
@@ -295,7 +295,7 @@ class _CountingExecutor(SerialExecutor):
 
 
 def test_a_plugged_executor_is_named_in_the_config(reference, tmp_path):
-    cfg = _cfg(execution={"executor": "test_experiments_runner:_CountingExecutor", "workers": 3})
+    cfg = _cfg(execution={"executor": "tests.experiments.test_runner:_CountingExecutor", "workers": 3})
     out = run_sweep(cfg, fake_point, out_root=tmp_path, progress=False, chain_model=None, make_outputs=False)
     assert out.complete and _CountingExecutor.instances[-1].workers == 3
     assert (out.run_dir / "results.csv").read_bytes() == (reference / "results.csv").read_bytes()

@@ -10,7 +10,7 @@ Measures, on this machine:
 
 and draws the sample grid (prompts x seeds). Run::
 
-    python -m pipeline.model_card --model pipeline/models/distdiff-tiny-sd
+    python -m pipeline.embedded.model_card --model pipeline/models/distdiff-tiny-sd
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ Weights are stored in float16; load with `torch_dtype=torch.float32` on a CPU
 * reproduce these weights (same step counts, CPU):
 
 ```
-python -m pipeline.training --seed {args['seed']} --vae-steps {training['vae']['steps']} --unet-steps {training['unet']['steps']} \\
+python -m pipeline.embedded.training --seed {args['seed']} --vae-steps {training['vae']['steps']} --unet-steps {training['unet']['steps']} \\
     --decoder-steps {training['decoder']['steps']} --vae-seconds 1e9 --unet-seconds 1e9 --decoder-seconds 1e9 \\
     --workdir checkpoints/train --out pipeline/models/distdiff-tiny-sd
 ```
@@ -142,7 +142,7 @@ These weights were trained on this 2-core CPU while other jobs shared it
 (about 1.5 s per UNet step on average instead of 0.7 s alone), so the same
 budget on an idle machine or a GPU gives more steps and a better model.
 
-## Quality (measured by `python -m pipeline.model_card`)
+## Quality (measured by `python -m pipeline.embedded.model_card`)
 
 Prompt adherence: the fraction of {m['num_images']} generations ({m['steps']} steps, guidance {m['guidance']},
 seeds {m['seeds']}, every colour of every object on wooden/white/blue tables) that the
@@ -176,7 +176,7 @@ vocabulary map to `<unk>`. For real images point the same code at
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", type=Path, default=Path(__file__).resolve().parent / "models" / "distdiff-tiny-sd")
+    p.add_argument("--model", type=Path, default=Path(__file__).resolve().parent.parent / "models" / "distdiff-tiny-sd")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
     p.add_argument("--seeds", type=int, default=4, help="seeds per prompt for the adherence measurement")
@@ -187,7 +187,7 @@ def main(argv=None) -> None:
         write_card(args.model, json.loads((args.model / "evaluation.json").read_text()))
         return
     torch.set_num_threads(args.threads)
-    from .loading import load_pipeline
+    from ..loading import load_pipeline
 
     pipe = load_pipeline(args.model)
     pipe.set_progress_bar_config(disable=True)

@@ -2,12 +2,12 @@
 
 One place for the component configs (VAE, UNet, text encoder, tokenizer,
 scheduler) of the small model the project trains on procedural scenes
-(:mod:`pipeline.scenes`) and ships in ``pipeline/models/distdiff-tiny-sd``.
+(:mod:`pipeline.embedded.scenes`) and ships in ``pipeline/models/distdiff-tiny-sd``.
 The same builders make *tiny random* pipelines for tests.
 
 Example
 -------
->>> from pipeline.embedded_model import build_pipeline, EmbeddedModelConfig
+>>> from pipeline.embedded.model import build_pipeline, EmbeddedModelConfig
 >>> pipe = build_pipeline(EmbeddedModelConfig.tiny(), seed=0)
 >>> type(pipe).__name__
 'StableDiffusionPipeline'

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import scenes
-from pipeline.classifier import SceneClassifier, load_classifier
-from pipeline.embedded_model import UNK, EmbeddedModelConfig, build_pipeline, build_tokenizer
-from pipeline.scenes import OBJECT_GROUPS, OBJECTS, SceneGenerator, object_in_prompt, vocabulary
-from pipeline.training import _Stage
+from pipeline.embedded import scenes
+from pipeline.embedded.classifier import SceneClassifier, load_classifier
+from pipeline.embedded.model import UNK, EmbeddedModelConfig, build_pipeline, build_tokenizer
+from pipeline.embedded.scenes import OBJECT_GROUPS, OBJECTS, SceneGenerator, object_in_prompt, vocabulary
+from pipeline.embedded.training import _Stage
 
 
 def test_scenes_are_deterministic_and_varied():

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.embedded_model import EmbeddedModelConfig, build_pipeline
+from pipeline.embedded.model import EmbeddedModelConfig, build_pipeline
 from pipeline.split import SCHEDULERS, ResumeWarning, SplitDiffusion, sigma_to_timestep
 from pipeline.state import IntermediateState, StateError
 
@@ -104,7 +104,7 @@ def test_receiver_prompt_changes_image_but_state_does_not_change(sd):
 _CHILD = textwrap.dedent("""
     import sys, numpy as np, torch
     torch.set_num_threads(1)
-    from pipeline.embedded_model import build_pipeline, EmbeddedModelConfig
+    from pipeline.embedded.model import build_pipeline, EmbeddedModelConfig
     from pipeline.split import SplitDiffusion
     from pipeline.state import IntermediateState
     sd = SplitDiffusion(build_pipeline(EmbeddedModelConfig.tiny(), seed=0))
@@ -123,7 +123,7 @@ def test_resume_in_another_process_is_exact(sd, references, tmp_path):
     script = tmp_path / "child.py"
     script.write_text(_CHILD)
     subprocess.run([sys.executable, str(script), *paths], check=True, timeout=300,
-                   cwd=Path(__file__).resolve().parents[1])
+                   cwd=Path(__file__).resolve().parents[2])
     for s, path in zip(EXACT_SCHEDULERS, paths):
         np.testing.assert_array_equal(np.load(path + ".npy"), references[s])
 

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.chain import ChainConfig, ChainConfigError, CollaborativeChain, clear_memo
 from pipeline.compute import ComputeAccount
-from pipeline.embedded_model import EmbeddedModelConfig, build_pipeline
+from pipeline.embedded.model import EmbeddedModelConfig, build_pipeline
 from pipeline.metrics import image_metrics, mse, psnr_db, ssim
 
 APPLE = "a red apple on a wooden table"

@@ -1,9 +1,9 @@
 """Measurements behind the pipeline package's documented figures (reproducible commands).
 
-``python -m pipeline.measure timing``          time per denoising step and per image
-``python -m pipeline.measure noise-matching``  analog link: resume at the nominal vs the noise-matched level
-``python -m pipeline.measure grouping``        text-encoder similarity within / across object groups
-``python -m pipeline.measure shared-steps``    receiver adherence vs shared steps and pair similarity
+``python -m pipeline.embedded.measure timing``          time per denoising step and per image
+``python -m pipeline.embedded.measure noise-matching``  analog link: resume at the nominal vs the noise-matched level
+``python -m pipeline.embedded.measure grouping``        text-encoder similarity within / across object groups
+``python -m pipeline.embedded.measure shared-steps``    receiver adherence vs shared steps and pair similarity
 
 Every command takes ``--model`` (default: the shipped model; ``tiny-random`` for a
 smoke run) and ``--threads`` (default 1) and prints a markdown table.
@@ -23,10 +23,10 @@ LEMON = "a yellow lemon on a wooden table"
 
 def _pipe(model):
     if model == "tiny-random":
-        from .embedded_model import EmbeddedModelConfig, build_pipeline
+        from .model import EmbeddedModelConfig, build_pipeline
 
         return build_pipeline(EmbeddedModelConfig.tiny(), seed=0)
-    from .loading import load_pipeline
+    from ..loading import load_pipeline
 
     return load_pipeline(model)
 
@@ -40,7 +40,7 @@ def _table(rows: list[dict]) -> str:
 
 def timing(pipe, steps: int = 11, repeats: int = 3) -> list[dict]:
     """Wall-clock of the split loop (all steps + decode) and of diffusers' own pipeline call [s]."""
-    from .split import SplitDiffusion
+    from ..split import SplitDiffusion
 
     sd = SplitDiffusion(pipe)
     sd.generate(APPLE, steps, seed=0)  # warm-up
@@ -70,7 +70,7 @@ def timing(pipe, steps: int = 11, repeats: int = 3) -> list[dict]:
 def noise_matching(pipe, snrs_db=(0.0, 5.0, 10.0, 20.0), seeds=range(6), steps: int = 11, shared: int = 5,
                    estimators=("unbiased", "mmse"), channel: str = "awgn") -> list[dict]:
     """Analog link, apple shares ``shared`` steps with lemon: quality of nominal vs matched resume."""
-    from .chain import ChainConfig, CollaborativeChain
+    from ..chain import ChainConfig, CollaborativeChain
 
     rows = []
     for est in estimators:
@@ -100,7 +100,7 @@ def grouping(pipe) -> list[dict]:
     different objects is more similar than an other-group pair), and the
     purity of the grouper's clusters at a threshold midway between the means.
     """
-    from .grouping import PromptGrouper, TextEncoderEmbedder, cosine_similarity, scene_reference_prompts
+    from ..grouping import PromptGrouper, TextEncoderEmbedder, cosine_similarity, scene_reference_prompts
     from .scenes import OBJECT_COLOURS, OBJECT_GROUPS, TABLES, make_caption, object_in_prompt
 
     prompts = [make_caption(c, o, t) for o in OBJECT_GROUPS for c in OBJECT_COLOURS[o][:2] for t in list(TABLES)[:3]]
@@ -137,9 +137,9 @@ def shared_steps(pipe, seeds=range(4), steps: int = 11, ks=(0, 2, 4, 5, 6, 8, 10
     the shipped classifier finds adherent to the receiver's prompt (when the
     classifier is available).
     """
-    from .grouping import TextEncoderEmbedder, VocabularyEmbedder, cosine_similarity
-    from .metrics import image_metrics
-    from .split import SplitDiffusion
+    from ..grouping import TextEncoderEmbedder, VocabularyEmbedder, cosine_similarity
+    from ..metrics import image_metrics
+    from ..split import SplitDiffusion
 
     try:
         from .classifier import load_classifier

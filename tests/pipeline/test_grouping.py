@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from pipeline.cache import StateCache
-from pipeline.embedded_model import EmbeddedModelConfig, build_pipeline
+from pipeline.embedded.model import EmbeddedModelConfig, build_pipeline
 from pipeline.grouping import (CombinedEmbedder, PromptGrouper, SharedStepsRule, TextEncoderEmbedder,
                                VocabularyEmbedder, cosine_similarity, shared_steps_for_group)
 
-from pipeline.scenes import OBJECT_GROUPS, OBJECTS, make_caption, object_in_prompt
+from pipeline.embedded.scenes import OBJECT_GROUPS, OBJECTS, make_caption, object_in_prompt
 from pipeline.split import SplitDiffusion
 
 # the shipped vocabulary: one prompt per object, varied colours and tables
