@@ -18,6 +18,7 @@ from .config import LinkConfig, LinkConfigError
 from .link import DigitalLink, LinkChain, LinkResult, SymbolLink, SymbolLinkResult
 from .mcs import McsChoice, select_mcs
 from .nr_tables import MCS_TABLES, MODULATIONS, McsEntry, mcs_entry, mcs_table
+from .seeding import derive_generator, derive_seed
 from .snr import ebno_db_from_snr_db, noise_variance_from_snr_db, snr_db_from_ebno_db
 from .sweep import SWEEP_COLUMNS, parse_snr_db_list, sweep_link
 from . import theory

@@ -23,7 +23,7 @@ import concurrent.futures
 import csv
 import dataclasses
 import datetime
-import hashlib
+
 import json
 import math
 import sys
@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from .config import LDPC_RATE_MIN, LinkConfig
+from .seeding import derive_seed
 from .link import DigitalLink
 from .mcs import CALIBRATION_FILE, BlerCurve
 from .nr_tables import mcs_table, modulation_from_bits
@@ -57,8 +58,7 @@ class CurveSpec:
 
 
 def _seed(*parts: object) -> int:
-    digest = hashlib.sha256(repr(parts).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+    return derive_seed(repr(parts))
 
 
 def measure_point(

@@ -6,7 +6,7 @@ returns one tidy row per point with the columns :data:`SWEEP_COLUMNS`.
 
 from __future__ import annotations
 
-import hashlib
+
 import math
 import sys
 from typing import Optional, Sequence
@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 import torch
 
 from .config import LinkConfig
+from .seeding import derive_seed
 from .link import DigitalLink
 
 __all__ = ["SWEEP_COLUMNS", "sweep_link", "parse_snr_db_list", "parse_float_list"]
@@ -91,8 +92,7 @@ def parse_snr_db_list(text: str) -> list[float]:
 
 
 def _point_seed(seed: int, index: int) -> int:
-    digest = hashlib.sha256(f"distdiff-sweep:{seed}:{index}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+    return derive_seed(f"distdiff-sweep:{seed}:{index}")
 
 
 def sweep_link(

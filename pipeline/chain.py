@@ -40,7 +40,7 @@ Example
 
 from __future__ import annotations
 
-import hashlib
+
 import math
 import warnings
 from collections import OrderedDict
@@ -54,6 +54,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from latent_codec import CodecConfig, HeaderCorruptedError
 from phy import DigitalLink, LinkConfig, SymbolLink
 from phy.config import format_validation_error
+from phy.seeding import derive_generator
 
 from .compute import ComputeAccount
 from .metrics import image_metrics
@@ -307,8 +308,7 @@ class CollaborativeChain:
 
     # ---------------------------------------------------------------- transmission
     def _generator(self, seed: int, receiver: int) -> torch.Generator:
-        digest = hashlib.sha256(f"distdiff-link/{seed}/{receiver}".encode()).digest()
-        return torch.Generator("cpu").manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
+        return derive_generator(f"distdiff-link/{seed}/{receiver}")
 
     def _stats(self, res, r: int) -> dict:
         def row(v):
