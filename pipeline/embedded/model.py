@@ -63,17 +63,20 @@ class EmbeddedModelConfig:
 def build_tokenizer(config: EmbeddedModelConfig):
     """Word-level tokenizer over the scene vocabulary, as a transformers fast tokenizer.
 
-    Unknown words map to ``<unk>``; every prompt is wrapped in BOS/EOS and padded
+    Case and punctuation are normalised away (``"Lemon,"`` is ``lemon``);
+    unknown words map to ``<unk>``; every prompt is wrapped in BOS/EOS and padded
     to ``config.max_prompt_tokens``.
     """
-    from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
+    from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers, processors
     from tokenizers.models import WordLevel
     from transformers import PreTrainedTokenizerFast
 
     words = [PAD, UNK, BOS, EOS] + vocabulary() + sorted(set(config.extra_words) - set(vocabulary()))
     vocab = {w: i for i, w in enumerate(words)}
     tok = Tokenizer(WordLevel(vocab, unk_token=UNK))
-    tok.normalizer = normalizers.Lowercase()
+    # case and punctuation never make a word unknown: "Lemon," -> "lemon"
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase(),
+                                           normalizers.Replace(Regex(r"[^\w\s]"), " ")])
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.post_processor = processors.TemplateProcessing(
         single=f"{BOS} $A {EOS}", special_tokens=[(BOS, vocab[BOS]), (EOS, vocab[EOS])])
