@@ -234,3 +234,67 @@ def test_all_listed_schedulers_resume_exactly(sd):
     for name in set(SCHEDULERS) - set(EXACT_SCHEDULERS):
         ref = sd.generate(APPLE, 4, seed=1, scheduler=name)
         np.testing.assert_array_equal(sd.finish(sd.shared(APPLE, 4, 2, seed=1, scheduler=name), APPLE), ref)
+
+
+def test_state_fields_that_lie_are_one_clear_error(sd):
+    state = sd.shared(APPLE, N, 2, seed=3, scheduler="ddim")
+    bad = state.clone()
+    bad.scheduler_name = "euler_ancestral"  # says Euler Ancestral, is DDIM
+    with pytest.raises(StateError, match="scheduler_name='euler_ancestral' disagrees with scheduler_class='DDIMScheduler'"):
+        sd.finish(bad, APPLE)
+    bad = state.clone()
+    bad.scheduler_class = "StableDiffusionPipeline"  # a diffusers name, not a scheduler
+    with pytest.raises(StateError, match="unknown to diffusers .* as a scheduler class"):
+        sd.finish(bad, APPLE)
+    bad = state.clone()
+    bad.scheduler_state = dict(bad.scheduler_state, step=0)  # would replace the scheduler's step() method
+    with pytest.raises(StateError, match=r"keys \['step'\] would shadow"):
+        sd.finish(bad, APPLE)
+    for field, value, match in [("generator_states", [torch.zeros(3, dtype=torch.uint8)], "generator_states\\[0\\]"),
+                                ("generator_states", ["abc"], "generator_states\\[0\\]"),
+                                ("scheduler_state", {"__class__": 1}, "not scheduler attributes"),
+                                ("seeds", [1.5], "seeds must be ints")]:
+        d = state.to_dict()
+        d[field] = value
+        with pytest.raises(StateError, match=match):
+            IntermediateState.from_dict(d)
+
+
+def test_non_finite_latents_are_refused_not_drawn_black(sd):
+    state = sd.shared(APPLE, N, 2, seed=3)
+    lat = state.latents.clone()
+    lat[0, 0, 0, 0] = float("nan")
+    with pytest.raises(StateError, match="1 non-finite value"):
+        sd.finish(state.with_latents(lat), APPLE)
+    with pytest.raises(ValueError, match="non-finite"):
+        sd.decode(lat)
+
+
+def test_follows_diffusers_pipe_scheduler_generator_and_output_type():
+    from diffusers import DDIMScheduler
+
+    pipe = build_pipeline(EmbeddedModelConfig.tiny(), seed=0)
+    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    sd = SplitDiffusion(pipe)
+    state = sd.shared(APPLE, N, 2, generator=torch.Generator().manual_seed(3))
+    assert state.scheduler_class == "DDIMScheduler" and state.scheduler_name == "ddim" and state.seeds == [None]
+    # the pipeline's own scheduler, a caller's generator: the same as naming the scheduler and the seed
+    ref = sd.generate(APPLE, N, seed=3, scheduler="ddim")
+    np.testing.assert_array_equal(sd.finish(state, APPLE), ref)
+    np.testing.assert_array_equal(sd.generate(APPLE, N, generator=torch.Generator().manual_seed(3)), ref)
+    # and the same as diffusers' own pipeline with that generator
+    out = pipe(APPLE, num_inference_steps=N, generator=torch.Generator().manual_seed(3), output_type="np").images[0]
+    np.testing.assert_array_equal((out * 255).round().astype(np.uint8), ref)
+    # a list of generators for a batch; output types
+    lat = sd.generate([APPLE, LEMON], N, generator=[torch.Generator().manual_seed(s) for s in (3, 4)],
+                      output_type="latent")
+    assert isinstance(lat, torch.Tensor) and lat.shape == (2, *sd.latent_shape)
+    assert torch.equal(lat, sd.generate([APPLE, LEMON], N, seed=[3, 4], scheduler="ddim", output_type="latent"))
+    pil = sd.finish(state, APPLE, output_type="pil")
+    np.testing.assert_array_equal(np.asarray(pil), ref)
+    with pytest.raises(ValueError, match="output_type='png' is not supported; allowed"):
+        sd.generate(APPLE, N, output_type="png")
+    with pytest.raises(ValueError, match="list of 2 torch.Generator"):
+        sd.generate([APPLE, LEMON], N, generator=torch.Generator())
+    with pytest.raises(ValueError, match="seed must fit"):
+        sd.generate(APPLE, N, seed=10 ** 20)
