@@ -25,6 +25,7 @@ _EXPORTS = {
     "SplitDiffusion": "split", "SCHEDULERS": "split", "ResumeWarning": "split",
     "ChainConfig": "chain", "CollaborativeChain": "chain", "ReceiverRecord": "chain",
     "PromptGrouper": "grouping", "shared_steps_for_group": "grouping", "TextEncoderEmbedder": "grouping",
+    "Judge": "judge", "Judgement": "judge", "clear_memo": "cache",
     "StateCache": "cache", "ComputeAccount": "compute", "image_metrics": "metrics",
 }
 

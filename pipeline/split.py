@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .compute import evals_per_step, uses_cfg
 from .loading import model_fingerprint
 from .state import IntermediateState, StateError, _equal, _to_cpu
 
@@ -220,12 +221,12 @@ class SplitDiffusion:
         return (cfg.in_channels, size, size)
 
     def uses_cfg(self, guidance_scale: float) -> bool:
-        """Whether classifier-free guidance (two UNet evaluations per step) is on."""
-        return guidance_scale > 1.0 and self.pipe.unet.config.time_cond_proj_dim is None
+        """Whether classifier-free guidance (two UNet evaluations per step) is on (:func:`pipeline.compute.uses_cfg`)."""
+        return uses_cfg(guidance_scale, self.pipe.unet.config.time_cond_proj_dim)
 
     def evals_per_step(self, guidance_scale: float) -> int:
-        """UNet evaluations per denoising step and image (2 with classifier-free guidance)."""
-        return 2 if self.uses_cfg(guidance_scale) else 1
+        """UNet evaluations per denoising step and image (:func:`pipeline.compute.evals_per_step`)."""
+        return evals_per_step(guidance_scale, self.pipe.unet.config.time_cond_proj_dim)
 
     # ---------------------------------------------------------------- helpers
     def _prompts(self, prompt, name="prompt") -> list[str]:

@@ -132,3 +132,18 @@ def build_pipeline(config: EmbeddedModelConfig | None = None, seed: int = 0):
     pipe = assemble_pipeline(build_components(config or EmbeddedModelConfig(), seed=seed))
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+#: the model names that mean a randomly initialised pipeline (smoke tests, CLI ``--model tiny-random``)
+RANDOM_MODELS = {"tiny-random": EmbeddedModelConfig.tiny, "embedded-random": EmbeddedModelConfig}
+
+
+def random_pipeline(name: str = "tiny-random", seed: int = 0, device: str = "cpu"):
+    """The one builder of the named random pipelines: ``"tiny-random"`` (tests, doctests) or ``"embedded-random"``.
+
+    >>> random_pipeline().unet.config.sample_size
+    16
+    """
+    if name not in RANDOM_MODELS:
+        raise ValueError(f"random model {name!r} is unknown; allowed: {sorted(RANDOM_MODELS)}")
+    return build_pipeline(RANDOM_MODELS[name](), seed=seed).to(device)

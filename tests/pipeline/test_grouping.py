@@ -9,7 +9,8 @@ import torch
 from pipeline.cache import StateCache
 from pipeline.embedded.model import EmbeddedModelConfig, build_pipeline
 from pipeline.grouping import (CombinedEmbedder, PromptGrouper, SharedStepsRule, TextEncoderEmbedder,
-                               VocabularyEmbedder, cosine_similarity, shared_steps_for_group)
+                               cosine_similarity, shared_steps_for_group)
+from pipeline.embedded.vocabulary import VocabularyEmbedder
 
 from pipeline.embedded.scenes import OBJECT_GROUPS, OBJECTS, make_caption, object_in_prompt
 from pipeline.split import SplitDiffusion
@@ -95,7 +96,7 @@ def test_text_encoder_embedder_is_unit_norm_and_prompt_sensitive(sd):
 
 
 def test_centred_text_encoder_subtracts_a_fixed_reference_mean(sd):
-    from pipeline.grouping import scene_reference_prompts
+    from pipeline.embedded.vocabulary import scene_reference_prompts
 
     ref = scene_reference_prompts()
     plain, centred = TextEncoderEmbedder(sd.pipe), TextEncoderEmbedder(sd.pipe, center_on=ref)
