@@ -45,6 +45,7 @@ from .loading import model_fingerprint
 from .state import IntermediateState, StateError, _equal, _to_cpu
 
 __all__ = ["SplitDiffusion", "SCHEDULERS", "make_scheduler", "scheduler_name_of", "quiet_upstream", "ResumeWarning",
+           "PromptWarning",
            "sigma_to_timestep", "OUTPUT_TYPES"]
 
 #: what :meth:`SplitDiffusion.generate` / :meth:`SplitDiffusion.finish` return
@@ -66,6 +67,10 @@ _STATE_TYPES = (torch.Tensor, int, float, bool, str, type(None))
 
 class ResumeWarning(UserWarning):
     """A state is resumed in conditions where bit identity is not guaranteed (threads, device)."""
+
+
+class PromptWarning(UserWarning):
+    """Part of a prompt does not reach the model: words unknown to its tokenizer, or tokens beyond its length."""
 
 
 @contextlib.contextmanager
@@ -198,6 +203,7 @@ class SplitDiffusion:
                 raise ValueError(f"pipe has no {name}: SplitDiffusion needs a Stable-Diffusion-family pipeline")
         self.pipe = pipe
         self._embeds: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._unknown_warned: set[str] = set()
         #: UNet evaluations (per image) run by this object since creation
         self.unet_evals = 0
 
@@ -246,11 +252,63 @@ class SplitDiffusion:
         for p in prompts:
             key = (p, negative_prompt)
             if key not in self._embeds:
-                cond, uncond = self.pipe.encode_prompt(p, self.device, 1, True, negative_prompt)
+                self.check_prompt(p)
+                from diffusers.utils import logging as dlog
+                from transformers.utils import logging as tlog
+
+                levels = [(m, m.get_verbosity()) for m in (dlog, tlog)]
+                for m, _ in levels:  # their truncation notices are replaced by check_prompt's one warning
+                    m.set_verbosity_error()
+                try:
+                    cond, uncond = self.pipe.encode_prompt(p, self.device, 1, True, negative_prompt)
+                finally:
+                    for m, level in levels:
+                        m.set_verbosity(level)
                 self._embeds[key] = (cond, uncond)
             conds.append(self._embeds[key][0])
             unconds.append(self._embeds[key][1])
         return torch.cat(conds), torch.cat(unconds)
+
+    def check_prompt(self, prompt: str) -> list[str]:
+        """Warn (:class:`PromptWarning`) about the parts of ``prompt`` the model will not see.
+
+        Words the tokenizer maps to its unknown token are named once per
+        object (pointing to the model's vocabulary, listed in its model card);
+        a prompt longer than the tokenizer's ``model_max_length`` gets one
+        warning naming what is cut. Returns the unknown words (in order).
+        """
+        tok = self.pipe.tokenizer
+        unknown: list[str] = []
+        try:
+            enc = tok(prompt, truncation=False, add_special_tokens=True, verbose=False,
+                      return_offsets_mapping=getattr(tok, "is_fast", False))
+        except Exception:  # noqa: BLE001 - a tokenizer without these options: nothing to report
+            return unknown
+        ids = list(enc["input_ids"])
+        unk = getattr(tok, "unk_token_id", None)
+        if unk is not None and unk in ids and "offset_mapping" in enc:
+            for i, (a, b) in zip(ids, enc["offset_mapping"]):
+                word = prompt[a:b]
+                if i == unk and word and word not in unknown:
+                    unknown.append(word)
+        new = [w for w in unknown if w.lower() not in self._unknown_warned]
+        if new:
+            self._unknown_warned.update(w.lower() for w in new)
+            where = getattr(self.pipe, "name_or_path", "") or ""
+            warnings.warn(f"prompt words unknown to the model's tokenizer are ignored (read as "
+                          f"{getattr(tok, 'unk_token', 'unknown')}): {', '.join(repr(w) for w in new)}; the "
+                          f"vocabulary is listed in the model card" + (f" ({where}/README.md)" if where else ""),
+                          PromptWarning, stacklevel=4)
+        limit = getattr(tok, "model_max_length", None)
+        if isinstance(limit, int) and limit < 10 ** 6 and len(ids) > limit:
+            cut = ""
+            if "offset_mapping" in enc:
+                starts = [a for a, b in enc["offset_mapping"][limit - 1:] if b > a]
+                cut = prompt[starts[0]:] if starts else ""
+            warnings.warn(f"prompt of {len(ids)} tokens is cut to the model's {limit}"
+                          + (f"; ignored: {cut[:80]!r}{'...' if len(cut) > 80 else ''}" if cut else ""),
+                          PromptWarning, stacklevel=4)
+        return unknown
 
     def _validate_common(self, num_inference_steps, guidance_scale):
         if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, (int, np.integer)) \

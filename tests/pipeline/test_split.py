@@ -298,3 +298,17 @@ def test_follows_diffusers_pipe_scheduler_generator_and_output_type():
         sd.generate([APPLE, LEMON], N, generator=torch.Generator())
     with pytest.raises(ValueError, match="seed must fit"):
         sd.generate(APPLE, N, seed=10 ** 20)
+
+
+def test_prompt_words_the_model_cannot_see_are_named_once(sd):
+    from pipeline.split import PromptWarning
+
+    fresh = SplitDiffusion(sd.pipe)
+    with pytest.warns(PromptWarning, match="unknown to the model's tokenizer .* 'purple', 'zebra'.*model card"):
+        fresh.encode(["a purple zebra, on a wooden table"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # named once: the same words do not warn again
+        fresh.encode(["a Zebra on a white table"])
+        fresh.encode(["A Red apple, on a WOODEN table."])  # case and punctuation are not unknown words
+    with pytest.warns(PromptWarning, match="prompt of 37 tokens is cut to the model's 16; ignored: 'a red apple"):
+        fresh.encode([" ".join([APPLE] * 5)])
