@@ -119,3 +119,25 @@ def test_shipped_model_loads_with_plain_diffusers_defaults():
     assert index["tokenizer"] == ["transformers", "PreTrainedTokenizerFast"]
     # load_pipeline loads the same float32 values
     assert model_fingerprint(load_pipeline()) == model_fingerprint(pipe)
+
+
+def test_loading_is_quiet_and_wraps_only_loading_failures(monkeypatch, capfd):
+    import warnings
+
+    import diffusers
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a harmless upstream warning must not become "could not be loaded"
+        pipe = load_pipeline()
+    assert pipe.unet.dtype == torch.float32
+    assert "accelerate" not in capfd.readouterr().err
+
+    def warns(*args, **kwargs):
+        warnings.warn("an upstream notice", UserWarning)
+        raise AssertionError("not reached under -W error")
+
+    monkeypatch.setattr(diffusers.StableDiffusionPipeline, "from_pretrained", warns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(UserWarning, match="an upstream notice"):
+            load_pipeline()
