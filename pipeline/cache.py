@@ -21,10 +21,10 @@ or on every insertion (``persist_dir``).
 
 Example
 -------
->>> from pipeline.embedded.model import build_pipeline, EmbeddedModelConfig
+>>> from pipeline.embedded.model import random_pipeline
 >>> from pipeline.split import SplitDiffusion
 >>> from pipeline.embedded.vocabulary import VocabularyEmbedder
->>> sd = SplitDiffusion(build_pipeline(EmbeddedModelConfig.tiny()))
+>>> sd = SplitDiffusion(random_pipeline())
 >>> cache = StateCache(capacity=4, similarity_threshold=0.95, embedder=VocabularyEmbedder())
 >>> s, hit = cache.get_or_compute(sd, "a red apple on a wooden table", 4, 2, seed=0)
 >>> s, hit = cache.get_or_compute(sd, "a green apple on a blue table", 4, 2, seed=0)

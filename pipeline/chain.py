@@ -34,9 +34,9 @@ beyond those the link itself counts).
 
 Example
 -------
->>> from pipeline.embedded.model import build_pipeline, EmbeddedModelConfig
+>>> from pipeline.embedded.model import random_pipeline
 >>> from pipeline.chain import ChainConfig, CollaborativeChain
->>> pipe = build_pipeline(EmbeddedModelConfig.tiny())
+>>> pipe = random_pipeline()
 >>> cfg = ChainConfig(num_inference_steps=4, num_shared_steps=2, transmission="lossless")
 >>> rec = CollaborativeChain(pipe, cfg).run("a red apple on a wooden table",
 ...                                        ["a yellow lemon on a wooden table"], seed=0)[0]

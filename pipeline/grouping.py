@@ -82,8 +82,8 @@ class TextEncoderEmbedder:
 
     Example
     -------
-    >>> from pipeline.embedded.model import build_pipeline, EmbeddedModelConfig
-    >>> emb = TextEncoderEmbedder(build_pipeline(EmbeddedModelConfig.tiny()))
+    >>> from pipeline.embedded.model import random_pipeline
+    >>> emb = TextEncoderEmbedder(random_pipeline())
     >>> emb(["a red apple on a wooden table"]).shape
     torch.Size([1, 32])
     """

@@ -20,9 +20,9 @@ Compute unit: one *UNet evaluation* is one UNet forward pass for one image
 
 Example
 -------
->>> from pipeline.embedded.model import build_pipeline, EmbeddedModelConfig
+>>> from pipeline.embedded.model import random_pipeline
 >>> from pipeline.split import SplitDiffusion
->>> sd = SplitDiffusion(build_pipeline(EmbeddedModelConfig.tiny()))
+>>> sd = SplitDiffusion(random_pipeline())
 >>> state = sd.shared("a red apple on a wooden table", num_inference_steps=4, num_shared_steps=2, seed=1)
 >>> image = sd.finish(state, "a yellow lemon on a wooden table")
 >>> image.shape, image.dtype
@@ -190,8 +190,8 @@ class SplitDiffusion:
 
     Example
     -------
-    >>> from pipeline.embedded.model import build_pipeline, EmbeddedModelConfig
-    >>> sd = SplitDiffusion(build_pipeline(EmbeddedModelConfig.tiny()))
+    >>> from pipeline.embedded.model import random_pipeline
+    >>> sd = SplitDiffusion(random_pipeline())
     >>> s = sd.shared(["a red apple on a wooden table"] * 2, 4, 2, seed=[0, 1])
     >>> sd.finish(s).shape
     (2, 32, 32, 3)

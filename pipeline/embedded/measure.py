@@ -22,10 +22,10 @@ LEMON = "a yellow lemon on a wooden table"
 
 
 def _pipe(model):
-    if model == "tiny-random":
-        from .model import EmbeddedModelConfig, build_pipeline
+    from .model import RANDOM_MODELS, random_pipeline
 
-        return build_pipeline(EmbeddedModelConfig.tiny(), seed=0)
+    if model in RANDOM_MODELS:
+        return random_pipeline(model)
     from ..loading import load_pipeline
 
     return load_pipeline(model)

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.chain import ChainConfig, ChainConfigError, CollaborativeChain, clear_memo
 from pipeline.compute import ComputeAccount
-from pipeline.embedded.model import EmbeddedModelConfig, build_pipeline
+from pipeline.embedded.model import random_pipeline
 from pipeline.metrics import image_metrics, mse, psnr_db, ssim
 
 APPLE = "a red apple on a wooden table"
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:prompt adherence not measured")
 
 @pytest.fixture(scope="module")
 def pipe():
-    return build_pipeline(EmbeddedModelConfig.tiny(), seed=0)
+    return random_pipeline()
 
 
 def _nan_free(row: dict) -> dict:

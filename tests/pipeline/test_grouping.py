@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pipeline.cache import StateCache
-from pipeline.embedded.model import EmbeddedModelConfig, build_pipeline
+from pipeline.embedded.model import random_pipeline
 from pipeline.grouping import (CombinedEmbedder, PromptGrouper, SharedStepsRule, TextEncoderEmbedder,
                                cosine_similarity, shared_steps_for_group)
 from pipeline.embedded.vocabulary import VocabularyEmbedder
@@ -29,7 +29,7 @@ def _group_names(groups):
 
 @pytest.fixture(scope="module")
 def sd():
-    return SplitDiffusion(build_pipeline(EmbeddedModelConfig.tiny(), seed=0))
+    return SplitDiffusion(random_pipeline())
 
 
 # ------------------------------------------------------------------------------------ grouping

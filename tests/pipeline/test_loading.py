@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.embedded.model import EmbeddedModelConfig, build_pipeline
+from pipeline.embedded.model import random_pipeline
 from pipeline.loading import DEFAULT_MODEL_DIR, ModelNotFoundError, load_pipeline, model_fingerprint, resolve_dtype
 from pipeline.split import SplitDiffusion
 
 @pytest.fixture(scope="module")
 def saved_tiny(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny") / "tiny-sd"
-    pipe = build_pipeline(EmbeddedModelConfig.tiny(), seed=0)
+    pipe = random_pipeline()
     pipe.save_pretrained(path, safe_serialization=True)
     return path, pipe
 

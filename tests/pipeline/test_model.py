@@ -8,7 +8,7 @@ import torch
 
 from pipeline.embedded import scenes
 from pipeline.embedded.classifier import SceneClassifier, load_classifier
-from pipeline.embedded.model import UNK, EmbeddedModelConfig, build_pipeline, build_tokenizer
+from pipeline.embedded.model import UNK, EmbeddedModelConfig, build_tokenizer, random_pipeline
 from pipeline.embedded.scenes import OBJECT_GROUPS, OBJECTS, SceneGenerator, object_in_prompt, vocabulary
 from pipeline.embedded.training import _Stage
 
@@ -75,7 +75,7 @@ def test_shipped_tokenizer_normalises_case_and_punctuation():
 def test_tiny_pipeline_round_trips_through_the_diffusers_format(tmp_path):
     from diffusers import StableDiffusionPipeline
 
-    pipe = build_pipeline(EmbeddedModelConfig.tiny(), seed=0)
+    pipe = random_pipeline()
     kwargs = dict(num_inference_steps=3, output_type="np")
     image = pipe("a red apple on a wooden table", generator=torch.Generator().manual_seed(0), **kwargs).images
     pipe.save_pretrained(tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.embedded.model import EmbeddedModelConfig, build_pipeline
+from pipeline.embedded.model import random_pipeline
 from pipeline.split import SCHEDULERS, ResumeWarning, SplitDiffusion, sigma_to_timestep
 from pipeline.state import IntermediateState, StateError
 
@@ -25,7 +26,7 @@ EXACT_SCHEDULERS = ("euler_ancestral", "ddim", "dpmsolver++")
 
 @pytest.fixture(scope="module")
 def sd():
-    return SplitDiffusion(build_pipeline(EmbeddedModelConfig.tiny(), seed=0))
+    return SplitDiffusion(random_pipeline())
 
 
 @pytest.fixture(scope="module")
@@ -104,10 +105,10 @@ def test_receiver_prompt_changes_image_but_state_does_not_change(sd):
 _CHILD = textwrap.dedent("""
     import sys, numpy as np, torch
     torch.set_num_threads(1)
-    from pipeline.embedded.model import build_pipeline, EmbeddedModelConfig
+    from pipeline.embedded.model import random_pipeline
     from pipeline.split import SplitDiffusion
     from pipeline.state import IntermediateState
-    sd = SplitDiffusion(build_pipeline(EmbeddedModelConfig.tiny(), seed=0))
+    sd = SplitDiffusion(random_pipeline())
     for path in sys.argv[1:]:
         state = IntermediateState.load(path)
         np.save(path + ".npy", sd.finish(state, state.prompts[0]))
@@ -122,8 +123,9 @@ def test_resume_in_another_process_is_exact(sd, references, tmp_path):
         paths.append(str(state.save(tmp_path / f"{s}.pt")))
     script = tmp_path / "child.py"
     script.write_text(_CHILD)
-    subprocess.run([sys.executable, str(script), *paths], check=True, timeout=300,
-                   cwd=Path(__file__).resolve().parents[2])
+    root = Path(__file__).resolve().parents[2]  # this checkout's packages, not an installed copy
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    subprocess.run([sys.executable, str(script), *paths], check=True, timeout=300, cwd=root, env=env)
     for s, path in zip(EXACT_SCHEDULERS, paths):
         np.testing.assert_array_equal(np.load(path + ".npy"), references[s])
 
@@ -147,7 +149,7 @@ def test_shared_rejects_bad_arguments(sd):
 
 
 def test_finish_refuses_state_of_another_model(sd):
-    other = SplitDiffusion(build_pipeline(EmbeddedModelConfig.tiny(), seed=1))
+    other = SplitDiffusion(random_pipeline(seed=1))
     state = other.shared(APPLE, N, 2, seed=3)
     with pytest.raises(StateError, match="another model"):
         sd.finish(state, APPLE)
@@ -273,7 +275,7 @@ def test_non_finite_latents_are_refused_not_drawn_black(sd):
 def test_follows_diffusers_pipe_scheduler_generator_and_output_type():
     from diffusers import DDIMScheduler
 
-    pipe = build_pipeline(EmbeddedModelConfig.tiny(), seed=0)
+    pipe = random_pipeline()
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     sd = SplitDiffusion(pipe)
     state = sd.shared(APPLE, N, 2, generator=torch.Generator().manual_seed(3))
