@@ -112,10 +112,13 @@ def build_components(config: EmbeddedModelConfig, seed: int = 0) -> dict:
         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id)
     text_encoder = CLIPTextModel(text_config)
+    from ..split import quiet_upstream
+
     # Stable Diffusion v1's noise schedule with the paper's sampler (Euler Ancestral)
-    scheduler = EulerAncestralDiscreteScheduler(
-        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-        prediction_type="epsilon", timestep_spacing="linspace", steps_offset=1)
+    with quiet_upstream():
+        scheduler = EulerAncestralDiscreteScheduler(
+            num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+            prediction_type="epsilon", timestep_spacing="linspace", steps_offset=1)
     return dict(vae=vae, unet=unet, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler)
 
 
