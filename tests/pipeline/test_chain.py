@@ -270,3 +270,20 @@ def test_compute_account_closed_forms():
         ComputeAccount(11, 12, 2)
     with pytest.raises(ValueError, match="num_receivers"):
         ComputeAccount(11, 2, 0)
+
+
+def test_chain_with_scheduler_none_runs_the_pipelines_own_scheduler():
+    from diffusers import DDIMScheduler
+
+    from pipeline.embedded.model import random_pipeline
+    from pipeline.split import SplitDiffusion
+
+    own = random_pipeline()
+    own.scheduler = DDIMScheduler.from_config(own.scheduler.config)
+    cfg = ChainConfig(num_inference_steps=N, num_shared_steps=K, transmission="lossless", scheduler=None,
+                      compare_alone=False)
+    chain = CollaborativeChain(own, cfg)
+    assert chain.scheduler_name == "ddim"
+    rec = chain.run(APPLE, [RECEIVERS[0]], seed=1)[0]
+    sd = SplitDiffusion(own)
+    np.testing.assert_array_equal(rec.image, sd.finish(sd.shared(APPLE, N, K, seed=1, scheduler="ddim"), RECEIVERS[0]))
