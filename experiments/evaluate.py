@@ -40,17 +40,28 @@ def get_pipeline(model: str | None, device: str = "cpu"):
     key = (model, device)
     if key not in _PIPELINES:
         _PIPELINES.clear()           # one model per worker at a time
-        if model in ("tiny-random", "embedded-random"):
-            from pipeline.embedded.model import EmbeddedModelConfig, build_pipeline
+        from pipeline.embedded.model import RANDOM_MODELS, random_pipeline
 
-            arch = EmbeddedModelConfig.tiny() if model == "tiny-random" else EmbeddedModelConfig()
-            pipe = build_pipeline(arch, seed=0).to(device)
+        if model in RANDOM_MODELS:
+            pipe = random_pipeline(model, seed=0, device=device)
         else:
             from pipeline import load_pipeline
 
             pipe = load_pipeline(None if model in (None, "embedded") else model, device=device)
         _PIPELINES[key] = pipe
     return _PIPELINES[key]
+
+
+_JUDGES: dict = {}
+
+
+def get_judge():
+    """The shipped prompt-adherence judge (the default judge of every chain here), loaded once per process."""
+    if "judge" not in _JUDGES:
+        from pipeline.embedded.judging import default_judge
+
+        _JUDGES["judge"] = default_judge()
+    return _JUDGES["judge"]
 
 
 def user_groups(point: Point, pipe) -> list[dict]:
@@ -67,8 +78,10 @@ def user_groups(point: Point, pipe) -> list[dict]:
     from pipeline import grouping as pg
 
     g = point.grouping
+    from pipeline.embedded.vocabulary import VocabularyEmbedder
+
     embedder = {"default": lambda: pg.default_embedder(pipe), "text_encoder": lambda: pg.TextEncoderEmbedder(pipe),
-                "vocabulary": pg.VocabularyEmbedder}[g["embedder"]]()
+                "vocabulary": VocabularyEmbedder}[g["embedder"]]()
     kwargs = {k: g[k] for k in ("threshold", "max_group_size") if g.get(k) is not None}
     grouper = pg.PromptGrouper(embedder, **kwargs)
     grouper.add(list(g["prompts"]))
@@ -107,7 +120,7 @@ def evaluate_point(point: Point) -> PointResult:
         config = base
         if group.get("num_shared_steps") is not None:
             config = ChainConfig.model_validate({**point.chain, "num_shared_steps": group["num_shared_steps"]})
-        chain = CollaborativeChain(pipe, config)
+        chain = CollaborativeChain(pipe, config, judge=get_judge() if config.classify else None)
         records = chain.run(group["shared_prompt"], list(group["receiver_prompts"]), seed=point.seed)
         for u, (prompt, rec) in enumerate(zip(group["receiver_prompts"], records)):
             row = {"group": group["name"], "group_index": gi, "user": u, "shared_prompt": group["shared_prompt"],

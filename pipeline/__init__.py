@@ -6,7 +6,8 @@ Public API (see each module's docstring):
 - :class:`SplitDiffusion`, :class:`IntermediateState` (:mod:`pipeline.split`, :mod:`pipeline.state`):
   shared steps, exact resume, uninterrupted reference.
 - :class:`ChainConfig`, :class:`CollaborativeChain`, :class:`ReceiverRecord` (:mod:`pipeline.chain`):
-  pipeline + latent_codec + phy for one group of receivers.
+  pipeline + latent_codec + phy for one group of receivers; a :class:`Judge` (:mod:`pipeline.judge`)
+  and a prompt embedder are passed in as objects.
 - :mod:`pipeline.grouping` (:class:`PromptGrouper`, :func:`shared_steps_for_group`),
   :class:`StateCache` (:mod:`pipeline.cache`), :class:`ComputeAccount` (:mod:`pipeline.compute`),
   :func:`image_metrics` (:mod:`pipeline.metrics`).
@@ -25,6 +26,7 @@ _EXPORTS = {
     "SplitDiffusion": "split", "SCHEDULERS": "split", "ResumeWarning": "split",
     "ChainConfig": "chain", "CollaborativeChain": "chain", "ReceiverRecord": "chain",
     "PromptGrouper": "grouping", "shared_steps_for_group": "grouping", "TextEncoderEmbedder": "grouping",
+    "Judge": "judge", "Judgement": "judge", "clear_memo": "cache",
     "StateCache": "cache", "ComputeAccount": "compute", "image_metrics": "metrics",
 }
 

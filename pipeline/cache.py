@@ -1,22 +1,30 @@
-"""A cache of intermediate states on the sender (the paper's edge cache), LRU and persistent.
+"""Caching of states and images: one key definition, one LRU mechanism, the paper's edge cache.
 
-Entries are keyed by ``(model fingerprint, scheduler, total steps, shared
-steps, seeds, guidance scale)`` -- all must match exactly -- and by the
-prompt *embedding*: a request whose prompt is at least
+:func:`state_key` is the one key of a denoising trajectory: ``(model
+fingerprint, device, scheduler, total steps, shared steps, seeds, guidance
+scale)``. :class:`Memo` is the one least-recently-used store: the chain's
+process-wide memo of sender states, reference and stand-alone images
+(:data:`MEMO`, exact prompts) and the entries of :class:`StateCache` both
+use it.
+
+:class:`StateCache` is the sender's semantic cache: entries are keyed by
+:func:`state_key` -- all must match exactly -- and by the prompt
+*embedding*: a request whose prompt is at least
 ``similarity_threshold`` cosine-similar to a cached one reuses that state
 instead of recomputing the shared steps. Hits, misses, evictions and the
 UNet evaluations saved (:mod:`pipeline.compute` units) are counted. The cache
 holds at most ``capacity`` states (least recently used evicted first) and
-can persist to a directory (``index.json`` plus one state file per entry),
-either on demand (:meth:`StateCache.save` / :meth:`StateCache.load`) or on
-every insertion (``persist_dir``).
+can persist to a directory (``index.json`` plus one content-addressed state
+file per entry, named by the hash of its key and contents and verified on
+load), either on demand (:meth:`StateCache.save` / :meth:`StateCache.load`)
+or on every insertion (``persist_dir``).
 
 Example
 -------
->>> from pipeline.embedded.model import build_pipeline, EmbeddedModelConfig
+>>> from pipeline.embedded.model import random_pipeline
 >>> from pipeline.split import SplitDiffusion
->>> from pipeline.grouping import VocabularyEmbedder
->>> sd = SplitDiffusion(build_pipeline(EmbeddedModelConfig.tiny()))
+>>> from pipeline.embedded.vocabulary import VocabularyEmbedder
+>>> sd = SplitDiffusion(random_pipeline())
 >>> cache = StateCache(capacity=4, similarity_threshold=0.95, embedder=VocabularyEmbedder())
 >>> s, hit = cache.get_or_compute(sd, "a red apple on a wooden table", 4, 2, seed=0)
 >>> s, hit = cache.get_or_compute(sd, "a green apple on a blue table", 4, 2, seed=0)
@@ -26,17 +34,89 @@ Example
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Hashable
 
 import torch
 
-from .state import IntermediateState
+from .compute import evals_per_step
+from .state import IntermediateState, StateError
 
-__all__ = ["StateCache", "CacheEntry"]
+__all__ = ["StateCache", "CacheEntry", "Memo", "MEMO", "state_key", "clear_memo"]
+
+
+def state_key(model_fingerprint: str, device: str, scheduler: str, num_inference_steps: int, num_shared_steps: int,
+              seed, guidance_scale: float) -> tuple:
+    """The one key of a denoising trajectory (hashable, JSON-able once tuples become lists).
+
+    ``seed``: an int, a list of ints (one per sample) or None entries (a
+    caller's generator). ``device``: a device type or name (``"cpu"``).
+    """
+    seeds = (seed if seed is None else int(seed),) if not isinstance(seed, (list, tuple)) else \
+        tuple(s if s is None else int(s) for s in seed)
+    return (str(model_fingerprint), torch.device(device).type, str(scheduler), int(num_inference_steps),
+            int(num_shared_steps), seeds, round(float(guidance_scale), 6))
+
+
+class Memo(OrderedDict):
+    """A least-recently-used store of at most ``capacity`` values, computed on first use.
+
+    >>> m = Memo(2)
+    >>> m.get_or("a", lambda: 1), m.get_or("b", lambda: 2), m.get_or("a", lambda: 99), m.get_or("c", lambda: 3)
+    (1, 2, 1, 3)
+    >>> list(m)
+    ['a', 'c']
+    """
+
+    def __init__(self, capacity: int):
+        super().__init__()
+        if not isinstance(capacity, int) or capacity < 1:
+            raise ValueError(f"capacity must be an int >= 1, got {capacity!r}")
+        self.capacity = capacity
+
+    def get_or(self, key: Hashable, fn: Callable[[], object]):
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        value = fn()
+        self.put(key, value)
+        return value
+
+    def put(self, key: Hashable, value) -> list:
+        """Insert ``value`` as most recently used; returns the evicted ``(key, value)`` pairs."""
+        self[key] = value
+        self.move_to_end(key)
+        evicted = []
+        while len(self) > self.capacity:
+            evicted.append(self.popitem(last=False))
+        return evicted
+
+
+#: the process-wide memo of exact results (sender states, reference and stand-alone images)
+MEMO = {"state": Memo(64), "reference": Memo(512), "alone": Memo(512)}
+
+
+def clear_memo() -> None:
+    """Forget the process-wide memo of sender states, reference and stand-alone images."""
+    for memo in MEMO.values():
+        memo.clear()
+
+
+def _digest(key: tuple, prompt: str, data: bytes) -> str:
+    """The content address of a cached state: sha256 of its key, prompt and file bytes."""
+    return hashlib.sha256(json.dumps([list(key[:5]), list(key[5]), key[6], prompt]).encode() + data).hexdigest()
+
+
+def _state_bytes(state: IntermediateState) -> bytes:
+    buf = io.BytesIO()
+    torch.save(state.to_dict(), buf)
+    return buf.getvalue()
 
 
 @dataclass
@@ -75,7 +155,7 @@ class StateCache:
         self.capacity = capacity
         self.similarity_threshold = float(similarity_threshold)
         self.embedder = embedder
-        self._entries: OrderedDict[int, CacheEntry] = OrderedDict()
+        self._entries: Memo = Memo(capacity)
         self._next_uid = 0
         self.hits = self.misses = self.evictions = 0
         self.unet_evals_saved = self.unet_evals_computed = 0
@@ -86,16 +166,17 @@ class StateCache:
     # -------------------------------------------------------------------- keys
     @staticmethod
     def make_key(model_fingerprint: str, scheduler: str, num_inference_steps: int, num_shared_steps: int,
-                 seed, guidance_scale: float) -> tuple:
-        seeds = (int(seed),) if isinstance(seed, int) else tuple(int(s) for s in seed)
-        return (str(model_fingerprint), str(scheduler), int(num_inference_steps), int(num_shared_steps), seeds,
-                round(float(guidance_scale), 6))
+                 seed, guidance_scale: float, device: str = "cpu") -> tuple:
+        """:func:`state_key` (argument order kept for callers of earlier versions)."""
+        return state_key(model_fingerprint, device, scheduler, num_inference_steps, num_shared_steps, seed,
+                         guidance_scale)
 
-    @classmethod
-    def key_of(cls, state: IntermediateState) -> tuple:
+    @staticmethod
+    def key_of(state: IntermediateState) -> tuple:
+        """:func:`state_key` of a state (from its own fields)."""
         seeds = tuple(state.seeds)
-        return cls.make_key(state.model_fingerprint, state.scheduler_name, state.num_inference_steps, state.step,
-                            seeds[0] if len(set(seeds)) == 1 else seeds, state.guidance_scale)
+        return state_key(state.model_fingerprint, state.device, state.scheduler_name, state.num_inference_steps,
+                         state.step, seeds[0] if len(set(seeds)) == 1 else seeds, state.guidance_scale)
 
     def _embed(self, prompt: str) -> torch.Tensor:
         if self.embedder is None:
@@ -133,8 +214,7 @@ class StateCache:
 
     @staticmethod
     def _evals(state: IntermediateState) -> int:
-        per_step = 2 if state.guidance_scale > 1 else 1
-        return state.step * per_step * state.batch_size
+        return state.step * evals_per_step(state.guidance_scale) * state.batch_size
 
     def put(self, state: IntermediateState, prompt: str | None = None, embedding: torch.Tensor | None = None) -> None:
         """Insert ``state`` (its first prompt unless ``prompt`` is given); evicts the LRU entry when full."""
@@ -144,17 +224,13 @@ class StateCache:
         emb = self._embed(prompt) if embedding is None else torch.nn.functional.normalize(embedding.float(), dim=0)
         uid = self._next_uid
         self._next_uid += 1
-        self._entries[uid] = CacheEntry(self.key_of(state), prompt, emb.cpu(), state, uid)
-        while len(self._entries) > self.capacity:
-            old_uid, _ = self._entries.popitem(last=False)
-            self.evictions += 1
-            if self.persist_dir is not None:
-                (self.persist_dir / f"state_{old_uid}.pt").unlink(missing_ok=True)
+        evicted = self._entries.put(uid, CacheEntry(self.key_of(state), prompt, emb.cpu(), state, uid))
+        self.evictions += len(evicted)
         if self.persist_dir is not None:
             self.save(self.persist_dir)
 
     def get_or_compute(self, split, prompt: str, num_inference_steps: int, num_shared_steps: int, seed: int = 0,
-                       guidance_scale: float = 7.5, scheduler: str = "euler_ancestral"
+                       guidance_scale: float = 7.5, scheduler: str | None = "euler_ancestral"
                        ) -> tuple[IntermediateState, bool]:
         """The shared state for ``prompt``: a cached one when close enough, else computed and cached.
 
@@ -165,7 +241,11 @@ class StateCache:
             from .grouping import TextEncoderEmbedder
 
             self.embedder = TextEncoderEmbedder(split.pipe)
-        key = self.make_key(split.fingerprint, scheduler, num_inference_steps, num_shared_steps, seed, guidance_scale)
+        from .split import scheduler_name_of
+
+        name = scheduler if scheduler is not None else scheduler_name_of(split.pipe.scheduler)
+        key = state_key(split.fingerprint, split.device, name, num_inference_steps, num_shared_steps, seed,
+                        guidance_scale)
         emb = self._embed(prompt)
         state, _ = self.lookup(prompt, key, emb)
         if state is not None:
@@ -186,35 +266,66 @@ class StateCache:
     def clear(self) -> None:
         self._entries.clear()
 
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    @capacity.setter
+    def capacity(self, value: int) -> None:
+        self._capacity = value
+        if hasattr(self, "_entries"):
+            self._entries.capacity = value
+
     # ---------------------------------------------------------------- on disk
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write ``index.json`` and one ``state_<uid>.pt`` per entry (LRU order kept)."""
+        """Write ``index.json`` and one content-addressed ``state_<sha256>.pt`` per entry (LRU order kept).
+
+        A state file's name is the hash of its entry's key, prompt and state
+        bytes, so two caches saved into one folder never point at each other's
+        states; files no longer indexed are removed.
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         index = []
         for entry in self._entries.values():
-            path = directory / f"state_{entry.uid}.pt"
+            data = _state_bytes(entry.state)
+            digest = _digest(entry.key, entry.prompt, data)
+            path = directory / f"state_{digest}.pt"
             if not path.exists():
-                entry.state.save(path)
-            index.append({"uid": entry.uid, "prompt": entry.prompt, "key": list(entry.key[:4]) + [
-                list(entry.key[4]), entry.key[5]], "embedding": entry.embedding.tolist()})
+                tmp = path.with_name(path.name + ".tmp")
+                tmp.write_bytes(data)
+                os.replace(tmp, path)
+            index.append({"uid": entry.uid, "prompt": entry.prompt, "file": path.name, "sha256": digest,
+                          "embedding": entry.embedding.tolist()})
         meta = {"capacity": self.capacity, "similarity_threshold": self.similarity_threshold,
                 "next_uid": self._next_uid, "entries": index, "stats": self.stats()}
+        meta["format"] = 2
         tmp = directory / "index.json.tmp"
         tmp.write_text(json.dumps(meta))
         os.replace(tmp, directory / "index.json")
+        for stale in directory.glob("state_*.pt"):  # this folder now holds this cache
+            if stale.name not in {item["file"] for item in index}:
+                stale.unlink(missing_ok=True)
         return directory
 
     def _load_into(self, directory: Path) -> None:
         meta = json.loads((directory / "index.json").read_text())
+        if meta.get("format") != 2:
+            raise StateError(f"{directory / 'index.json'} is a state cache index of an older format "
+                             "(states not content-addressed); delete the folder and let the cache refill it")
         for item in meta["entries"]:
-            key = tuple(item["key"][:4]) + (tuple(item["key"][4]), item["key"][5])
-            state = IntermediateState.load(directory / f"state_{item['uid']}.pt")
-            self._entries[item["uid"]] = CacheEntry(key, item["prompt"], torch.tensor(item["embedding"]), state,
-                                                    item["uid"])
+            path = directory / item["file"]
+            if not path.is_file():
+                raise StateError(f"state cache {directory}: {item['file']} (prompt {item['prompt']!r}) is missing")
+            state = IntermediateState.load(path)
+            key = self.key_of(state)
+            digest = _digest(key, item["prompt"], path.read_bytes())
+            if digest != item["sha256"] or path.name != f"state_{digest}.pt":
+                raise StateError(f"state cache {directory}: {item['file']} does not hold the state indexed for "
+                                 f"prompt {item['prompt']!r} (content hash mismatch)")
+            self._entries.put(item["uid"], CacheEntry(key, item["prompt"], torch.tensor(item["embedding"]), state,
+                                                      item["uid"]))
         self._next_uid = max(meta.get("next_uid", 0), max(self._entries, default=-1) + 1)
-        while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
 
     @classmethod
     def load(cls, directory: str | os.PathLike, embedder=None, capacity: int | None = None,

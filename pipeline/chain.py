@@ -12,11 +12,17 @@ receiver a :class:`ReceiverRecord` holds the image, the error-free reference
 the image the receiver would have generated alone, and the metrics.
 
 Sender states, reference images and stand-alone images are memoised per
-process (keyed by model fingerprint, scheduler, steps, shared steps, seed,
-guidance and prompts), so sweeping SNRs, codecs or links for the same group
-never recomputes the shared steps or the references. An optional
+process (:data:`pipeline.cache.MEMO`, keyed by :func:`pipeline.cache.state_key`
+and the prompts), so sweeping SNRs, codecs or links for the same group never
+recomputes the shared steps or the references. An optional
 :class:`~pipeline.cache.StateCache` adds the semantic (near-duplicate prompt)
 reuse of the paper's edge cache.
+
+Prompt adherence is measured by a *judge* given as an object
+(:class:`pipeline.judge.Judge`; none: the adherence columns stay empty); the
+experiments layer passes the shipped one. A receiver whose header is lost
+generates alone, and the compute columns count it so
+(:class:`~pipeline.compute.ComputeAccount` ``num_fallbacks``).
 
 Randomness: the link's noise uses ``torch.Generator`` seeded from
 ``(seed, receiver index)`` so every receiver sees an independent, reproducible
@@ -28,9 +34,9 @@ beyond those the link itself counts).
 
 Example
 -------
->>> from pipeline.embedded.model import build_pipeline, EmbeddedModelConfig
+>>> from pipeline.embedded.model import random_pipeline
 >>> from pipeline.chain import ChainConfig, CollaborativeChain
->>> pipe = build_pipeline(EmbeddedModelConfig.tiny())
+>>> pipe = random_pipeline()
 >>> cfg = ChainConfig(num_inference_steps=4, num_shared_steps=2, transmission="lossless")
 >>> rec = CollaborativeChain(pipe, cfg).run("a red apple on a wooden table",
 ...                                        ["a yellow lemon on a wooden table"], seed=0)[0]
@@ -42,8 +48,6 @@ from __future__ import annotations
 
 
 import math
-import warnings
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -56,9 +60,11 @@ from phy import DigitalLink, LinkConfig, SymbolLink
 from phy.config import format_validation_error
 from phy.seeding import derive_generator
 
+from .cache import MEMO, clear_memo, state_key
 from .compute import ComputeAccount
+from .judge import Judge
 from .metrics import image_metrics
-from .split import SCHEDULERS, SplitDiffusion
+from .split import SCHEDULERS, SplitDiffusion, scheduler_name_of
 from .state import IntermediateState
 
 __all__ = ["ChainConfig", "ChainConfigError", "CollaborativeChain", "ReceiverRecord", "clear_memo"]
@@ -83,8 +89,8 @@ class ChainConfig(BaseModel):
         ``N`` and ``k`` (``0 <= k <= N``).
     guidance_scale : float
         Classifier-free guidance weight.
-    scheduler : str
-        One of :data:`pipeline.split.SCHEDULERS`.
+    scheduler : str | None
+        One of :data:`pipeline.split.SCHEDULERS`; None: the pipeline's own ``pipe.scheduler``.
     transmission : "digital" | "analog" | "lossless"
         How the latents cross: bits over :class:`phy.DigitalLink`, complex
         symbols over :class:`phy.SymbolLink` (codec ``analog``), or exactly.
@@ -111,7 +117,7 @@ class ChainConfig(BaseModel):
         Also generate each receiver's image alone (all ``N`` steps, its own
         prompt, same seed) and report metrics against it.
     classify : bool
-        Prompt adherence with the shipped classifier (when available).
+        Measure prompt adherence with the chain's judge (when one is given).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -119,7 +125,7 @@ class ChainConfig(BaseModel):
     num_inference_steps: int = Field(11, ge=1, le=1000)
     num_shared_steps: int = Field(5, ge=0)
     guidance_scale: float = Field(7.5, ge=0.0)
-    scheduler: Literal[tuple(SCHEDULERS)] = "euler_ancestral"  # type: ignore[valid-type]
+    scheduler: Literal[tuple(SCHEDULERS)] | None = "euler_ancestral"  # type: ignore[valid-type]
     transmission: Literal["digital", "analog", "lossless"] = "digital"
     codec: CodecConfig = Field(default_factory=_default_codec)
     link: LinkConfig = Field(default_factory=LinkConfig)
@@ -159,7 +165,7 @@ class ChainConfig(BaseModel):
             raise ValueError("codec 'analog' needs transmission='analog'")
         if self.analog_noise_matching and self.transmission != "analog":
             raise ValueError("analog_noise_matching needs transmission='analog'")
-        if self.analog_noise_matching and self.scheduler not in _EULER:
+        if self.analog_noise_matching and self.scheduler is not None and self.scheduler not in _EULER:
             raise ValueError(f"analog_noise_matching needs an Euler-type scheduler {_EULER}, got {self.scheduler!r}")
         if self.transmission != "lossless" and self.snr_db is None and \
                 (self.link.channel != "bsc" or self.transmission == "analog"):
@@ -180,46 +186,6 @@ def _scalar(value, default=None):
     if isinstance(value, np.ndarray):
         return value.sum().item() if value.size > 1 else value.item()
     return value
-
-
-# ------------------------------------------------------------------------------------- memo
-class _LRU(OrderedDict):
-    def __init__(self, capacity: int):
-        super().__init__()
-        self.capacity = capacity
-
-    def get_or(self, key, fn):
-        if key in self:
-            self.move_to_end(key)
-            return self[key]
-        value = fn()
-        self[key] = value
-        while len(self) > self.capacity:
-            self.popitem(last=False)
-        return value
-
-
-_MEMO = {"state": _LRU(64), "reference": _LRU(512), "alone": _LRU(512), "classifier": _LRU(1)}
-
-
-def clear_memo() -> None:
-    """Forget the process-wide memo of sender states and reference images."""
-    for lru in _MEMO.values():
-        lru.clear()
-
-
-def _classifier():
-    def load():
-        try:
-            from .embedded.classifier import load_classifier  # noqa: PLC0415
-
-            return load_classifier()
-        except Exception as err:  # noqa: BLE001 - no classifier (yet): adherence columns stay empty
-            warnings.warn(f"prompt adherence not measured: the shipped classifier is unavailable ({err})",
-                          stacklevel=3)
-            return None
-
-    return _MEMO["classifier"].get_or("classifier", load)
 
 
 # ------------------------------------------------------------------------------------- records
@@ -263,11 +229,29 @@ class CollaborativeChain:
     state_cache : pipeline.cache.StateCache | None
         Optional semantic cache of sender states (near-duplicate shared
         prompts reuse a cached state; its hit counts appear in the rows).
+    judge : pipeline.judge.Judge | None
+        Prompt adherence of each receiver's image, its reference and its
+        stand-alone image (columns ``classified_as``, ``adherent``,
+        ``judge_abstained``, ``reference_adherent``, ``alone_adherent``);
+        None (or ``config.classify`` False): those columns are None.
+    embedder : callable | None
+        ``list[str] -> float32 [B, D]`` prompt embedder for a ``state_cache``
+        that has none (None: the cache's default, the model's text encoder).
     """
 
-    def __init__(self, pipe, config: ChainConfig | dict | None = None, state_cache=None):
+    def __init__(self, pipe, config: ChainConfig | dict | None = None, state_cache=None, *,
+                 judge: Judge | None = None, embedder=None):
         self.split = pipe if isinstance(pipe, SplitDiffusion) else SplitDiffusion(pipe)
         self.config = ChainConfig.model_validate(config or {}) if not isinstance(config, ChainConfig) else config
+        if judge is not None and not isinstance(judge, Judge):
+            raise ValueError(f"judge must follow pipeline.judge.Judge (a judge(images, prompts) method), "
+                             f"got {type(judge).__name__}")
+        if embedder is not None and not callable(embedder):
+            raise ValueError(f"embedder must be callable (list[str] -> float32 [B, D]), got {type(embedder).__name__}")
+        self.judge = judge
+        self.embedder = embedder
+        if state_cache is not None and getattr(state_cache, "embedder", None) is None and embedder is not None:
+            state_cache.embedder = embedder
         self.state_cache = state_cache
         self.codec = self.config.codec.build() if self.config.transmission != "lossless" else None
         self._links: dict = {}
@@ -278,10 +262,15 @@ class CollaborativeChain:
         return self._links[kind]
 
     # ---------------------------------------------------------------- memoised
+    @property
+    def scheduler_name(self) -> str:
+        """The scheduler the chain runs: the configured one, or the pipeline's own."""
+        return self.config.scheduler or scheduler_name_of(self.split.pipe.scheduler)
+
     def _key(self, prompt: str, seed: int, k: int | None = None) -> tuple:
         c = self.config
-        return (self.split.fingerprint, str(self.split.device), c.scheduler, c.num_inference_steps,
-                c.num_shared_steps if k is None else k, int(seed), float(c.guidance_scale), prompt)
+        return state_key(self.split.fingerprint, self.split.device, self.scheduler_name, c.num_inference_steps,
+                         c.num_shared_steps if k is None else k, seed, c.guidance_scale) + (prompt,)
 
     def sender_state(self, shared_prompt: str, seed: int) -> tuple[IntermediateState, bool]:
         """The sender's state after the shared steps (memoised); ``(state, semantic_cache_hit)``."""
@@ -289,7 +278,7 @@ class CollaborativeChain:
         if self.state_cache is not None:
             return self.state_cache.get_or_compute(self.split, shared_prompt, c.num_inference_steps,
                                                    c.num_shared_steps, seed, c.guidance_scale, c.scheduler)
-        state = _MEMO["state"].get_or(self._key(shared_prompt, seed), lambda: self.split.shared(
+        state = MEMO["state"].get_or(self._key(shared_prompt, seed), lambda: self.split.shared(
             shared_prompt, c.num_inference_steps, c.num_shared_steps, seed=seed,
             guidance_scale=c.guidance_scale, scheduler=c.scheduler))
         return state, False
@@ -297,12 +286,13 @@ class CollaborativeChain:
     def reference(self, state: IntermediateState, receiver_prompt: str) -> np.ndarray:
         """The receiver's image from the state exactly as sent (memoised)."""
         key = (self._key(state.prompts[0], state.seeds[0], state.step), receiver_prompt)
-        return _MEMO["reference"].get_or(key, lambda: self.split.finish(state, receiver_prompt))
+        return MEMO["reference"].get_or(key, lambda: self.split.finish(state, receiver_prompt))
 
     def alone(self, receiver_prompt: str, seed: int) -> np.ndarray:
         """The receiver's image generated alone (all ``N`` steps, same seed; memoised)."""
         c = self.config
-        return _MEMO["alone"].get_or(self._key(receiver_prompt, seed, -1), lambda: self.split.generate(
+        return MEMO["alone"].get_or(self._key(receiver_prompt, seed, c.num_inference_steps) + ("alone",),
+                                    lambda: self.split.generate(
             receiver_prompt, c.num_inference_steps, seed=seed, guidance_scale=c.guidance_scale,
             scheduler=c.scheduler))
 
@@ -380,6 +370,21 @@ class CollaborativeChain:
         info["num_repaired"] = int(_scalar(out.num_repaired, 0)) + int(bad.sum())
         return rx_latents, info, pay
 
+    # ---------------------------------------------------------------- judging
+    @staticmethod
+    def _judge(judge, image, reference, alone, prompt: str) -> dict:
+        """Adherence columns from ``judge.judge`` (all None without a judge)."""
+        if judge is None:
+            return dict(classified_as=None, adherent=None, judge_abstained=None, reference_adherent=None,
+                        alone_adherent=None)
+        imgs = [image, reference] + ([alone] if alone is not None else [])
+        verdicts = list(judge.judge(np.stack(imgs), [prompt] * len(imgs)))
+        if len(verdicts) != len(imgs):
+            raise ValueError(f"the judge returned {len(verdicts)} verdicts for {len(imgs)} images")
+        return dict(classified_as=verdicts[0].label, adherent=bool(verdicts[0].adherent),
+                    judge_abstained=bool(verdicts[0].abstained), reference_adherent=bool(verdicts[1].adherent),
+                    alone_adherent=bool(verdicts[2].adherent) if alone is not None else None)
+
     # ---------------------------------------------------------------- run
     def run(self, shared_prompt: str, receiver_prompts: list[str] | str, seed: int = 0) -> list[ReceiverRecord]:
         """Run the chain for one group; one :class:`ReceiverRecord` per receiver prompt."""
@@ -393,20 +398,22 @@ class CollaborativeChain:
             raise ValueError(f"seed must be an int, got {seed!r}")
         c, seed = self.config, int(seed)
         state, cache_hit = self.sender_state(shared_prompt, seed)
+        transmitted = [self._transmit(state, seed, r) for r in range(len(receiver_prompts))]
+        # one accounting for the group: receivers whose header was lost generated alone
         compute = ComputeAccount(c.num_inference_steps, c.num_shared_steps, len(receiver_prompts),
-                                 self.split.uses_cfg(c.guidance_scale))
-        clf = _classifier() if c.classify else None
+                                 self.split.uses_cfg(c.guidance_scale),
+                                 num_fallbacks=sum(rx is None for rx, _, _ in transmitted))
+        judge = self.judge if c.classify else None
         records = []
         for r, prompt in enumerate(receiver_prompts):
             reference = self.reference(state, prompt)
-            rx, link_stats, pay = self._transmit(state, seed, r)
-            comp = compute.to_row()
+            rx, link_stats, pay = transmitted[r]
+            comp = compute.to_row(fallback=rx is None)
             info = {"transmission": c.transmission, "snr_db": c.snr_db, "num_inference_steps": c.num_inference_steps,
                     "num_shared_steps": c.num_shared_steps, "num_receivers": len(receiver_prompts),
                     "state_cache_hit": cache_hit, "fallback_generate_alone": rx is None}
             if rx is None:  # header lost: the receiver cannot use the state and generates alone
                 image = self.alone(prompt, seed)
-                comp["unet_evals_receiver"] = compute.unet_evals_alone
             else:
                 variance, received = None, state.with_latents(rx.to(state.latents.dtype))
                 if c.analog_noise_matching:
@@ -431,14 +438,6 @@ class CollaborativeChain:
             alone = self.alone(prompt, seed) if c.compare_alone else None
             if alone is not None:
                 metrics.update({f"{k}_vs_alone": v for k, v in image_metrics(image, alone).items()})
-            if clf is not None:
-                imgs = [image, reference] + ([alone] if alone is not None else [])
-                labels = clf.classify(np.stack(imgs))
-                ok = np.asarray(clf.adherence(np.stack(imgs), [prompt] * len(imgs)), dtype=bool)
-                metrics.update(classified_as=labels[0], adherent=bool(ok[0]), reference_adherent=bool(ok[1]))
-                if alone is not None:
-                    metrics["alone_adherent"] = bool(ok[2])
-            else:
-                metrics.update(classified_as=None, adherent=None, reference_adherent=None)
+            metrics.update(self._judge(judge, image, reference, alone, prompt))
             records.append(ReceiverRecord(prompt, image, reference, alone, metrics, link, pay, comp, info))
         return records

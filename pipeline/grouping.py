@@ -1,8 +1,10 @@
 """Semantic grouping of user prompts (the paper's Steps 2-3) and the shared-steps rule.
 
-Prompts are embedded (the diffusion model's own text encoder, mean-pooled
-over the prompt's tokens; a sentence-transformers model where one is
-installed; or the scene vocabulary's knowledge graph), connected in a
+Prompts are embedded by an embedder given as an object (any ``list[str] ->
+float32 [B, D]`` callable: the diffusion model's own text encoder,
+mean-pooled over the prompt's tokens; a sentence-transformers model where one
+is installed; for the shipped model the scene vocabulary's knowledge graph,
+:class:`pipeline.embedded.vocabulary.VocabularyEmbedder`), connected in a
 ``networkx`` graph whose edges join prompts with cosine similarity at least
 ``threshold`` (weight = similarity), and clustered (Louvain communities inside
 each connected component, split further so that no group exceeds
@@ -19,7 +21,7 @@ and the rule is linear in it::
 
 with ``s0`` the similarity at or below which nothing is shared. The defaults
 (``s0 = 0``, ``max_fraction = 0.75``) are calibrated for the
-:class:`VocabularyEmbedder` scale (cosine 1 same object, 0.7 same group, 0
+:class:`~pipeline.embedded.vocabulary.VocabularyEmbedder` scale (cosine 1 same object, 0.7 same group, 0
 across groups): 11 steps give k = 8 for the same object (other colour or
 table), 5 within a group (apple -> lemon), 0 across groups. Measured with
 ``python -m pipeline.embedded.measure shared-steps`` (shipped architecture, training
@@ -34,7 +36,8 @@ model's own text encoder has another scale (all scene prompts score 0.7 to
 
 Example
 -------
->>> from pipeline.grouping import PromptGrouper, VocabularyEmbedder
+>>> from pipeline.grouping import PromptGrouper
+>>> from pipeline.embedded.vocabulary import VocabularyEmbedder
 >>> g = PromptGrouper(VocabularyEmbedder(), threshold=0.5, max_group_size=4)
 >>> g.add(["a red apple on a wooden table", "a blue bus on a white table", "a yellow lemon on a blue table"])
 [0, 1, 2]
@@ -52,12 +55,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .embedded.scenes import GROUPS, OBJECT_GROUPS, OBJECTS, object_in_prompt
-
-__all__ = ["TextEncoderEmbedder", "SentenceTransformerEmbedder", "VocabularyEmbedder", "CombinedEmbedder",
+__all__ = ["TextEncoderEmbedder", "SentenceTransformerEmbedder", "CombinedEmbedder",
            "PromptGroup", "PromptGrouper", "SharedStepsRule", "shared_steps_for_group", "cosine_similarity",
-           "sentence_transformers_available", "default_embedder", "measure_shared_steps",
-           "scene_reference_prompts"]
+           "sentence_transformers_available", "default_embedder", "measure_shared_steps"]
 
 
 def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -77,13 +77,13 @@ class TextEncoderEmbedder:
     and would only pull all embeddings together). ``center_on``: optional
     reference prompts whose mean pooled embedding is subtracted before
     normalising (removes the context every prompt shares, e.g. "on a ...
-    table"; fixed once, so the grouper stays incremental). Use
-    :func:`scene_reference_prompts` for the scene vocabulary.
+    table"; fixed once, so the grouper stays incremental). For the shipped
+    model: :func:`pipeline.embedded.vocabulary.scene_reference_prompts`.
 
     Example
     -------
-    >>> from pipeline.embedded.model import build_pipeline, EmbeddedModelConfig
-    >>> emb = TextEncoderEmbedder(build_pipeline(EmbeddedModelConfig.tiny()))
+    >>> from pipeline.embedded.model import random_pipeline
+    >>> emb = TextEncoderEmbedder(random_pipeline())
     >>> emb(["a red apple on a wooden table"]).shape
     torch.Size([1, 32])
     """
@@ -114,13 +114,6 @@ class TextEncoderEmbedder:
         mask = tok.attention_mask.clone().float()
         mask[:, 0] = 0.0  # BOS
         return (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
-
-
-def scene_reference_prompts() -> list[str]:
-    """One caption per (object, typical colour, table) of the scene vocabulary: a fixed centring set."""
-    from .embedded.scenes import OBJECT_COLOURS, TABLES, make_caption
-
-    return [make_caption(OBJECT_COLOURS[o][0], o, t) for o in OBJECTS for t in TABLES]
 
 
 def sentence_transformers_available() -> bool:
@@ -166,35 +159,6 @@ class SentenceTransformerEmbedder:
         return emb.float().cpu()
 
 
-class VocabularyEmbedder:
-    """The scene vocabulary as a two-level knowledge graph (object -> group).
-
-    A prompt maps to ``[group one-hot * sqrt(1 - w), object one-hot * sqrt(w)]``
-    (``w = object_weight``), so the cosine similarity is 1 for the same object,
-    ``1 - w`` for two objects of the same group (fruit, animal, vehicle) and 0
-    across groups; a prompt naming no known object is orthogonal to all.
-    Output: float32 ``[B, len(GROUPS) + len(OBJECTS) + 1]``.
-    """
-
-    name = "vocabulary"
-
-    def __init__(self, object_weight: float = 0.3):
-        if not 0.0 <= object_weight <= 1.0:
-            raise ValueError(f"object_weight must be in [0, 1], got {object_weight}")
-        self.object_weight = object_weight
-
-    def __call__(self, prompts: list[str]) -> torch.Tensor:
-        out = torch.zeros(len(prompts), len(GROUPS) + len(OBJECTS) + 1 + len(prompts))
-        for i, p in enumerate(prompts):
-            obj = object_in_prompt(p)
-            if obj is None:  # unknown: orthogonal to everything but itself
-                out[i, len(GROUPS) + len(OBJECTS) + 1 + i] = 1.0
-                continue
-            out[i, GROUPS.index(OBJECT_GROUPS[obj])] = math.sqrt(1 - self.object_weight)
-            out[i, len(GROUPS) + OBJECTS.index(obj)] = math.sqrt(self.object_weight)
-        return out
-
-
 class CombinedEmbedder:
     """Concatenation of unit-norm embeddings with weights (cosine = weighted mean of cosines)."""
 
@@ -212,14 +176,24 @@ class CombinedEmbedder:
                           for e, w in zip(self.embedders, self.weights)], dim=-1)
 
 
-def default_embedder(pipe=None):
-    """sentence-transformers when installed, else the model's text encoder, else the vocabulary graph."""
+def default_embedder(pipe=None, fallback=None):
+    """sentence-transformers when installed, else the model's text encoder, else ``fallback``.
+
+    ``fallback``: the embedder to use without sentence-transformers and
+    without a ``pipe`` (the experiments layer passes the shipped model's
+    vocabulary embedder); neither given: a ``ValueError``.
+    """
     if sentence_transformers_available():
         try:
             return SentenceTransformerEmbedder()
         except Exception:  # noqa: BLE001 - installed but no model available offline
             pass
-    return TextEncoderEmbedder(pipe) if pipe is not None else VocabularyEmbedder()
+    if pipe is not None:
+        return TextEncoderEmbedder(pipe)
+    if fallback is None:
+        raise ValueError("default_embedder needs a pipe (its text encoder) or a fallback embedder "
+                         "when sentence-transformers is not available")
+    return fallback
 
 
 # --------------------------------------------------------------------------------------- the rule
@@ -229,7 +203,7 @@ class SharedStepsRule:
 
     ``floor(N * max_fraction * clip((s - min_similarity) / (1 - min_similarity), 0, 1))``
     (identical prompts share all ``N``: see :func:`shared_steps_for_group`).
-    Defaults calibrated for :class:`VocabularyEmbedder` (module docstring).
+    Defaults calibrated for :class:`~pipeline.embedded.vocabulary.VocabularyEmbedder` (module docstring).
     """
 
     min_similarity: float = 0.0
@@ -407,13 +381,13 @@ class PromptGrouper:
 
 # ------------------------------------------------------------------------------- measurement
 def measure_shared_steps(split, pairs: list[tuple[str, str]], num_inference_steps: int, ks: list[int],
-                         seeds: list[int], classifier, embedder=None, guidance_scale: float = 7.5,
-                         scheduler: str = "euler_ancestral") -> list[dict]:
+                         seeds: list[int], judge, embedder=None, guidance_scale: float = 7.5,
+                         scheduler: str | None = None) -> list[dict]:
     """Measure receiver prompt adherence against the number of shared steps.
 
     For each (sender prompt, receiver prompt) pair, seed and ``k``: the shared
     steps run with the sender prompt and the receiver finishes with its own;
-    the classifier's adherence of the receiver image to the receiver prompt is
+    the judge's (:class:`pipeline.judge.Judge`) adherence of the receiver image to the receiver prompt is
     recorded with the pair's cosine similarity (``embedder``, default the
     model's text encoder). Returns one dict per (pair, k) with
     ``similarity``, ``num_shared_steps``, ``adherence`` (fraction over seeds).
@@ -429,7 +403,8 @@ def measure_shared_steps(split, pairs: list[tuple[str, str]], num_inference_step
                 state = split.shared(sender, num_inference_steps, k, seed=seed, guidance_scale=guidance_scale,
                                      scheduler=scheduler)
                 images.append(split.finish(state, receiver))
-            adherent = np.asarray(classifier.adherence(np.stack(images), [receiver] * len(images)), dtype=bool)
+            adherent = np.asarray([j.adherent for j in judge.judge(np.stack(images), [receiver] * len(images))],
+                                  dtype=bool)
             rows.append({"sender_prompt": sender, "receiver_prompt": receiver, "similarity": sim,
                          "num_shared_steps": k, "adherence": float(adherent.mean())})
     return rows

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -124,7 +125,11 @@ def load_pipeline(model: str | os.PathLike | None = None, device: str | torch.de
     ------
     ModelNotFoundError
         The folder or hub id is missing, incomplete or fails to load; the
-        message names what was looked for and how to get it.
+        message names what was looked for and how to get it. Only loading
+        failures: a warning raised as an error (``-W error``) propagates
+        unchanged. Upstream notices a user cannot act on (diffusers'
+        "accelerate not found", numpy deprecations inside schedulers) are
+        silenced around this call only.
     """
     from diffusers import StableDiffusionPipeline
 
@@ -137,14 +142,20 @@ def load_pipeline(model: str | os.PathLike | None = None, device: str | torch.de
     path = DEFAULT_MODEL_DIR if shipped else Path(os.fspath(model)).expanduser()
     is_local = shipped or path.exists() or not _HUB_ID.match(str(model))
     kwargs = dict(dtype=torch_dtype, safety_checker=None, requires_safety_checker=False)
+    if importlib.util.find_spec("accelerate") is None:  # say so, rather than have diffusers warn mid-run
+        kwargs["low_cpu_mem_usage"] = False
     if is_local:
         _check_folder(path, shipped)
         source, kwargs["local_files_only"] = str(path), True
     else:
         source, kwargs["local_files_only"] = str(model), not allow_download
+    from .split import quiet_upstream
+
     try:
-        with _quiet_loading():
+        with _quiet_loading(), quiet_upstream():
             pipe = StableDiffusionPipeline.from_pretrained(source, **kwargs)
+    except Warning:  # a warning turned into an error (-W error) is not a loading failure: let it be seen as is
+        raise
     except Exception as err:  # noqa: BLE001 - any loader failure becomes one clear message
         first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
         if is_local:

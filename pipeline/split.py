@@ -20,9 +20,9 @@ Compute unit: one *UNet evaluation* is one UNet forward pass for one image
 
 Example
 -------
->>> from pipeline.embedded.model import build_pipeline, EmbeddedModelConfig
+>>> from pipeline.embedded.model import random_pipeline
 >>> from pipeline.split import SplitDiffusion
->>> sd = SplitDiffusion(build_pipeline(EmbeddedModelConfig.tiny()))
+>>> sd = SplitDiffusion(random_pipeline())
 >>> state = sd.shared("a red apple on a wooden table", num_inference_steps=4, num_shared_steps=2, seed=1)
 >>> image = sd.finish(state, "a yellow lemon on a wooden table")
 >>> image.shape, image.dtype
@@ -31,6 +31,7 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import warnings
@@ -39,10 +40,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .compute import evals_per_step, uses_cfg
 from .loading import model_fingerprint
 from .state import IntermediateState, StateError, _equal, _to_cpu
 
-__all__ = ["SplitDiffusion", "SCHEDULERS", "make_scheduler", "ResumeWarning", "sigma_to_timestep"]
+__all__ = ["SplitDiffusion", "SCHEDULERS", "make_scheduler", "scheduler_name_of", "quiet_upstream", "ResumeWarning",
+           "PromptWarning",
+           "sigma_to_timestep", "OUTPUT_TYPES"]
+
+#: what :meth:`SplitDiffusion.generate` / :meth:`SplitDiffusion.finish` return
+OUTPUT_TYPES = ("np", "pil", "latent")
 
 #: short name -> (diffusers class name, config overrides applied on top of the model's scheduler config)
 SCHEDULERS: dict[str, tuple[str, dict]] = {
@@ -62,6 +69,24 @@ class ResumeWarning(UserWarning):
     """A state is resumed in conditions where bit identity is not guaranteed (threads, device)."""
 
 
+class PromptWarning(UserWarning):
+    """Part of a prompt does not reach the model: words unknown to its tokenizer, or tokens beyond its length."""
+
+
+@contextlib.contextmanager
+def quiet_upstream():
+    """Silence, deliberately and only around our own calls, upstream warnings a user cannot act on.
+
+    diffusers' schedulers call ``np.array(tensor)``, which numpy 2 answers with a
+    ``DeprecationWarning`` about the ``copy`` keyword at every construction and
+    ``set_timesteps`` (and at each ``step`` of some).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"__array__ implementation doesn't accept a copy keyword",
+                                category=DeprecationWarning)
+        yield
+
+
 def make_scheduler(name: str, base_config: dict):
     """A fresh diffusers scheduler ``name`` built from a model's scheduler config.
 
@@ -73,7 +98,31 @@ def make_scheduler(name: str, base_config: dict):
     if name not in SCHEDULERS:
         raise ValueError(f"scheduler={name!r} is not supported; allowed: {sorted(SCHEDULERS)}")
     cls_name, overrides = SCHEDULERS[name]
-    return getattr(diffusers, cls_name).from_config(dict(base_config), **overrides)
+    with quiet_upstream():
+        return getattr(diffusers, cls_name).from_config(dict(base_config), **overrides)
+
+
+def scheduler_name_of(scheduler) -> str:
+    """The short name of a scheduler instance: its :data:`SCHEDULERS` name, else its diffusers class name.
+
+    >>> from diffusers import DDIMScheduler
+    >>> scheduler_name_of(DDIMScheduler()), scheduler_name_of(DDIMScheduler)
+    ('ddim', 'ddim')
+    """
+    cls_name = scheduler.__name__ if isinstance(scheduler, type) else type(scheduler).__name__
+    config = {} if isinstance(scheduler, type) else dict(getattr(scheduler, "config", {}) or {})
+    for name, (cls, overrides) in SCHEDULERS.items():
+        if cls == cls_name and all(config.get(k, v) == v for k, v in overrides.items()):
+            return name
+    return cls_name
+
+
+def _check_scheduler_name(name: str, cls_name: str) -> None:
+    """One clear error when a state's ``scheduler_name`` disagrees with its ``scheduler_class``."""
+    expected = SCHEDULERS[name][0] if name in SCHEDULERS else name
+    if expected != cls_name:
+        raise StateError(f"state scheduler_name={name!r} disagrees with scheduler_class={cls_name!r} "
+                         f"({name!r} is {expected}); the state is inconsistent and cannot be resumed")
 
 
 def _capture(scheduler) -> dict:
@@ -130,13 +179,19 @@ class SplitDiffusion:
         Any SD-family pipeline (the shipped model, SD v1-4, a tiny random one),
         on CPU or CUDA, in any float dtype.
 
-    Methods return images as ``np.uint8`` ``[H, W, 3]`` for one string prompt
-    and ``[B, H, W, 3]`` for a list of prompts.
+    Like diffusers: the pipeline's own ``pipe.scheduler`` (class and config)
+    is used unless a scheduler is named (one of :data:`SCHEDULERS`); the noise
+    comes from ``seed=`` (an int or one int per sample) or ``generator=`` (a
+    CPU ``torch.Generator`` or a list of one per sample, advanced as diffusers
+    does). ``output_type`` (:data:`OUTPUT_TYPES`): ``"np"`` images
+    ``np.uint8`` ``[H, W, 3]`` for one string prompt and ``[B, H, W, 3]`` for a
+    list of prompts; ``"pil"`` a ``PIL.Image`` (a list for a list of prompts);
+    ``"latent"`` the final latents ``torch.Tensor [B, C, h, w]`` (not decoded).
 
     Example
     -------
-    >>> from pipeline.embedded.model import build_pipeline, EmbeddedModelConfig
-    >>> sd = SplitDiffusion(build_pipeline(EmbeddedModelConfig.tiny()))
+    >>> from pipeline.embedded.model import random_pipeline
+    >>> sd = SplitDiffusion(random_pipeline())
     >>> s = sd.shared(["a red apple on a wooden table"] * 2, 4, 2, seed=[0, 1])
     >>> sd.finish(s).shape
     (2, 32, 32, 3)
@@ -148,6 +203,7 @@ class SplitDiffusion:
                 raise ValueError(f"pipe has no {name}: SplitDiffusion needs a Stable-Diffusion-family pipeline")
         self.pipe = pipe
         self._embeds: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._unknown_warned: set[str] = set()
         #: UNet evaluations (per image) run by this object since creation
         self.unet_evals = 0
 
@@ -171,12 +227,12 @@ class SplitDiffusion:
         return (cfg.in_channels, size, size)
 
     def uses_cfg(self, guidance_scale: float) -> bool:
-        """Whether classifier-free guidance (two UNet evaluations per step) is on."""
-        return guidance_scale > 1.0 and self.pipe.unet.config.time_cond_proj_dim is None
+        """Whether classifier-free guidance (two UNet evaluations per step) is on (:func:`pipeline.compute.uses_cfg`)."""
+        return uses_cfg(guidance_scale, self.pipe.unet.config.time_cond_proj_dim)
 
     def evals_per_step(self, guidance_scale: float) -> int:
-        """UNet evaluations per denoising step and image (2 with classifier-free guidance)."""
-        return 2 if self.uses_cfg(guidance_scale) else 1
+        """UNet evaluations per denoising step and image (:func:`pipeline.compute.evals_per_step`)."""
+        return evals_per_step(guidance_scale, self.pipe.unet.config.time_cond_proj_dim)
 
     # ---------------------------------------------------------------- helpers
     def _prompts(self, prompt, name="prompt") -> list[str]:
@@ -196,11 +252,63 @@ class SplitDiffusion:
         for p in prompts:
             key = (p, negative_prompt)
             if key not in self._embeds:
-                cond, uncond = self.pipe.encode_prompt(p, self.device, 1, True, negative_prompt)
+                self.check_prompt(p)
+                from diffusers.utils import logging as dlog
+                from transformers.utils import logging as tlog
+
+                levels = [(m, m.get_verbosity()) for m in (dlog, tlog)]
+                for m, _ in levels:  # their truncation notices are replaced by check_prompt's one warning
+                    m.set_verbosity_error()
+                try:
+                    cond, uncond = self.pipe.encode_prompt(p, self.device, 1, True, negative_prompt)
+                finally:
+                    for m, level in levels:
+                        m.set_verbosity(level)
                 self._embeds[key] = (cond, uncond)
             conds.append(self._embeds[key][0])
             unconds.append(self._embeds[key][1])
         return torch.cat(conds), torch.cat(unconds)
+
+    def check_prompt(self, prompt: str) -> list[str]:
+        """Warn (:class:`PromptWarning`) about the parts of ``prompt`` the model will not see.
+
+        Words the tokenizer maps to its unknown token are named once per
+        object (pointing to the model's vocabulary, listed in its model card);
+        a prompt longer than the tokenizer's ``model_max_length`` gets one
+        warning naming what is cut. Returns the unknown words (in order).
+        """
+        tok = self.pipe.tokenizer
+        unknown: list[str] = []
+        try:
+            enc = tok(prompt, truncation=False, add_special_tokens=True, verbose=False,
+                      return_offsets_mapping=getattr(tok, "is_fast", False))
+        except Exception:  # noqa: BLE001 - a tokenizer without these options: nothing to report
+            return unknown
+        ids = list(enc["input_ids"])
+        unk = getattr(tok, "unk_token_id", None)
+        if unk is not None and unk in ids and "offset_mapping" in enc:
+            for i, (a, b) in zip(ids, enc["offset_mapping"]):
+                word = prompt[a:b]
+                if i == unk and word and word not in unknown:
+                    unknown.append(word)
+        new = [w for w in unknown if w.lower() not in self._unknown_warned]
+        if new:
+            self._unknown_warned.update(w.lower() for w in new)
+            where = getattr(self.pipe, "name_or_path", "") or ""
+            warnings.warn(f"prompt words unknown to the model's tokenizer are ignored (read as "
+                          f"{getattr(tok, 'unk_token', 'unknown')}): {', '.join(repr(w) for w in new)}; the "
+                          f"vocabulary is listed in the model card" + (f" ({where}/README.md)" if where else ""),
+                          PromptWarning, stacklevel=4)
+        limit = getattr(tok, "model_max_length", None)
+        if isinstance(limit, int) and limit < 10 ** 6 and len(ids) > limit:
+            cut = ""
+            if "offset_mapping" in enc:
+                starts = [a for a, b in enc["offset_mapping"][limit - 1:] if b > a]
+                cut = prompt[starts[0]:] if starts else ""
+            warnings.warn(f"prompt of {len(ids)} tokens is cut to the model's {limit}"
+                          + (f"; ignored: {cut[:80]!r}{'...' if len(cut) > 80 else ''}" if cut else ""),
+                          PromptWarning, stacklevel=4)
+        return unknown
 
     def _validate_common(self, num_inference_steps, guidance_scale):
         if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, (int, np.integer)) \
@@ -209,16 +317,46 @@ class SplitDiffusion:
         if not isinstance(guidance_scale, (int, float)) or not np.isfinite(guidance_scale) or guidance_scale < 0:
             raise ValueError(f"guidance_scale must be a finite number >= 0, got {guidance_scale!r}")
 
-    def _start(self, prompts, num_inference_steps, seed, guidance_scale, scheduler, negative_prompt):
-        self._validate_common(num_inference_steps, guidance_scale)
-        sched = make_scheduler(scheduler, self.pipe.scheduler.config)
-        seeds = [seed] * len(prompts) if isinstance(seed, (int, np.integer)) else list(seed)
-        if len(seeds) != len(prompts) or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool)
-                                                 for s in seeds):
-            raise ValueError(f"seed must be an int or a list of {len(prompts)} ints, got {seed!r}")
+    def _scheduler(self, scheduler: str | None):
+        """A fresh scheduler: ``scheduler`` by name, or (None) a copy of ``pipe.scheduler`` (class and config)."""
+        if scheduler is None:
+            own = self.pipe.scheduler
+            with quiet_upstream():
+                return type(own).from_config(dict(own.config))
+        if not isinstance(scheduler, str):
+            raise ValueError(f"scheduler must be None (the pipeline's own) or one of {sorted(SCHEDULERS)}, "
+                             f"got {scheduler!r}")
+        return make_scheduler(scheduler, self.pipe.scheduler.config)
+
+    @staticmethod
+    def _generators(batch: int, seed, generator) -> tuple[list[torch.Generator], list[int | None]]:
+        """One CPU generator per sample, from ``generator`` (used as given, like diffusers) or ``seed``."""
+        if generator is not None:
+            gens = [generator] if isinstance(generator, torch.Generator) else list(generator) \
+                if isinstance(generator, (list, tuple)) else None
+            if gens is None or len(gens) != batch or not all(isinstance(g, torch.Generator) for g in gens):
+                raise ValueError(f"generator must be a torch.Generator (batch 1) or a list of {batch} "
+                                 f"torch.Generator (one per sample), got {generator!r}")
+            if any(g.device.type != "cpu" for g in gens):
+                raise ValueError("generator must be a CPU torch.Generator: exact resume restores CPU generator "
+                                 f"states (got {[g.device.type for g in gens]})")
+            return gens, [None] * batch
+        seeds = [seed] * batch if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else \
+            list(seed) if isinstance(seed, (list, tuple)) else None
+        if seeds is None or len(seeds) != batch or not all(
+                isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in seeds):
+            raise ValueError(f"seed must be an int or a list of {batch} ints, got {seed!r}")
+        if not all(-2 ** 63 <= int(s) < 2 ** 64 for s in seeds):
+            raise ValueError(f"seed must fit a torch generator seed, in [-2**63, 2**64), got {seed!r}")
         seeds = [int(s) for s in seeds]
-        gens = [torch.Generator("cpu").manual_seed(s) for s in seeds]
-        sched.set_timesteps(int(num_inference_steps), device=self.device)
+        return [torch.Generator("cpu").manual_seed(s) for s in seeds], seeds
+
+    def _start(self, prompts, num_inference_steps, seed, guidance_scale, scheduler, negative_prompt, generator=None):
+        self._validate_common(num_inference_steps, guidance_scale)
+        sched = self._scheduler(scheduler)
+        gens, seeds = self._generators(len(prompts), seed, generator)
+        with quiet_upstream():
+            sched.set_timesteps(int(num_inference_steps), device=self.device)
         cond, uncond = self.encode(prompts, negative_prompt)
         emb = torch.cat([uncond, cond]) if self.uses_cfg(guidance_scale) else cond
         # exactly StableDiffusionPipeline.prepare_latents with one generator per sample
@@ -250,7 +388,8 @@ class SplitDiffusion:
             if cfg:
                 uncond, cond = noise.chunk(2)
                 noise = uncond + run.guidance_scale * (cond - uncond)
-            latents = sched.step(noise, t, latents, **extra, return_dict=False)[0]
+            with quiet_upstream():
+                latents = sched.step(noise, t, latents, **extra, return_dict=False)[0]
             self.unet_evals += latents.shape[0] * self.evals_per_step(run.guidance_scale)
         run.latents = latents
 
@@ -262,17 +401,34 @@ class SplitDiffusion:
         ``round(255 x)`` (diffusers' ``numpy_to_pil``).
         """
         pipe = self.pipe
+        bad = int((~torch.isfinite(latents)).sum())
+        if bad:
+            raise ValueError(f"latents contain {bad} non-finite value(s) (NaN or inf); they would decode to a "
+                             "black image: sanitise them first (e.g. torch.nan_to_num) or fix their source")
         image = pipe.vae.decode(latents.to(self.dtype) / pipe.vae.config.scaling_factor, return_dict=False)[0]
         image = pipe.image_processor.postprocess(image, output_type="np", do_denormalize=[True] * image.shape[0])
         return (image * 255).round().astype(np.uint8)
 
-    def _output(self, images: np.ndarray, single: bool) -> np.ndarray:
+    @staticmethod
+    def _check_output_type(output_type: str) -> None:
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type={output_type!r} is not supported; allowed: {list(OUTPUT_TYPES)}")
+
+    def _output(self, latents: torch.Tensor, single: bool, output_type: str = "np"):
+        if output_type == "latent":
+            return latents
+        images = self.decode(latents)
+        if output_type == "pil":
+            from PIL import Image
+
+            pil = [Image.fromarray(im) for im in images]
+            return pil[0] if single else pil
         return images[0] if single else images
 
     # -------------------------------------------------------------- public API
     def shared(self, prompt: str | list[str], num_inference_steps: int, num_shared_steps: int, seed: int | list[int] = 0,
-               guidance_scale: float = 7.5, scheduler: str = "euler_ancestral",
-               negative_prompt: str | None = None) -> IntermediateState:
+               guidance_scale: float = 7.5, scheduler: str | None = None,
+               negative_prompt: str | None = None, generator=None) -> IntermediateState:
         """Run the first ``num_shared_steps`` of ``num_inference_steps`` denoising steps.
 
         Parameters
@@ -287,8 +443,13 @@ class SplitDiffusion:
             Seed of each sample's noise generator (an int: the same for all).
         guidance_scale : float
             Classifier-free guidance weight (CFG on when > 1).
-        scheduler : str
-            One of :data:`SCHEDULERS`.
+        scheduler : str | None
+            One of :data:`SCHEDULERS`; None: the pipeline's own ``pipe.scheduler``.
+        negative_prompt : str | None
+            Negative prompt of classifier-free guidance.
+        generator : torch.Generator | list[torch.Generator] | None
+            CPU generator(s), one per sample, instead of ``seed`` (the state's
+            ``seeds`` are then None; its ``generator_states`` describe them).
 
         Returns
         -------
@@ -302,13 +463,14 @@ class SplitDiffusion:
                 or not 0 <= num_shared_steps <= num_inference_steps:
             raise ValueError(f"num_shared_steps must be an int in [0, num_inference_steps={num_inference_steps}], "
                              f"got {num_shared_steps!r}")
-        run, seeds = self._start(prompts, num_inference_steps, seed, guidance_scale, scheduler, negative_prompt)
+        run, seeds = self._start(prompts, num_inference_steps, seed, guidance_scale, scheduler, negative_prompt,
+                                 generator)
         self._denoise(run, 0, int(num_shared_steps))
         import diffusers
 
         return IntermediateState(
             latents=run.latents.detach().clone(), step=int(num_shared_steps),
-            num_inference_steps=int(num_inference_steps), scheduler_name=scheduler,
+            num_inference_steps=int(num_inference_steps), scheduler_name=scheduler_name_of(run.scheduler),
             scheduler_class=type(run.scheduler).__name__,
             scheduler_config=json.loads(json.dumps({k: v for k, v in run.scheduler.config.items()
                                                      if not k.startswith("_")}, default=str)),
@@ -343,9 +505,20 @@ class SplitDiffusion:
                              f"{self.latent_shape}")
         import diffusers
 
-        if not hasattr(diffusers, state.scheduler_class):
-            raise StateError(f"state scheduler class {state.scheduler_class!r} is unknown to diffusers "
-                             f"{diffusers.__version__}")
+        cls = getattr(diffusers, state.scheduler_class, None)
+        if not (isinstance(cls, type) and issubclass(cls, diffusers.SchedulerMixin)):
+            raise StateError(f"state scheduler_class {state.scheduler_class!r} is unknown to diffusers "
+                             f"{diffusers.__version__} as a scheduler class")
+        _check_scheduler_name(state.scheduler_name, state.scheduler_class)
+        shadowing = sorted(k for k in state.scheduler_state if callable(getattr(cls, k, None))
+                           or isinstance(getattr(cls, k, None), property))
+        if shadowing:
+            raise StateError(f"state scheduler_state keys {shadowing} would shadow methods or properties of "
+                             f"{state.scheduler_class}; the state is malformed")
+        bad = int((~torch.isfinite(state.latents)).sum()) if state.latents.is_floating_point() else 0
+        if bad:
+            raise StateError(f"state latents contain {bad} non-finite value(s) (NaN or inf); resuming would give a "
+                             "black image: sanitise them first (e.g. torch.nan_to_num, as the chain does)")
         problems = []
         if state.num_threads != torch.get_num_threads():
             problems.append(f"torch thread count differs (state {state.num_threads}, here {torch.get_num_threads()}); "
@@ -362,8 +535,9 @@ class SplitDiffusion:
     def _scheduler_from_state(self, state: IntermediateState):
         import diffusers
 
-        sched = getattr(diffusers, state.scheduler_class).from_config(state.scheduler_config)
-        sched.set_timesteps(state.num_inference_steps, device=self.device)
+        with quiet_upstream():
+            sched = getattr(diffusers, state.scheduler_class).from_config(state.scheduler_config)
+            sched.set_timesteps(state.num_inference_steps, device=self.device)
         saved = state.scheduler_state.get("timesteps")
         if saved is not None and not _equal(saved.cpu(), sched.timesteps.cpu()):
             raise StateError("the state's timesteps do not match its scheduler config for "
@@ -443,24 +617,31 @@ class SplitDiffusion:
         return sigma_k, sigma_new, sigma_to_timestep(sigma_new, sched.alphas_cumprod)
 
     def finish(self, state: IntermediateState, prompt: str | list[str] | None = None,
-               latent_noise_variance: float | None = None, strict: bool = False) -> np.ndarray:
+               latent_noise_variance: float | None = None, strict: bool = False, output_type: str = "np"):
         """Run the remaining steps with ``prompt`` and decode.
 
         Returns ``np.uint8`` ``[H, W, 3]`` for a batch-1 state with a string
         prompt (or None), else ``[B, H, W, 3]`` (a string prompt is used for
         every sample of a batched state). See :meth:`resume` for the
-        arguments; a state that cannot be resumed exactly raises
-        :class:`~pipeline.state.StateError` (a ``ValueError``).
+        arguments; a state that cannot be resumed exactly (or whose latents
+        are not finite) raises :class:`~pipeline.state.StateError` (a
+        ``ValueError``). ``output_type``: see the class docstring.
         """
+        self._check_output_type(output_type)
         final = self.resume(state, prompt, None, latent_noise_variance, strict)
         single = final.batch_size == 1 and (isinstance(prompt, str) or prompt is None)
-        return self._output(self.decode(final.latents), single)
+        return self._output(final.latents, single, output_type)
 
     def generate(self, prompt: str | list[str], num_inference_steps: int = 11, seed: int | list[int] = 0,
-                 guidance_scale: float = 7.5, scheduler: str = "euler_ancestral",
-                 negative_prompt: str | None = None) -> np.ndarray:
-        """Uninterrupted generation (the reference): all ``N`` steps and decode, same loop."""
+                 guidance_scale: float = 7.5, scheduler: str | None = None,
+                 negative_prompt: str | None = None, generator=None, output_type: str = "np"):
+        """Uninterrupted generation (the reference): all ``N`` steps and decode, same loop.
+
+        Arguments as :meth:`shared`; ``output_type`` as in the class docstring.
+        """
         prompts = self._prompts(prompt)
-        run, _ = self._start(prompts, num_inference_steps, seed, guidance_scale, scheduler, negative_prompt)
+        self._check_output_type(output_type)
+        run, _ = self._start(prompts, num_inference_steps, seed, guidance_scale, scheduler, negative_prompt,
+                             generator)
         self._denoise(run, 0, int(num_inference_steps))
-        return self._output(self.decode(run.latents), isinstance(prompt, str))
+        return self._output(run.latents, isinstance(prompt, str), output_type)

@@ -42,6 +42,9 @@ __all__ = ["IntermediateState", "StateError", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 
+#: bytes of a CPU ``torch.Generator`` state (Mersenne Twister)
+_GENERATOR_STATE_SIZE = torch.Generator().get_state().numel()
+
 
 class StateError(ValueError):
     """A state that is malformed or cannot be resumed exactly by a given pipeline."""
@@ -93,8 +96,9 @@ class IntermediateState:
         lists of tensors), e.g. ``_step_index``, ``model_outputs``.
     guidance_scale : float
         Classifier-free guidance weight used by the shared steps.
-    seeds : list[int]
-        Seed of each sample's noise generator.
+    seeds : list[int | None]
+        Seed of each sample's noise generator (None where the caller passed
+        its own ``torch.Generator``; ``generator_states`` still describe it).
     prompts : list[str]
         Prompt of each sample used for the shared steps.
     generator_states : list[torch.Tensor]
@@ -125,7 +129,7 @@ class IntermediateState:
     scheduler_config: dict
     scheduler_state: dict
     guidance_scale: float
-    seeds: list[int]
+    seeds: list[int | None]
     prompts: list[str]
     generator_states: list[torch.Tensor]
     model_fingerprint: str
@@ -151,10 +155,30 @@ class IntermediateState:
         if not isinstance(self.step, int) or not 0 <= self.step <= self.num_inference_steps:
             raise StateError(f"step must be an int in [0, num_inference_steps={self.num_inference_steps}], "
                              f"got {self.step!r}")
+        for name in ("scheduler_name", "scheduler_class", "model_fingerprint"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise StateError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
         b = self.latents.shape[0]
         for name in ("seeds", "prompts", "generator_states"):
+            if not isinstance(getattr(self, name), (list, tuple)):
+                raise StateError(f"{name} must be a list of {b} entries, got {type(getattr(self, name)).__name__}")
             if len(getattr(self, name)) != b:
                 raise StateError(f"{name} has {len(getattr(self, name))} entries but latents have batch size {b}")
+        if not all(s is None or (isinstance(s, int) and not isinstance(s, bool)) for s in self.seeds):
+            raise StateError(f"seeds must be ints (or None for a caller's generator), got {self.seeds!r}")
+        size = _GENERATOR_STATE_SIZE
+        for i, g in enumerate(self.generator_states):
+            if not isinstance(g, torch.Tensor) or g.dtype != torch.uint8 or tuple(g.shape) != (size,):
+                raise StateError(f"generator_states[{i}] must be a CPU torch.Generator state (uint8 tensor of "
+                                 f"{size} bytes), got {getattr(g, 'dtype', type(g).__name__)} "
+                                 f"{tuple(getattr(g, 'shape', ()))}")
+        if not isinstance(self.scheduler_state, dict) or not isinstance(self.scheduler_config, dict):
+            raise StateError("scheduler_state and scheduler_config must be dicts")
+        shadowing = sorted(k for k in self.scheduler_state
+                           if not isinstance(k, str) or k.startswith("__") or k in ("config", "_internal_dict"))
+        if shadowing:
+            raise StateError(f"scheduler_state keys {shadowing} are not scheduler attributes (they would shadow "
+                             "the scheduler's config or Python internals); the state is malformed")
 
     # --------------------------------------------------------------- properties
     @property

@@ -126,14 +126,19 @@ def run(args) -> int:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     config = ChainConfig.model_validate(chain_config_from_args(args))
-    if args.model == "tiny-random":
-        from pipeline.embedded.model import EmbeddedModelConfig, build_pipeline
+    from pipeline.embedded.model import RANDOM_MODELS, random_pipeline
 
-        pipe = build_pipeline(EmbeddedModelConfig.tiny(), seed=0).to(args.device)
+    if args.model in RANDOM_MODELS:
+        pipe = random_pipeline(args.model, seed=0, device=args.device)
     else:
         pipe = load_pipeline(args.model, device=args.device)
     shared_prompt = args.shared_prompt or args.prompt
-    record = CollaborativeChain(pipe, config).run(shared_prompt, [args.prompt], seed=args.seed)[0]
+    judge = None
+    if config.classify:
+        from pipeline.embedded.judging import default_judge
+
+        judge = default_judge()
+    record = CollaborativeChain(pipe, config, judge=judge).run(shared_prompt, [args.prompt], seed=args.seed)[0]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     Image.fromarray(record.image).save(out / "receiver.png")

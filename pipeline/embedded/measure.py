@@ -22,10 +22,10 @@ LEMON = "a yellow lemon on a wooden table"
 
 
 def _pipe(model):
-    if model == "tiny-random":
-        from .model import EmbeddedModelConfig, build_pipeline
+    from .model import RANDOM_MODELS, random_pipeline
 
-        return build_pipeline(EmbeddedModelConfig.tiny(), seed=0)
+    if model in RANDOM_MODELS:
+        return random_pipeline(model)
     from ..loading import load_pipeline
 
     return load_pipeline(model)
@@ -100,7 +100,8 @@ def grouping(pipe) -> list[dict]:
     different objects is more similar than an other-group pair), and the
     purity of the grouper's clusters at a threshold midway between the means.
     """
-    from ..grouping import PromptGrouper, TextEncoderEmbedder, cosine_similarity, scene_reference_prompts
+    from ..grouping import PromptGrouper, TextEncoderEmbedder, cosine_similarity
+    from .vocabulary import scene_reference_prompts
     from .scenes import OBJECT_COLOURS, OBJECT_GROUPS, TABLES, make_caption, object_in_prompt
 
     prompts = [make_caption(c, o, t) for o in OBJECT_GROUPS for c in OBJECT_COLOURS[o][:2] for t in list(TABLES)[:3]]
@@ -137,7 +138,8 @@ def shared_steps(pipe, seeds=range(4), steps: int = 11, ks=(0, 2, 4, 5, 6, 8, 10
     the shipped classifier finds adherent to the receiver's prompt (when the
     classifier is available).
     """
-    from ..grouping import TextEncoderEmbedder, VocabularyEmbedder, cosine_similarity
+    from ..grouping import TextEncoderEmbedder, cosine_similarity
+    from .vocabulary import VocabularyEmbedder
     from ..metrics import image_metrics
     from ..split import SplitDiffusion
 

@@ -63,17 +63,20 @@ class EmbeddedModelConfig:
 def build_tokenizer(config: EmbeddedModelConfig):
     """Word-level tokenizer over the scene vocabulary, as a transformers fast tokenizer.
 
-    Unknown words map to ``<unk>``; every prompt is wrapped in BOS/EOS and padded
+    Case and punctuation are normalised away (``"Lemon,"`` is ``lemon``);
+    unknown words map to ``<unk>``; every prompt is wrapped in BOS/EOS and padded
     to ``config.max_prompt_tokens``.
     """
-    from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
+    from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers, processors
     from tokenizers.models import WordLevel
     from transformers import PreTrainedTokenizerFast
 
     words = [PAD, UNK, BOS, EOS] + vocabulary() + sorted(set(config.extra_words) - set(vocabulary()))
     vocab = {w: i for i, w in enumerate(words)}
     tok = Tokenizer(WordLevel(vocab, unk_token=UNK))
-    tok.normalizer = normalizers.Lowercase()
+    # case and punctuation never make a word unknown: "Lemon," -> "lemon"
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase(),
+                                           normalizers.Replace(Regex(r"[^\w\s]"), " ")])
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.post_processor = processors.TemplateProcessing(
         single=f"{BOS} $A {EOS}", special_tokens=[(BOS, vocab[BOS]), (EOS, vocab[EOS])])
@@ -109,10 +112,13 @@ def build_components(config: EmbeddedModelConfig, seed: int = 0) -> dict:
         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id)
     text_encoder = CLIPTextModel(text_config)
+    from ..split import quiet_upstream
+
     # Stable Diffusion v1's noise schedule with the paper's sampler (Euler Ancestral)
-    scheduler = EulerAncestralDiscreteScheduler(
-        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-        prediction_type="epsilon", timestep_spacing="linspace", steps_offset=1)
+    with quiet_upstream():
+        scheduler = EulerAncestralDiscreteScheduler(
+            num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+            prediction_type="epsilon", timestep_spacing="linspace", steps_offset=1)
     return dict(vae=vae, unet=unet, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler)
 
 
@@ -129,3 +135,18 @@ def build_pipeline(config: EmbeddedModelConfig | None = None, seed: int = 0):
     pipe = assemble_pipeline(build_components(config or EmbeddedModelConfig(), seed=seed))
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+#: the model names that mean a randomly initialised pipeline (smoke tests, CLI ``--model tiny-random``)
+RANDOM_MODELS = {"tiny-random": EmbeddedModelConfig.tiny, "embedded-random": EmbeddedModelConfig}
+
+
+def random_pipeline(name: str = "tiny-random", seed: int = 0, device: str = "cpu"):
+    """The one builder of the named random pipelines: ``"tiny-random"`` (tests, doctests) or ``"embedded-random"``.
+
+    >>> random_pipeline().unet.config.sample_size
+    16
+    """
+    if name not in RANDOM_MODELS:
+        raise ValueError(f"random model {name!r} is unknown; allowed: {sorted(RANDOM_MODELS)}")
+    return build_pipeline(RANDOM_MODELS[name](), seed=seed).to(device)

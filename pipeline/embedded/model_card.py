@@ -115,8 +115,10 @@ on procedurally drawn scenes (`pipeline/scenes.py`): one object (fruits: apple,
 lemon, orange; animals: bird, cat, rabbit; vehicles: car, bus, boat) on a table
 against a wall, 64x64 RGB, captions such as "a red apple on a wooden table".
 Latents are 4x{training['config']['image_size'] // 4}x{training['config']['image_size'] // 4}.
-Weights are stored in float16; load with `torch_dtype=torch.float32` on a CPU
-(`pipeline.load_pipeline()` does).
+Weights are stored in float32 (the exact upcast of the float16 weights the
+training exported): `StableDiffusionPipeline.from_pretrained(folder)` loads and
+generates with default arguments; pass `torch_dtype=torch.float16` on a GPU.
+Prompt words outside the vocabulary (see Limitations) become `<unk>` (a warning names them).
 
 ## Training
 

@@ -12,7 +12,7 @@ Stages, each skipped when its output exists, each checkpointed while it runs:
    encoder, hence the latent space the UNet learns, stays fixed), with an extra
    image-gradient L1 term against blur. Independent of stage 4, so it may run
    in a second process at the same time (``--only-stage decoder``).
-6. ``export``  -- write the diffusers folder (fp16 safetensors) with the EMA weights.
+6. ``export``  -- write the diffusers folder (float32 safetensors) with the EMA weights.
 
 Each training stage stops at ``*_steps`` or after ``*_seconds`` of training time,
 whichever comes first (time spent before an interruption counts). Checkpoints
@@ -269,7 +269,7 @@ def export(components, ema_unet, ema_text, scaling_factor: float, out: Path, inf
     components["text_encoder"].load_state_dict(ema_text)
     components["vae"].register_to_config(scaling_factor=scaling_factor)
     pipe = assemble_pipeline(components)
-    pipe.to("cpu", torch.float16)
+    pipe.to("cpu", torch.float32)  # plain from_pretrained(folder) loads every component as float32
     out.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(out, safe_serialization=True)
     _portable_tokenizer_class(out)
@@ -333,7 +333,7 @@ def main(argv=None) -> None:
     info = dict(config=config.to_dict(), args={k: str(v) for k, v in vars(args).items()}, **done,
                 scaling_factor=latents["scaling_factor"], torch=torch.__version__,
                 device=str(args.device), wall_clock_this_invocation_s=time.time() - t_start)
-    export(components, ema_unet, ema_text, latents["scaling_factor"], args.out, info)  # export moves to CPU fp16
+    export(components, ema_unet, ema_text, latents["scaling_factor"], args.out, info)  # export moves to CPU float32
     print(f"exported to {args.out} (unet steps {info['unet']['steps']}, vae steps {info['vae']['steps']})")
 
 

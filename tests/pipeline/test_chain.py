@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.chain import ChainConfig, ChainConfigError, CollaborativeChain, clear_memo
 from pipeline.compute import ComputeAccount
-from pipeline.embedded.model import EmbeddedModelConfig, build_pipeline
+from pipeline.embedded.model import random_pipeline
 from pipeline.metrics import image_metrics, mse, psnr_db, ssim
 
 APPLE = "a red apple on a wooden table"
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:prompt adherence not measured")
 
 @pytest.fixture(scope="module")
 def pipe():
-    return build_pipeline(EmbeddedModelConfig.tiny(), seed=0)
+    return random_pipeline()
 
 
 def _nan_free(row: dict) -> dict:
@@ -99,6 +99,79 @@ def test_corrupted_header_makes_the_receiver_generate_alone(pipe):
 
     np.testing.assert_array_equal(rec.image, SplitDiffusion(pipe).generate(RECEIVERS[0], N, seed=0))
     assert row["unet_evals_receiver"] == row["unet_evals_alone"] == 2 * N
+    # one accounting, right when the receiver fell back: it saved nothing, and the sender's steps were in vain
+    assert row["receiver_compute_saved_fraction"] == 0.0 and row["num_fallback_receivers"] == 1
+    assert row["unet_evals_group"] == 2 * K + 2 * N
+    assert row["compute_saved_fraction"] == pytest.approx(1 - (2 * K + 2 * N) / (2 * N))
+    assert row["compute_saved_fraction"] < 0
+
+
+def test_compute_accounting_with_some_receivers_falling_back(pipe, monkeypatch):
+    chain = CollaborativeChain(pipe, _bsc(0.0))
+    real = chain._transmit
+
+    def lose_second_header(state, seed, receiver):  # the transport's answer on header loss: latents None
+        rx, link, pay = real(state, seed, receiver)
+        return (None, {**link, "header_corrupted": True}, pay) if receiver == 1 else (rx, link, pay)
+
+    monkeypatch.setattr(chain, "_transmit", lose_second_header)
+    rows = [r.to_row() for r in chain.run(APPLE, RECEIVERS, seed=0)]
+    r = len(RECEIVERS)
+    group = 2 * K + (r - 1) * 2 * (N - K) + 2 * N
+    assert [row["fallback_generate_alone"] for row in rows] == [False, True, False]
+    assert [row["receiver_compute_saved_fraction"] for row in rows] == [K / N, 0.0, K / N]
+    assert [row["unet_evals_receiver"] for row in rows] == [2 * (N - K), 2 * N, 2 * (N - K)]
+    assert {row["unet_evals_group"] for row in rows} == {group}
+    assert [row["compute_saved_fraction"] for row in rows] == pytest.approx([1 - group / (r * 2 * N)] * r)
+    acc = ComputeAccount(N, K, r, guidance=True, num_fallbacks=r)
+    assert acc.compute_saved_fraction == pytest.approx(-K / (r * N))  # all fall back: sharing cost extra
+    with pytest.raises(ValueError, match="num_fallbacks must be an int in \\[0, num_receivers=3\\]"):
+        ComputeAccount(N, K, r, num_fallbacks=4)
+
+
+class _ToyJudge:
+    """Adherent when the prompt names red; abstains on a flat image."""
+
+    def __init__(self):
+        self.calls = []
+
+    def judge(self, images, prompts):
+        from pipeline.judge import Judgement
+
+        self.calls.append((images.shape, list(prompts)))
+        return [Judgement(label=None, adherent=False, abstained=True, confidence=0.0) if im.std() == 0 else
+                Judgement(label="red thing", adherent="red" in p, abstained=False, confidence=0.9)
+                for im, p in zip(images, prompts)]
+
+
+def test_chain_takes_a_judge_object_and_fills_the_adherence_columns(pipe):
+    cfg = ChainConfig(num_inference_steps=N, num_shared_steps=K, transmission="lossless")
+    judge = _ToyJudge()
+    rows = [r.to_row() for r in CollaborativeChain(pipe, cfg, judge=judge).run(APPLE, [APPLE, RECEIVERS[0]], seed=0)]
+    assert judge.calls == [((3, 32, 32, 3), [APPLE] * 3), ((3, 32, 32, 3), [RECEIVERS[0]] * 3)]
+    assert [(r["classified_as"], r["adherent"], r["judge_abstained"], r["reference_adherent"], r["alone_adherent"])
+            for r in rows] == [("red thing", True, False, True, True), ("red thing", False, False, False, False)]
+    # no judge (or classify off): the columns exist and are empty
+    row = CollaborativeChain(pipe, cfg).run(APPLE, [APPLE], seed=0)[0].to_row()
+    assert all(row[c] is None for c in ("classified_as", "adherent", "judge_abstained", "reference_adherent",
+                                        "alone_adherent"))
+    with pytest.raises(ValueError, match="judge must follow pipeline.judge.Judge"):
+        CollaborativeChain(pipe, cfg, judge=object())
+
+
+def test_runtime_modules_never_import_the_embedded_world():
+    import ast
+    from pathlib import Path
+
+    import pipeline
+
+    root = Path(pipeline.__file__).parent
+    for path in root.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [("." * node.level) + (node.module or "")] if isinstance(node, ast.ImportFrom) else []
+            assert not any("embedded" in n for n in names), (path.name, names)
 
 
 def test_same_config_and_seed_give_identical_records(pipe):
@@ -197,3 +270,20 @@ def test_compute_account_closed_forms():
         ComputeAccount(11, 12, 2)
     with pytest.raises(ValueError, match="num_receivers"):
         ComputeAccount(11, 2, 0)
+
+
+def test_chain_with_scheduler_none_runs_the_pipelines_own_scheduler():
+    from diffusers import DDIMScheduler
+
+    from pipeline.embedded.model import random_pipeline
+    from pipeline.split import SplitDiffusion
+
+    own = random_pipeline()
+    own.scheduler = DDIMScheduler.from_config(own.scheduler.config)
+    cfg = ChainConfig(num_inference_steps=N, num_shared_steps=K, transmission="lossless", scheduler=None,
+                      compare_alone=False)
+    chain = CollaborativeChain(own, cfg)
+    assert chain.scheduler_name == "ddim"
+    rec = chain.run(APPLE, [RECEIVERS[0]], seed=1)[0]
+    sd = SplitDiffusion(own)
+    np.testing.assert_array_equal(rec.image, sd.finish(sd.shared(APPLE, N, K, seed=1, scheduler="ddim"), RECEIVERS[0]))

@@ -7,12 +7,14 @@ import pytest
 import torch
 
 from pipeline.cache import StateCache
-from pipeline.embedded.model import EmbeddedModelConfig, build_pipeline
+from pipeline.embedded.model import random_pipeline
 from pipeline.grouping import (CombinedEmbedder, PromptGrouper, SharedStepsRule, TextEncoderEmbedder,
-                               VocabularyEmbedder, cosine_similarity, shared_steps_for_group)
+                               cosine_similarity, shared_steps_for_group)
+from pipeline.embedded.vocabulary import VocabularyEmbedder
 
 from pipeline.embedded.scenes import OBJECT_GROUPS, OBJECTS, make_caption, object_in_prompt
 from pipeline.split import SplitDiffusion
+from pipeline.state import StateError
 
 # the shipped vocabulary: one prompt per object, varied colours and tables
 PROMPTS = [make_caption(colour, obj, table) for obj, colour, table in [
@@ -27,7 +29,7 @@ def _group_names(groups):
 
 @pytest.fixture(scope="module")
 def sd():
-    return SplitDiffusion(build_pipeline(EmbeddedModelConfig.tiny(), seed=0))
+    return SplitDiffusion(random_pipeline())
 
 
 # ------------------------------------------------------------------------------------ grouping
@@ -95,7 +97,7 @@ def test_text_encoder_embedder_is_unit_norm_and_prompt_sensitive(sd):
 
 
 def test_centred_text_encoder_subtracts_a_fixed_reference_mean(sd):
-    from pipeline.grouping import scene_reference_prompts
+    from pipeline.embedded.vocabulary import scene_reference_prompts
 
     ref = scene_reference_prompts()
     plain, centred = TextEncoderEmbedder(sd.pipe), TextEncoderEmbedder(sd.pipe, center_on=ref)
@@ -178,6 +180,34 @@ def test_cache_persists_to_disk(sd, tmp_path):
     np.testing.assert_array_equal(sd.finish(loaded, PROMPTS[0]), sd.generate(PROMPTS[0], 4, seed=0))
     with pytest.raises(FileNotFoundError, match="no state cache"):
         StateCache.load(tmp_path / "nothing")
+
+
+def test_two_caches_saved_into_one_folder_never_share_states(sd, tmp_path):
+    apple = StateCache(capacity=2, similarity_threshold=0.95, embedder=VocabularyEmbedder())
+    apple_state, _ = apple.get_or_compute(sd, PROMPTS[0], 4, 2, seed=0)
+    apple.save(tmp_path)
+    bus = StateCache(capacity=2, similarity_threshold=0.95, embedder=VocabularyEmbedder())
+    bus_state, _ = bus.get_or_compute(sd, "a blue car on a white table", 4, 2, seed=0)
+    bus.save(tmp_path)  # same uid 0, another state: a content-addressed file of its own
+    again = StateCache.load(tmp_path, embedder=VocabularyEmbedder())
+    state, hit = again.get_or_compute(sd, "a blue car on a white table", 4, 2, seed=0)
+    assert hit and state.equals(bus_state) and not state.equals(apple_state)
+    assert len(list(tmp_path.glob("state_*.pt"))) == 1  # the folder holds the last cache saved
+    # a state file swapped behind the index's back is refused on load
+    (f,) = tmp_path.glob("state_*.pt")
+    apple_state.save(f)
+    with pytest.raises(StateError, match="content hash mismatch"):
+        StateCache.load(tmp_path, embedder=VocabularyEmbedder())
+
+
+def test_memo_is_one_lru_with_one_key():
+    from pipeline.cache import Memo, state_key
+
+    m = Memo(2)
+    assert [m.get_or(k, lambda k=k: k * 10) for k in (1, 2, 1, 3)] == [10, 20, 10, 30]
+    assert list(m) == [1, 3]
+    key = state_key("f" * 16, "cpu", "ddim", 11, 5, 0, 7.5)
+    assert key == StateCache.make_key("f" * 16, "ddim", 11, 5, 0, 7.5) == ("f" * 16, "cpu", "ddim", 11, 5, (0,), 7.5)
 
 
 def test_cache_rejects_bad_parameters():

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.embedded.model import EmbeddedModelConfig, build_pipeline
+from pipeline.embedded.model import random_pipeline
 from pipeline.loading import DEFAULT_MODEL_DIR, ModelNotFoundError, load_pipeline, model_fingerprint, resolve_dtype
 from pipeline.split import SplitDiffusion
 
 @pytest.fixture(scope="module")
 def saved_tiny(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny") / "tiny-sd"
-    pipe = build_pipeline(EmbeddedModelConfig.tiny(), seed=0)
+    pipe = random_pipeline()
     pipe.save_pretrained(path, safe_serialization=True)
     return path, pipe
 
@@ -96,3 +96,48 @@ def test_shipped_model_loads_offline_and_generates():
     assert image.std() > 5  # not a flat image
     state = sd.shared("a red apple on a wooden table", 11, 5, seed=0)
     np.testing.assert_array_equal(sd.finish(state, "a red apple on a wooden table"), image)
+
+
+def test_shipped_model_loads_with_plain_diffusers_defaults():
+    # the README's promise: an exact diffusers folder, loadable with no arguments at all
+    import json as _json
+
+    from diffusers import StableDiffusionPipeline
+    from safetensors import safe_open
+
+    pipe = StableDiffusionPipeline.from_pretrained(str(DEFAULT_MODEL_DIR))
+    pipe.set_progress_bar_config(disable=True)
+    assert {pipe.unet.dtype, pipe.vae.dtype, pipe.text_encoder.dtype} == {torch.float32}
+    image = pipe("a red apple on a wooden table", num_inference_steps=3, output_type="np",
+                 generator=torch.Generator().manual_seed(0)).images
+    assert image.shape == (1, 64, 64, 3) and np.isfinite(image).all() and image.std() > 0.01
+    # the stored weights are float32, and the tokenizer class is one every transformers >= 4.45 knows
+    for part in ("unet/diffusion_pytorch_model", "vae/diffusion_pytorch_model", "text_encoder/model"):
+        with safe_open(str(DEFAULT_MODEL_DIR / f"{part}.safetensors"), "pt") as f:
+            assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F32"}, part
+    index = _json.loads((DEFAULT_MODEL_DIR / "model_index.json").read_text())
+    assert index["tokenizer"] == ["transformers", "PreTrainedTokenizerFast"]
+    # load_pipeline loads the same float32 values
+    assert model_fingerprint(load_pipeline()) == model_fingerprint(pipe)
+
+
+def test_loading_is_quiet_and_wraps_only_loading_failures(monkeypatch, capfd):
+    import warnings
+
+    import diffusers
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a harmless upstream warning must not become "could not be loaded"
+        pipe = load_pipeline()
+    assert pipe.unet.dtype == torch.float32
+    assert "accelerate" not in capfd.readouterr().err
+
+    def warns(*args, **kwargs):
+        warnings.warn("an upstream notice", UserWarning)
+        raise AssertionError("not reached under -W error")
+
+    monkeypatch.setattr(diffusers.StableDiffusionPipeline, "from_pretrained", warns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(UserWarning, match="an upstream notice"):
+            load_pipeline()

@@ -8,7 +8,7 @@ import torch
 
 from pipeline.embedded import scenes
 from pipeline.embedded.classifier import SceneClassifier, load_classifier
-from pipeline.embedded.model import UNK, EmbeddedModelConfig, build_pipeline, build_tokenizer
+from pipeline.embedded.model import UNK, EmbeddedModelConfig, build_tokenizer, random_pipeline
 from pipeline.embedded.scenes import OBJECT_GROUPS, OBJECTS, SceneGenerator, object_in_prompt, vocabulary
 from pipeline.embedded.training import _Stage
 
@@ -58,12 +58,24 @@ def test_tokenizer_covers_the_vocabulary_and_maps_unknown_words():
         assert unk not in ids and ids[0] == tok.bos_token_id and ids[-1] == tok.eos_token_id
     assert unk in tok("a purple zebra").input_ids
     assert len(tok) == 4 + len(vocabulary())
+    # case and punctuation never make a known word unknown
+    assert tok("A Red apple, on a WOODEN table!").input_ids == tok("a red apple on a wooden table").input_ids
+
+
+def test_shipped_tokenizer_normalises_case_and_punctuation():
+    from transformers import AutoTokenizer
+
+    from pipeline.loading import DEFAULT_MODEL_DIR
+
+    tok = AutoTokenizer.from_pretrained(str(DEFAULT_MODEL_DIR / "tokenizer"))
+    assert tok("Lemon, on a  table.").input_ids == tok("lemon on a table").input_ids
+    assert tok.convert_tokens_to_ids(UNK) not in tok("Lemon, on a table.").input_ids
 
 
 def test_tiny_pipeline_round_trips_through_the_diffusers_format(tmp_path):
     from diffusers import StableDiffusionPipeline
 
-    pipe = build_pipeline(EmbeddedModelConfig.tiny(), seed=0)
+    pipe = random_pipeline()
     kwargs = dict(num_inference_steps=3, output_type="np")
     image = pipe("a red apple on a wooden table", generator=torch.Generator().manual_seed(0), **kwargs).images
     pipe.save_pretrained(tmp_path)

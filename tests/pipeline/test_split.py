@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.embedded.model import EmbeddedModelConfig, build_pipeline
+from pipeline.embedded.model import random_pipeline
 from pipeline.split import SCHEDULERS, ResumeWarning, SplitDiffusion, sigma_to_timestep
 from pipeline.state import IntermediateState, StateError
 
@@ -25,7 +26,7 @@ EXACT_SCHEDULERS = ("euler_ancestral", "ddim", "dpmsolver++")
 
 @pytest.fixture(scope="module")
 def sd():
-    return SplitDiffusion(build_pipeline(EmbeddedModelConfig.tiny(), seed=0))
+    return SplitDiffusion(random_pipeline())
 
 
 @pytest.fixture(scope="module")
@@ -104,10 +105,10 @@ def test_receiver_prompt_changes_image_but_state_does_not_change(sd):
 _CHILD = textwrap.dedent("""
     import sys, numpy as np, torch
     torch.set_num_threads(1)
-    from pipeline.embedded.model import build_pipeline, EmbeddedModelConfig
+    from pipeline.embedded.model import random_pipeline
     from pipeline.split import SplitDiffusion
     from pipeline.state import IntermediateState
-    sd = SplitDiffusion(build_pipeline(EmbeddedModelConfig.tiny(), seed=0))
+    sd = SplitDiffusion(random_pipeline())
     for path in sys.argv[1:]:
         state = IntermediateState.load(path)
         np.save(path + ".npy", sd.finish(state, state.prompts[0]))
@@ -122,8 +123,9 @@ def test_resume_in_another_process_is_exact(sd, references, tmp_path):
         paths.append(str(state.save(tmp_path / f"{s}.pt")))
     script = tmp_path / "child.py"
     script.write_text(_CHILD)
-    subprocess.run([sys.executable, str(script), *paths], check=True, timeout=300,
-                   cwd=Path(__file__).resolve().parents[2])
+    root = Path(__file__).resolve().parents[2]  # this checkout's packages, not an installed copy
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    subprocess.run([sys.executable, str(script), *paths], check=True, timeout=300, cwd=root, env=env)
     for s, path in zip(EXACT_SCHEDULERS, paths):
         np.testing.assert_array_equal(np.load(path + ".npy"), references[s])
 
@@ -147,7 +149,7 @@ def test_shared_rejects_bad_arguments(sd):
 
 
 def test_finish_refuses_state_of_another_model(sd):
-    other = SplitDiffusion(build_pipeline(EmbeddedModelConfig.tiny(), seed=1))
+    other = SplitDiffusion(random_pipeline(seed=1))
     state = other.shared(APPLE, N, 2, seed=3)
     with pytest.raises(StateError, match="another model"):
         sd.finish(state, APPLE)
@@ -234,3 +236,81 @@ def test_all_listed_schedulers_resume_exactly(sd):
     for name in set(SCHEDULERS) - set(EXACT_SCHEDULERS):
         ref = sd.generate(APPLE, 4, seed=1, scheduler=name)
         np.testing.assert_array_equal(sd.finish(sd.shared(APPLE, 4, 2, seed=1, scheduler=name), APPLE), ref)
+
+
+def test_state_fields_that_lie_are_one_clear_error(sd):
+    state = sd.shared(APPLE, N, 2, seed=3, scheduler="ddim")
+    bad = state.clone()
+    bad.scheduler_name = "euler_ancestral"  # says Euler Ancestral, is DDIM
+    with pytest.raises(StateError, match="scheduler_name='euler_ancestral' disagrees with scheduler_class='DDIMScheduler'"):
+        sd.finish(bad, APPLE)
+    bad = state.clone()
+    bad.scheduler_class = "StableDiffusionPipeline"  # a diffusers name, not a scheduler
+    with pytest.raises(StateError, match="unknown to diffusers .* as a scheduler class"):
+        sd.finish(bad, APPLE)
+    bad = state.clone()
+    bad.scheduler_state = dict(bad.scheduler_state, step=0)  # would replace the scheduler's step() method
+    with pytest.raises(StateError, match=r"keys \['step'\] would shadow"):
+        sd.finish(bad, APPLE)
+    for field, value, match in [("generator_states", [torch.zeros(3, dtype=torch.uint8)], "generator_states\\[0\\]"),
+                                ("generator_states", ["abc"], "generator_states\\[0\\]"),
+                                ("scheduler_state", {"__class__": 1}, "not scheduler attributes"),
+                                ("seeds", [1.5], "seeds must be ints")]:
+        d = state.to_dict()
+        d[field] = value
+        with pytest.raises(StateError, match=match):
+            IntermediateState.from_dict(d)
+
+
+def test_non_finite_latents_are_refused_not_drawn_black(sd):
+    state = sd.shared(APPLE, N, 2, seed=3)
+    lat = state.latents.clone()
+    lat[0, 0, 0, 0] = float("nan")
+    with pytest.raises(StateError, match="1 non-finite value"):
+        sd.finish(state.with_latents(lat), APPLE)
+    with pytest.raises(ValueError, match="non-finite"):
+        sd.decode(lat)
+
+
+def test_follows_diffusers_pipe_scheduler_generator_and_output_type():
+    from diffusers import DDIMScheduler
+
+    pipe = random_pipeline()
+    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    sd = SplitDiffusion(pipe)
+    state = sd.shared(APPLE, N, 2, generator=torch.Generator().manual_seed(3))
+    assert state.scheduler_class == "DDIMScheduler" and state.scheduler_name == "ddim" and state.seeds == [None]
+    # the pipeline's own scheduler, a caller's generator: the same as naming the scheduler and the seed
+    ref = sd.generate(APPLE, N, seed=3, scheduler="ddim")
+    np.testing.assert_array_equal(sd.finish(state, APPLE), ref)
+    np.testing.assert_array_equal(sd.generate(APPLE, N, generator=torch.Generator().manual_seed(3)), ref)
+    # and the same as diffusers' own pipeline with that generator
+    out = pipe(APPLE, num_inference_steps=N, generator=torch.Generator().manual_seed(3), output_type="np").images[0]
+    np.testing.assert_array_equal((out * 255).round().astype(np.uint8), ref)
+    # a list of generators for a batch; output types
+    lat = sd.generate([APPLE, LEMON], N, generator=[torch.Generator().manual_seed(s) for s in (3, 4)],
+                      output_type="latent")
+    assert isinstance(lat, torch.Tensor) and lat.shape == (2, *sd.latent_shape)
+    assert torch.equal(lat, sd.generate([APPLE, LEMON], N, seed=[3, 4], scheduler="ddim", output_type="latent"))
+    pil = sd.finish(state, APPLE, output_type="pil")
+    np.testing.assert_array_equal(np.asarray(pil), ref)
+    with pytest.raises(ValueError, match="output_type='png' is not supported; allowed"):
+        sd.generate(APPLE, N, output_type="png")
+    with pytest.raises(ValueError, match="list of 2 torch.Generator"):
+        sd.generate([APPLE, LEMON], N, generator=torch.Generator())
+    with pytest.raises(ValueError, match="seed must fit"):
+        sd.generate(APPLE, N, seed=10 ** 20)
+
+
+def test_prompt_words_the_model_cannot_see_are_named_once(sd):
+    from pipeline.split import PromptWarning
+
+    fresh = SplitDiffusion(sd.pipe)
+    with pytest.warns(PromptWarning, match="unknown to the model's tokenizer .* 'purple', 'zebra'.*model card"):
+        fresh.encode(["a purple zebra, on a wooden table"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # named once: the same words do not warn again
+        fresh.encode(["a Zebra on a white table"])
+        fresh.encode(["A Red apple, on a WOODEN table."])  # case and punctuation are not unknown words
+    with pytest.warns(PromptWarning, match="prompt of 37 tokens is cut to the model's 16; ignored: 'a red apple"):
+        fresh.encode([" ".join([APPLE] * 5)])
