@@ -72,7 +72,7 @@ def axis_columns(df, grid: list[str] | None = None) -> list[str]:
     return axes
 
 
-def _is_numeric(series) -> bool:
+def is_numeric(series) -> bool:
     import pandas as pd
 
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
@@ -81,10 +81,10 @@ def _is_numeric(series) -> bool:
 def choose_x(df, axes: list[str]) -> str | None:
     """The x axis: a preferred numeric axis if present, else the first numeric axis, else the first axis."""
     for name in PREFERRED_X:
-        if name in axes and _is_numeric(df[name]):
+        if name in axes and is_numeric(df[name]):
             return name
     for name in axes:
-        if _is_numeric(df[name]):
+        if is_numeric(df[name]):
             return name
     return axes[0] if axes else None
 
@@ -94,7 +94,7 @@ def metric_columns(df, wanted=DEFAULT_METRICS) -> list[str]:
     out = []
     for m in wanted:
         if m in df.columns:
-            vals = np.asarray(df[m].astype(float)) if _is_numeric(df[m]) or df[m].dtype == bool else None
+            vals = np.asarray(df[m].astype(float)) if is_numeric(df[m]) or df[m].dtype == bool else None
             if vals is not None and np.isfinite(vals).any():
                 out.append(m)
     return out
@@ -118,7 +118,7 @@ def plot_metric_panel(ax, df, x: str, y: str, hue_cols: list[str], logx: bool = 
     """One panel: mean of ``y`` against ``x`` with a 95% band, one line per hue combination."""
     data = df.copy()
     data["_hue"] = _hue_labels(data, hue_cols) if hue_cols else ""
-    numeric_x = _is_numeric(data[x])
+    numeric_x = is_numeric(data[x])
     categories = None
     if not numeric_x:
         categories = list(dict.fromkeys(data[x].astype(str)))

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .plots import _is_numeric, axis_columns, choose_x, image_grid, make_plots, metric_columns
+from .plots import axis_columns, choose_x, image_grid, is_numeric, make_plots, metric_columns
 from .results import read_results
 
 DEFAULT_HEADLINE = ("psnr_db", "ssim", "adherent", "compute_saved_fraction", "airtime_s")
@@ -78,7 +78,7 @@ def key_findings(df, axes: list[str], metrics: list[str]) -> list[str]:
         vals = df[m].astype(float)
         if not np.isfinite(vals).any():
             continue
-        if x is not None and df[x].nunique() > 1 and _is_numeric(df[x]):
+        if x is not None and df[x].nunique() > 1 and is_numeric(df[x]):
             by = df.assign(_v=vals).groupby(x)["_v"].mean()
             out.append(f"- `{m}`: {_fmt(by.iloc[0])} at {x} = {_fmt_axis(by.index[0])} → {_fmt(by.iloc[-1])} at "
                        f"{x} = {_fmt_axis(by.index[-1])} (mean over all other columns; overall mean {_fmt(vals.mean())}).")

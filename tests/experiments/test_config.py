@@ -83,7 +83,7 @@ def test_bad_values_are_clear():
     msg = _error(_with(seeds=[1, 1]), chain_model=None)
     assert "seeds must be distinct" in msg
     msg = _error(_with(grid={"snr_db": "0:-5:10"}), chain_model=None)
-    assert "cannot parse range" in msg
+    assert "grid axis 'snr_db'" in msg and "'0:-5:10'" in msg and "wrong sign" in msg
     msg = _error(_with(grid={"modulation": ["qpsk", "17qam"]}))
     assert "17qam" in msg and "qpsk" in msg and "modulation" in msg     # names the value and the allowed ones
 
