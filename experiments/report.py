@@ -141,7 +141,7 @@ def write_outputs(run_dir: str | Path, cfg=None) -> dict:
             headline.append(extra)
     plot_dir = run_dir / "plots"
     if plot_dir.is_dir():
-        for old in plot_dir.glob("*.png"):
+        for old in [*plot_dir.glob("*.png"), *plot_dir.glob("*.pdf")]:
             old.unlink()
     plots = make_plots(df, plot_dir, specs, grid=grid_axes)
     grid = image_grid(run_dir, df, max_points=int(meta.get("image_grid_max_points", 8)), grid=grid_axes)
@@ -182,7 +182,7 @@ def write_outputs(run_dir: str | Path, cfg=None) -> dict:
     if plots:
         lines += ["## Plots", ""]
         for p in plots:
-            lines += [f"![{p.stem}](plots/{p.name})", ""]
+            lines += [f"![{p.stem}](plots/{p.name}) ([PDF](plots/{p.with_suffix('.pdf').name}))", ""]
     if grid is not None:
         lines += ["## Images", "", "One row per receiver (and per value of the other grid axes). First column: its "
                   "error-free reference (the state arrives exactly as sent); then, where computed, the image it "
