@@ -126,6 +126,9 @@ def write_outputs(run_dir: str | Path, cfg=None) -> dict:
         raise ValueError(f"RESULTS_DIR {run_dir} has no results.csv; give a run directory "
                          f"(results/<experiment>/<run-id>)")
     df = read_results(csv_path)
+    if df.empty or "point_key" not in df.columns:
+        raise ValueError(f"{csv_path}: no complete result rows (a results.csv written by a sweep has a "
+                         f"point_key column and one row per point x user)")
     meta = {}
     if cfg is not None:
         meta = cfg.model_dump(mode="json")
@@ -182,7 +185,8 @@ def write_outputs(run_dir: str | Path, cfg=None) -> dict:
     if plots:
         lines += ["## Plots", ""]
         for p in plots:
-            lines += [f"![{p.stem}](plots/{p.name}) ([PDF](plots/{p.with_suffix('.pdf').name}))", ""]
+            pdf = p.with_suffix(".pdf").name
+            lines += [f"![{p.stem}](plots/{p.name})", "", f"Vector version: [plots/{pdf}](plots/{pdf})", ""]
     if grid is not None:
         lines += ["## Images", "", "One row per receiver (and per value of the other grid axes). First column: its "
                   "error-free reference (the state arrives exactly as sent); then, where computed, the image it "

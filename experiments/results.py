@@ -245,7 +245,12 @@ def read_results(path: Path | str):
         raise ValueError(f"{path}: not a text CSV file (not UTF-8)") from None
     except OSError as exc:
         raise ValueError(f"{path}: cannot read it: {exc.strerror}") from None
-    text = text[: _records(text)[1]]               # a torn last record (a sweep killed mid-write)
+    records, end = _records(text)
+    text = text[:end]                              # a torn last record (a sweep killed mid-write)
+    bad = next((i for i, r in enumerate(records[1:], start=2) if len(r) != len(records[0])), None)
+    if bad is not None:
+        raise ValueError(f"{path}: not a readable results CSV (record {bad} has {len(records[bad - 1])} "
+                         f"fields, the header has {len(records[0])})")
     try:
         return pd.read_csv(io.StringIO(text), true_values=["true"], false_values=["false"], keep_default_na=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
