@@ -32,7 +32,9 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (dotted path, YAML value), e.g. --set grid.snr_db=[0,10]; repeatable")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: the config's execution.workers)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: the config's, 1)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per worker outside the points (default: the config's, 1); every point "
+                        "computes with one thread, so results never depend on this")
     p.add_argument("--serial", action="store_true", help="run every point in this process (debugging)")
     p.add_argument("--limit", type=int, default=None, help="run at most N of the remaining points, then stop")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
