@@ -45,7 +45,7 @@ Example
 ...                   "grdi": {}}, chain_model=None)
 ... except ConfigError as err:
 ...     print(err)                                # doctest: +ELLIPSIS
-config <dict>: 'grid': Field required; unknown key 'grdi' at top level; allowed keys: ..., grid, ...
+config <dict>: ExperimentConfig.grid: Field required; unknown key 'grdi' at top level; allowed keys: ..., grid, ...
 """
 
 from __future__ import annotations

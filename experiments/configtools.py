@@ -159,10 +159,24 @@ def allowed_keys_at(model: type[BaseModel], loc: tuple) -> list[str] | None:
     return sorted({f for m in candidates for f in m.model_fields})
 
 
+class _ErrorList:
+    """Duck-typed stand-in for a ValidationError holding a chosen subset of its errors."""
+
+    def __init__(self, errors: list[dict]):
+        self._errors = errors
+
+    def errors(self) -> list[dict]:
+        return self._errors
+
+
 def format_validation_error(err: ValidationError, model: type[BaseModel], source: str) -> str:
-    """One line that names every bad key, what is wrong and the allowed keys/values."""
-    parts = []
-    seen = set()
+    """One line that names every bad key, what is wrong and the allowed keys/values.
+
+    Each error is worded by the project's one formatter, :func:`phy.config.format_validation_error`;
+    an unknown key also lists the keys allowed at its place (:func:`allowed_keys_at`).
+    """
+    from phy.config import format_validation_error as one_line
+
     errors = []
     for e in err.errors():
         loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and ("[" in p or p in (
@@ -172,19 +186,18 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
     locs = [loc for loc, _ in errors]
     errors = [(loc, e) for loc, e in errors
               if not any(len(o) > len(loc) and o[:len(loc)] == loc for o in locs)]
+    parts: list[str] = []
     for loc, e in errors:
         if e["type"] == "extra_forbidden":
             where = ".".join(map(str, loc[:-1])) or "top level"
             allowed = allowed_keys_at(model, loc[:-1])
             msg = f"unknown key '{loc[-1]}' at {where}; allowed keys: {', '.join(allowed or [])}"
         else:
-            where = ".".join(map(str, loc))
-            text = e["msg"].removeprefix("Value error, ")
-            got = e.get("input")
-            got_s = "" if isinstance(got, (dict, list)) or e["type"] == "missing" else f" (got {got!r})"
-            msg = f"'{where}': {text}{got_s}" if where else text
-        if msg not in seen:
-            seen.add(msg)
+            quiet = e["type"] == "missing" or isinstance(e.get("input"), (dict, list))
+            msg = one_line(_ErrorList([{**e, "loc": loc, **({"type": "value_error"} if quiet else {})}]),
+                           model.__name__)          # value errors are worded without '(got ...)'
+
+        if msg not in parts:
             parts.append(msg)
     return f"config {source}: " + "; ".join(parts)
 

@@ -79,7 +79,7 @@ def test_typo_inside_the_chain_config_is_caught_by_the_chain_schema():
 
 def test_bad_values_are_clear():
     msg = _error(_with(execution={"workers": 0}), chain_model=None)
-    assert "'execution.workers'" in msg and "greater than or equal to 1" in msg
+    assert "ExperimentConfig.execution.workers: " in msg and "greater than or equal to 1 (got 0)" in msg
     msg = _error(_with(seeds=[1, 1]), chain_model=None)
     assert "seeds must be distinct" in msg
     msg = _error(_with(grid={"snr_db": "0:-5:10"}), chain_model=None)
