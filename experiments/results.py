@@ -18,11 +18,11 @@ Run directory (``results/<experiment>/<run-id>/``)::
 
     results.csv       tidy rows (sorted by point once the sweep is complete)
     config.yaml       the resolved experiment config
-    environment.json  versions, device, threads, seeds, host
+    environment.json  versions, device, threads (per worker and per point), seeds, host
     timings.csv       wall time and worker of each point (not part of the numbers)
     failures.csv      points that failed, with the error (rerun to retry them)
     images/           per point: <point_key>/<group>_u<user>.png and ..._ref.png
-    plots/*.png, image_grid.png, report.md
+    plots/<metric>__<x>.png and .pdf, image_grid.png, report.md
 
 Example
 -------
