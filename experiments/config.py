@@ -45,45 +45,32 @@ Example
 ...                   "grdi": {}}, chain_model=None)
 ... except ConfigError as err:
 ...     print(err)                                # doctest: +ELLIPSIS
-config <dict>: 'grid': Field required; unknown key 'grdi' at top level; allowed keys: ..., grid, ...
+config <dict>: ExperimentConfig.grid: Field required; unknown key 'grdi' at top level; allowed keys: ..., grid, ...
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
-import re
-import typing
+import math
 from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .configtools import (ConfigError, check_plain_name, format_validation_error, set_dotted, stable_hash,
+                          yaml_load)
+from .grid import expand_grid
+
 #: where the shipped configs live
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
+#: default limit on the number of points (grid combinations x seeds) of one experiment; raise it with
+#: ``execution.max_points`` (``--max-points``). A grid above it is refused before anything is expanded.
+MAX_POINTS = 10_000
+
 Scalar = Union[bool, int, float, str, None]
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML loader that also reads ``20e6`` / ``3.5e9`` (no exponent sign) as floats, as YAML 1.2 does."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$|^[-+]?\.[0-9_]+[eE][-+]?[0-9]+$"),
-    list("-+0123456789."))
-
-
-def yaml_load(text: str):
-    """Parse YAML text (safe loader; exponents without a sign are floats)."""
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-
-
-class ConfigError(ValueError):
-    """A configuration file is invalid. The message is one line naming the key(s) and the allowed values."""
 
 
 # --------------------------------------------------------------------------- schema
@@ -122,7 +109,12 @@ class GroupingConfig(_Strict):
 
 
 class ExecutionConfig(_Strict):
-    """How points run. None of these change the numbers, so they are not part of the run id."""
+    """How points run. None of these change the numbers, so they are not part of the run id.
+
+    Every point computes with one torch thread (:func:`experiments.evaluate.evaluate_point`
+    pins it), so ``torch_threads`` and the executor (serial or worker processes)
+    change only the speed, never a digit of the results.
+    """
 
     executor: str = Field(default="process", pattern=r"^(process|serial|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$",
                           description="process (local workers), serial, or package.module:factory")
@@ -131,6 +123,8 @@ class ExecutionConfig(_Strict):
     start_method: Literal["spawn", "forkserver", "fork"] = "spawn"
     save_images: bool = True
     max_retries: int = Field(default=1, ge=0, le=10)
+    max_points: int = Field(default=MAX_POINTS, ge=1,
+                            description="refuse a grid with more points (combinations x seeds) than this")
 
 
 class PlotSpec(_Strict):
@@ -165,7 +159,7 @@ class LatencyEnergyConfig(_Strict):
 class ExperimentConfig(_Strict):
     """A whole experiment: model, users, seeds, base chain, grid, plots, execution."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str
     description: str = ""
     model: str | None = Field(
         default=None,
@@ -185,6 +179,11 @@ class ExperimentConfig(_Strict):
         "psnr_db", "ssim", "adherent", "compute_saved_fraction", "airtime_s"])
     image_grid_max_points: int = Field(default=8, ge=1)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v):
+        return check_plain_name(v, "name")
 
     @field_validator("seeds")
     @classmethod
@@ -210,14 +209,20 @@ class ExperimentConfig(_Strict):
 
     @field_validator("grid")
     @classmethod
-    def _grid_values(cls, v):
+    def _grid_shape(cls, v):
         if not v:
             raise ValueError("the grid is empty; give at least one axis with at least one value, "
                              "e.g. grid: {snr_db: [0, 10]}")
+        return v
+
+    @model_validator(mode="after")
+    def _grid_values(self):
+        """Ranges counted before they are expanded; the whole grid counted against ``execution.max_points``."""
+        limit = self.execution.max_points
         out = {}
-        for axis, values in v.items():
+        for axis, values in self.grid.items():
             if isinstance(values, str):
-                values = parse_range(values, f"grid axis '{axis}'")
+                values = parse_range(values, f"grid axis '{axis}'", max_count=limit)
             elif isinstance(values, (bool, int, float)) or values is None:
                 values = [values]
             if not isinstance(values, list):
@@ -232,7 +237,14 @@ class ExperimentConfig(_Strict):
             if len(set(map(_canon, values))) != len(values):
                 raise ValueError(f"grid axis '{axis}' repeats a value: {values}")
             out[axis] = list(values)
-        return out
+        self.grid = out
+        n = self.num_points()
+        if n > limit:
+            sizes = " x ".join(f"{a} {len(v) if isinstance(v, list) else 1}" for a, v in self.grid.items())
+            raise ValueError(f"the grid has {n} points ({sizes} x {len(self.seeds)} seeds), above the limit "
+                             f"execution.max_points = {limit}; make the grid coarser, or raise the limit with "
+                             f"--max-points {n} (or execution.max_points: {n})")
+        return self
 
     @model_validator(mode="after")
     def _consistency(self):
@@ -257,6 +269,16 @@ class ExperimentConfig(_Strict):
         return self
 
     # ------------------------------------------------------------------ helpers
+    def num_points(self) -> int:
+        """Grid combinations x seeds, counted without expanding anything (variants/user sets included)."""
+        n = len(self.seeds)
+        for values in self.grid.values():
+            n *= len(values) if isinstance(values, list) else 1
+        for axis, named in (("variant", self.variants), ("user_set", self.users)):
+            if axis not in self.grid and isinstance(named, dict) and named:
+                n *= len(named)
+        return n
+
     def results_relevant(self) -> dict:
         """The part of the config that determines the numbers (for the run id)."""
         d = self.model_dump(mode="json")
@@ -274,108 +296,36 @@ def _canon(value) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def stable_hash(obj) -> str:
-    """SHA-256 hex digest of the canonical JSON of ``obj`` (sorted keys)."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":"),
-                                     default=str).encode()).hexdigest()
-
-
-def parse_range(text: str, name: str = "value") -> list[float]:
+def parse_range(text: str, name: str = "value", max_count: int | None = None) -> list[float]:
     """``"start:step:stop"`` (inclusive) or ``"a,b,c"`` as a list of numbers.
+
+    The values come from :func:`phy.sweep.parse_float_list` (the project's one
+    range parser); a range is counted before it is expanded and refused above
+    ``max_count`` values.
 
     >>> parse_range("0:5:20")
     [0.0, 5.0, 10.0, 15.0, 20.0]
     >>> parse_range("1,2.5")
     [1.0, 2.5]
+    >>> parse_range("0:0.00001:10", "snr_db", max_count=10_000)       # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: snr_db: range '0:0.00001:10' has 1000001 values, above the limit of 10000; ...
     """
+    from phy.sweep import parse_float_list
+
     text = text.strip()
-    try:
-        if ":" in text:
-            start, step, stop = (float(t) for t in text.split(":"))
-            if step <= 0 or stop < start:
-                raise ValueError
-            n = int(round((stop - start) / step))
-            values = [round(start + i * step, 10) for i in range(n + 1)]
-            if values[-1] > stop + 1e-9:
-                values.pop()
-            return values
-        return [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise ValueError(f"{name}: cannot parse range '{text}'; use 'start:step:stop' with step > 0 "
-                         f"and stop >= start, or a comma list") from None
-
-
-def _models_in(annotation) -> list[type[BaseModel]]:
-    """pydantic models reachable through an annotation (Optional, Union, list, dict)."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    out = []
-    for arg in typing.get_args(annotation):
-        out.extend(_models_in(arg))
-    return out
-
-
-def _allowed_keys_at(model: type[BaseModel], loc: tuple) -> list[str] | None:
-    """Field names of the pydantic model at ``loc`` (a ValidationError location), if any."""
-    candidates = [model]
-    for part in loc:
-        owners = [m for m in candidates if isinstance(part, str) and part in m.model_fields]
-        if not owners:      # list index or dict key: the same models one level down
-            continue
-        candidates = [sub for m in owners for sub in _models_in(m.model_fields[part].annotation)]
-        if not candidates:
-            return None
-    return sorted({f for m in candidates for f in m.model_fields})
-
-
-def format_validation_error(err: ValidationError, model: type[BaseModel], source: str) -> str:
-    """One line that names every bad key, what is wrong and the allowed keys/values."""
-    parts = []
-    seen = set()
-    errors = []
-    for e in err.errors():
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and ("[" in p or p in (
-            "list", "dict", "str", "int", "float", "bool", "none"))))
-        errors.append((loc, e))
-    # a union reports every branch: keep the deepest errors (drop a location that prefixes another)
-    locs = [loc for loc, _ in errors]
-    errors = [(loc, e) for loc, e in errors
-              if not any(len(o) > len(loc) and o[:len(loc)] == loc for o in locs)]
-    for loc, e in errors:
-        if e["type"] == "extra_forbidden":
-            where = ".".join(map(str, loc[:-1])) or "top level"
-            allowed = _allowed_keys_at(model, loc[:-1])
-            msg = f"unknown key '{loc[-1]}' at {where}; allowed keys: {', '.join(allowed or [])}"
-        else:
-            where = ".".join(map(str, loc))
-            text = e["msg"].removeprefix("Value error, ")
-            got = e.get("input")
-            got_s = "" if isinstance(got, (dict, list)) or e["type"] == "missing" else f" (got {got!r})"
-            msg = f"'{where}': {text}{got_s}" if where else text
-        if msg not in seen:
-            seen.add(msg)
-            parts.append(msg)
-    return f"config {source}: " + "; ".join(parts)
-
-
-def _deep_merge(base: dict, override: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in override.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _deep_merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
-
-
-def set_dotted(d: dict, path: str, value) -> None:
-    """Set ``d['a']['b'] = value`` for ``path='a.b'``, creating dicts on the way."""
-    parts = path.split(".")
-    for p in parts[:-1]:
-        if not isinstance(d.get(p), dict):
-            d[p] = {}
-        d = d[p]
-    d[parts[-1]] = value
+    parts = text.split(":")
+    if max_count is not None and len(parts) == 3:
+        try:
+            start, step, stop = (float(t) for t in parts)
+            count = math.floor((stop - start) / step + 1e-9) + 1 if step else 0
+        except (ValueError, OverflowError, ZeroDivisionError):
+            count = 0                           # malformed: parse_float_list names the problem
+        if isinstance(count, int) and count > max_count:
+            raise ValueError(f"{name}: range '{text}' has {count} values, above the limit of {max_count}; "
+                             f"use a coarser step, or raise the limit with --max-points")
+    return parse_float_list(text, name)
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
@@ -391,7 +341,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
         key, text = item.split("=", 1)
         try:
             value = yaml_load(text)
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, ValueError) as exc:
             raise ConfigError(f"override '{item}': cannot parse value: {exc}".splitlines()[0]) from None
         set_dotted(out, key.strip(), value)
     return out
@@ -414,8 +364,14 @@ def find_config(name_or_path: str | Path | None) -> Path:
 def read_raw(path: Path) -> dict:
     """The YAML mapping in ``path``; a clear error if it is not a mapping."""
     try:
-        raw = yaml_load(Path(path).read_text())
-    except yaml.YAMLError as exc:
+        raw = yaml_load(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"config {path}: not a text file (not UTF-8); give a YAML config file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config {path}: is a directory; give a YAML config file") from None
+    except OSError as exc:
+        raise ConfigError(f"config {path}: cannot read it: {exc.strerror}") from None
+    except (yaml.YAMLError, ValueError) as exc:
         raise ConfigError(f"config {path}: not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"config {path}: the top level must be a mapping of keys, got {type(raw).__name__}")
@@ -436,8 +392,6 @@ def parse_config(raw: dict, source: str = "<dict>", chain_model: type[BaseModel]
         raise ConfigError(format_validation_error(err, ExperimentConfig, source)) from None
     if chain_model == "auto":
         from pipeline import ChainConfig as chain_model  # noqa: N813
-    from .grid import expand_grid  # local: grid imports this module
-
     try:
         expand_grid(cfg, chain_model=chain_model)
     except ConfigError as err:
@@ -462,5 +416,5 @@ __all__ = [
     "CONFIG_DIR", "ConfigError", "UserGroup", "GroupingConfig", "ExecutionConfig", "PlotSpec",
     "LatencyEnergyConfig", "ExperimentConfig", "parse_config", "load_config", "apply_overrides",
     "find_config", "read_raw", "parse_range", "stable_hash", "set_dotted", "shipped_configs",
-    "format_validation_error",
+    "format_validation_error", "MAX_POINTS",
 ]

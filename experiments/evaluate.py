@@ -28,9 +28,8 @@ from __future__ import annotations
 
 import re
 
-from .grid import Point
+from .grid import Point, PointResult
 from .latency_energy import latency_energy_columns
-from .runner import PointResult
 
 _PIPELINES: dict = {}
 
@@ -99,8 +98,16 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-") or "group"
 
 
+#: torch threads every point computes with: results do not depend on the executor or ``--threads``
+POINT_TORCH_THREADS = 1
+
+
 def evaluate_point(point: Point) -> PointResult:
     """Run the collaborative chain for every user group of ``point`` (see the module docstring).
+
+    The point computes with :data:`POINT_TORCH_THREADS` torch thread(s) whatever
+    the process was set to (restored afterwards), so ``--serial``, worker
+    processes and any ``--threads`` give bit-identical rows.
 
     Returns
     -------
@@ -111,6 +118,20 @@ def evaluate_point(point: Point) -> PointResult:
         (error-free reference) and ``<group>_u<user>_alone`` (generated alone, when
         the chain computes it), uint8 [H, W, 3].
     """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(POINT_TORCH_THREADS)
+    try:
+        return _evaluate(point)
+    finally:
+        torch.set_num_threads(before)
+
+
+evaluate_point.torch_threads = POINT_TORCH_THREADS      # recorded in environment.json by the runner
+
+
+def _evaluate(point: Point) -> PointResult:
     from pipeline import ChainConfig, CollaborativeChain
 
     pipe = get_pipeline(point.model, point.device)
@@ -123,7 +144,8 @@ def evaluate_point(point: Point) -> PointResult:
         chain = CollaborativeChain(pipe, config, judge=get_judge() if config.classify else None)
         records = chain.run(group["shared_prompt"], list(group["receiver_prompts"]), seed=point.seed)
         for u, (prompt, rec) in enumerate(zip(group["receiver_prompts"], records)):
-            row = {"group": group["name"], "group_index": gi, "user": u, "shared_prompt": group["shared_prompt"],
+            row = {"group": group["name"], "group_index": gi, "user": u, "pair": f"{group['name']}/u{u}",
+                   "shared_prompt": group["shared_prompt"],
                    "receiver_prompt": prompt}
             for extra in ("group_similarity", "embedder"):
                 if extra in group:
@@ -143,4 +165,4 @@ def evaluate_point(point: Point) -> PointResult:
     return PointResult(rows=rows, images=images)
 
 
-__all__ = ["evaluate_point", "get_pipeline", "user_groups"]
+__all__ = ["evaluate_point", "get_pipeline", "user_groups", "POINT_TORCH_THREADS"]

@@ -26,12 +26,16 @@ from __future__ import annotations
 import copy
 import itertools
 from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from pydantic import BaseModel, ValidationError
 
-from .config import (ConfigError, ExperimentConfig, _deep_merge, _models_in, format_validation_error,
-                     set_dotted, stable_hash)
+from .configtools import ConfigError, deep_merge, format_validation_error, models_in, set_dotted, stable_hash
+
+if TYPE_CHECKING:      # the schema imports this module to check every point
+    from .config import ExperimentConfig
 
 #: axes handled by the runner itself rather than set in the chain config
 SPECIAL_AXES = ("variant", "user_set")
@@ -77,7 +81,7 @@ def _has_path(model: type[BaseModel], path: str) -> bool:
         owners = [m for m in cands if part in m.model_fields]
         if not owners:
             return False
-        cands = [s for m in owners for s in _models_in(m.model_fields[part].annotation)]
+        cands = [s for m in owners for s in models_in(m.model_fields[part].annotation)]
         # the last part may be a plain field (no sub-models): fine
     return True
 
@@ -88,7 +92,7 @@ def axis_paths(chain_model: type[BaseModel] | None) -> dict[str, str]:
         return {}
     paths: dict[str, str] = {}
     for name, info in chain_model.model_fields.items():
-        for sub in _models_in(info.annotation):
+        for sub in models_in(info.annotation):
             for sub_name in sub.model_fields:
                 paths.setdefault(sub_name, f"{name}.{sub_name}")
     for name in chain_model.model_fields:      # top-level fields win over nested ones
@@ -140,7 +144,7 @@ def resolve_chain(cfg: ExperimentConfig, params: dict, chain_model: type[BaseMod
     """
     chain = copy.deepcopy(cfg.chain)
     if "variant" in params:
-        chain = _deep_merge(chain, cfg.variants[params["variant"]])
+        chain = deep_merge(chain, cfg.variants[params["variant"]])
     for axis, value in params.items():
         path = resolve_axis(axis, chain_model)
         if path is not None:
@@ -165,16 +169,25 @@ def full_chain(chain: dict, chain_model: type[BaseModel] | None) -> dict:
     return chain_model.model_validate(chain).model_dump(mode="json")
 
 
-def expand_grid(cfg: ExperimentConfig, chain_model: type[BaseModel] | None | str = "auto") -> list[Point]:
-    """All points of the experiment, in a fixed order: the grid's axes (first axis slowest), then seeds."""
+def count_points(cfg: ExperimentConfig) -> int:
+    """How many points :func:`iter_points` yields, counted without expanding the grid."""
+    return cfg.num_points()
+
+
+def iter_points(cfg: ExperimentConfig, chain_model: type[BaseModel] | None | str = "auto") -> Iterator[Point]:
+    """The experiment's points one at a time, in a fixed order: the grid's axes (first slowest), then seeds.
+
+    Lazy: a caller can show the first points of a large grid at once. Each
+    combination's chain is validated as it is reached.
+    """
     if chain_model == "auto":
         from pipeline import ChainConfig as chain_model  # noqa: N813
     axes = list(cfg.grid)
     for axis in axes:
         resolve_axis(axis, chain_model)   # unknown axes fail before anything runs
-    points: list[Point] = []
     le = cfg.latency_energy.model_dump() if cfg.latency_energy else None
     grouping = cfg.grouping.model_dump() if cfg.grouping else None
+    index = 0
     for combo in itertools.product(*(cfg.grid[a] for a in axes)):
         params = dict(zip(axes, combo))
         chain = resolve_chain(cfg, params, chain_model)
@@ -184,14 +197,77 @@ def expand_grid(cfg: ExperimentConfig, chain_model: type[BaseModel] | None | str
             key = stable_hash({"model": cfg.model, "device": cfg.device, "chain": resolved, "groups": groups,
                                "grouping": grouping, "seed": seed, "latency_energy": le,
                                "params": params})[:16]
-            points.append(Point(index=len(points), key=key, seed=seed, params=params, chain=chain,
-                                groups=groups, grouping=grouping, model=cfg.model, device=cfg.device,
-                                latency_energy=le, save_images=cfg.execution.save_images,
-                                extra={"chain_resolved": resolved}))
+            yield Point(index=index, key=key, seed=seed, params=params, chain=chain,
+                        groups=groups, grouping=grouping, model=cfg.model, device=cfg.device,
+                        latency_energy=le, save_images=cfg.execution.save_images,
+                        extra={"chain_resolved": resolved})
+            index += 1
+
+
+def expand_grid(cfg: ExperimentConfig, chain_model: type[BaseModel] | None | str = "auto") -> list[Point]:
+    """All points of the experiment (see :func:`iter_points`); refuses two points with one configuration.
+
+    The number of points is checked against ``execution.max_points`` before
+    anything is expanded (a config validated by :mod:`experiments.config` is
+    within it already).
+    """
+    n = count_points(cfg)
+    if n > cfg.execution.max_points:
+        raise ConfigError(f"the grid has {n} points, above the limit execution.max_points = "
+                          f"{cfg.execution.max_points}; raise it with --max-points {n}")
+    points = list(iter_points(cfg, chain_model))
     keys = [p.key for p in points]
     if len(set(keys)) != len(keys):
         raise ConfigError("two grid points resolve to the same configuration; remove the duplicate axis values")
     return points
 
 
-__all__ = ["Point", "SPECIAL_AXES", "ALIASES", "axis_paths", "resolve_axis", "resolve_chain", "full_chain", "expand_grid"]
+#: tidy columns every results row carries: column -> dotted path in the resolved chain config
+RESOLVED_COLUMNS: dict[str, str] = {
+    "transmission": "transmission", "channel": "link.channel", "speed_mps": "link.speed_mps",
+    "modulation": "link.modulation", "code": "link.code", "code_rate": "link.code_rate", "mcs": "link.mcs",
+    "codec": "codec.name", "bits": "codec.bits", "snr_db": "snr_db", "num_inference_steps": "num_inference_steps",
+    "num_shared_steps": "num_shared_steps", "scheduler": "scheduler",
+}
+
+
+def resolved_columns(point: Point) -> dict[str, Any]:
+    """The point's resolved settings as tidy columns (:data:`RESOLVED_COLUMNS` present in its chain).
+
+    A value set by a ``variant`` or a default appears here as well as one set by a grid axis.
+
+    >>> p = Point(0, "k", 0, {"variant": "v"}, {}, None, None, None, "cpu",
+    ...           extra={"chain_resolved": {"snr_db": 5.0, "link": {"channel": "awgn"}, "codec": {"bits": 8}}})
+    >>> resolved_columns(p)
+    {'channel': 'awgn', 'bits': 8, 'snr_db': 5.0}
+    """
+    chain = point.extra.get("chain_resolved") or {}
+    out = {}
+    for column, path in RESOLVED_COLUMNS.items():
+        value, found = chain, True
+        for part in path.split("."):
+            if isinstance(value, dict) and part in value:
+                value = value[part]
+            else:
+                found = False
+                break
+        if found and not isinstance(value, (dict, list)):
+            out[column] = value
+    return out
+
+
+@dataclass
+class PointResult:
+    """What one point returns.
+
+    ``rows``: one dict of flat scalars per user (the runner adds the point's
+    bookkeeping columns, seed, axis values and :func:`resolved_columns`); ``images``: name -> uint8
+    [H, W, 3] image, saved as ``images/<point_key>/<name>.png``.
+    """
+
+    rows: list[dict]
+    images: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+__all__ = ["Point", "PointResult", "SPECIAL_AXES", "ALIASES", "RESOLVED_COLUMNS", "axis_paths", "resolve_axis",
+           "resolve_chain", "full_chain", "count_points", "iter_points", "expand_grid", "resolved_columns"]

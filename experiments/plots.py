@@ -1,4 +1,4 @@
-"""Plots and image grids from a tidy ``results.csv`` (matplotlib, Agg backend, PNG).
+"""Plots and image grids from a tidy ``results.csv`` (matplotlib, Agg backend, PNG and PDF).
 
 Everything here reads the CSV (and, for the image grid, the saved PNGs): the
 figures of a run can be regenerated at any time with ``distdiff plot RUN_DIR``.
@@ -7,7 +7,14 @@ The grid's axes are recovered from the CSV itself (:func:`axis_columns`: the
 columns that are constant within each point and vary across points), so a
 figure needs no config: by default each metric is drawn against the first
 numeric axis, one line per combination of the other axes, averaged over seeds
-and users with a 95% confidence band (1.96 standard errors).
+and users with a 95% confidence interval of the mean from Student's t
+distribution (labelled "95% CI (t)" in the legend, clipped to the metric's
+range: a BLER band stays within [0, 1]).
+
+Figures are fit for a paper: one metric per file, named ``<metric>__<x>``
+(``psnr_db__snr_db.png`` with ``psnr_db__snr_db.pdf`` beside it), axis labels
+with units from :data:`LABELS` ("SNR [dB]"), error rates on a log axis
+(:data:`LOG_METRICS`), and a legend naming each line.
 
 Example
 -------
@@ -17,7 +24,9 @@ Example
 >>> axis_columns(df)
 ['snr_db']
 >>> [p.name for p in make_plots(df, pathlib.Path(tempfile.mkdtemp()))]
-['psnr_db_vs_snr_db.png']
+['psnr_db__snr_db.png']
+>>> label("airtime_s"), label("snr_db"), label("my_column")
+('airtime [ms]', 'SNR [dB]', 'my_column')
 """
 
 from __future__ import annotations
@@ -27,7 +36,8 @@ from pathlib import Path
 import numpy as np
 
 #: bookkeeping columns that are never axes or metrics
-BOOKKEEPING = ("point_index", "point_key", "point_rows", "seed", "user", "user_index", "group", "group_index")
+BOOKKEEPING = ("point_index", "point_key", "point_rows", "seed", "user", "user_index", "group", "group_index",
+               "pair")
 #: metrics plotted by default, in this order, when present
 DEFAULT_METRICS = ("psnr_db", "ssim", "mse", "adherent", "ber", "bler", "compute_saved_fraction", "airtime_s",
                    "latency_s", "device_energy_j", "total_energy_j")
@@ -38,6 +48,49 @@ KNOWN_METRICS = ("mse", "psnr_db", "ssim", "bit_errors", "block_errors", "channe
                  "num_sanitised", "unet_evals_sender", "unet_evals_receiver", "unet_evals_alone")
 #: axes preferred as the x axis, in this order
 PREFERRED_X = ("snr_db", "bit_error_rate", "num_shared_steps", "speed_mps", "bits", "code_rate", "mcs")
+
+#: column -> (axis label with unit, scale factor applied to the values drawn)
+LABELS: dict[str, tuple[str, float]] = {
+    "snr_db": ("SNR [dB]", 1.0), "ebno_db": ("Eb/N0 [dB]", 1.0), "psnr_db": ("PSNR [dB]", 1.0),
+    "ssim": ("SSIM", 1.0), "mse": ("MSE", 1.0), "adherent": ("prompt adherence (fraction)", 1.0),
+    "ber": ("BER", 1.0), "bler": ("BLER", 1.0), "bit_error_rate": ("channel bit error rate", 1.0),
+    "airtime_s": ("airtime [ms]", 1e3), "latency_s": ("latency [s]", 1.0),
+    "alone_latency_s": ("latency alone [s]", 1.0), "latency_saved_s": ("latency saved [s]", 1.0),
+    "edge_compute_s": ("edge compute [s]", 1.0), "device_compute_s": ("device compute [s]", 1.0),
+    "device_energy_j": ("device energy [J]", 1.0), "total_energy_j": ("total energy [J]", 1.0),
+    "edge_energy_j": ("edge energy [J]", 1.0), "alone_energy_j": ("energy alone [J]", 1.0),
+    "compute_saved_fraction": ("compute saved (fraction)", 1.0),
+    "receiver_compute_saved_fraction": ("receiver compute saved (fraction)", 1.0),
+    "device_energy_saved_fraction": ("device energy saved (fraction)", 1.0),
+    "speed_mps": ("speed [m/s]", 1.0), "num_shared_steps": ("shared denoising steps", 1.0),
+    "num_inference_steps": ("denoising steps", 1.0), "bits": ("codec bits per value", 1.0),
+    "code_rate": ("code rate", 1.0), "mcs": ("MCS", 1.0), "mcs_index": ("MCS index", 1.0),
+    "payload_bits": ("payload [bit]", 1.0), "channel_uses": ("channel uses", 1.0),
+    "spectral_efficiency": ("spectral efficiency [bit/s/Hz]", 1.0), "bandwidth_hz": ("bandwidth [MHz]", 1e-6),
+    "channel": ("channel", 1.0), "modulation": ("modulation", 1.0), "codec": ("codec", 1.0),
+    "variant": ("variant", 1.0), "user_set": ("user set", 1.0),
+}
+#: metrics drawn on a log y axis (error rates)
+LOG_METRICS = ("ber", "bler", "bit_error_rate", "mse")
+#: the range each metric's values (and so its confidence band) can take
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    "ber": (0.0, 1.0), "bler": (0.0, 1.0), "ssim": (-1.0, 1.0), "adherent": (0.0, 1.0),
+    "compute_saved_fraction": (-np.inf, 1.0), "receiver_compute_saved_fraction": (-np.inf, 1.0),
+    "device_energy_saved_fraction": (-np.inf, 1.0), "mse": (0.0, np.inf), "psnr_db": (0.0, np.inf),
+    "airtime_s": (0.0, np.inf), "latency_s": (0.0, np.inf), "device_energy_j": (0.0, np.inf),
+    "total_energy_j": (0.0, np.inf),
+}
+#: legend label of the shaded band
+BAND_LABEL = "95% CI (t)"
+
+
+def label(column: str) -> str:
+    """The axis label of ``column``, unit in brackets (:data:`LABELS`; the column name when unknown)."""
+    return LABELS.get(column, (column, 1.0))[0]
+
+
+def _scale(column: str) -> float:
+    return LABELS.get(column, (column, 1.0))[1]
 
 
 def _agg():
@@ -72,7 +125,7 @@ def axis_columns(df, grid: list[str] | None = None) -> list[str]:
     return axes
 
 
-def _is_numeric(series) -> bool:
+def is_numeric(series) -> bool:
     import pandas as pd
 
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
@@ -81,10 +134,10 @@ def _is_numeric(series) -> bool:
 def choose_x(df, axes: list[str]) -> str | None:
     """The x axis: a preferred numeric axis if present, else the first numeric axis, else the first axis."""
     for name in PREFERRED_X:
-        if name in axes and _is_numeric(df[name]):
+        if name in axes and is_numeric(df[name]):
             return name
     for name in axes:
-        if _is_numeric(df[name]):
+        if is_numeric(df[name]):
             return name
     return axes[0] if axes else None
 
@@ -94,56 +147,85 @@ def metric_columns(df, wanted=DEFAULT_METRICS) -> list[str]:
     out = []
     for m in wanted:
         if m in df.columns:
-            vals = np.asarray(df[m].astype(float)) if _is_numeric(df[m]) or df[m].dtype == bool else None
+            vals = np.asarray(df[m].astype(float)) if is_numeric(df[m]) or df[m].dtype == bool else None
             if vals is not None and np.isfinite(vals).any():
                 out.append(m)
     return out
 
 
 def summarise(df, by: list[str], metric: str):
-    """Mean, 95% half-width (1.96 standard errors) and count of ``metric`` per ``by`` group."""
+    """Mean, 95% confidence half-width of the mean (Student's t) and count of ``metric`` per ``by`` group.
+
+    The half-width is ``t(0.975, n-1) * std / sqrt(n)``; 0 where ``n < 2`` (no spread to estimate).
+    """
+    from scipy import stats
+
     g = df.assign(_v=df[metric].astype(float)).groupby(by, sort=True, dropna=False)["_v"]
     out = g.agg(["mean", "std", "count"]).reset_index()
-    out["ci95"] = 1.96 * out["std"].fillna(0.0) / np.sqrt(out["count"].clip(lower=1))
+    n = out["count"].to_numpy(float)
+    t = np.where(n >= 2, stats.t.ppf(0.975, np.maximum(n - 1, 1)), 0.0)
+    out["ci95"] = t * out["std"].fillna(0.0).to_numpy(float) / np.sqrt(np.maximum(n, 1))
     return out
 
 
 def _hue_labels(df, hue_cols: list[str]):
     if not hue_cols:
         return None
-    return df[hue_cols].astype(str).agg(lambda r: ", ".join(f"{c}={v}" for c, v in zip(hue_cols, r)), axis=1)
+    return df[hue_cols].astype(str).agg(lambda r: ", ".join(f"{label(c)}={v}" for c, v in zip(hue_cols, r)),
+                                        axis=1)
 
 
 def plot_metric_panel(ax, df, x: str, y: str, hue_cols: list[str], logx: bool = False) -> None:
-    """One panel: mean of ``y`` against ``x`` with a 95% band, one line per hue combination."""
+    """One panel: mean of ``y`` against ``x`` with a 95% CI (t) band clipped to ``y``'s range, one line per hue."""
+    import matplotlib.patches as mpatches
+
     data = df.copy()
     data["_hue"] = _hue_labels(data, hue_cols) if hue_cols else ""
-    numeric_x = _is_numeric(data[x])
+    numeric_x = is_numeric(data[x])
     categories = None
     if not numeric_x:
         categories = list(dict.fromkeys(data[x].astype(str)))
         data["_x"] = data[x].astype(str).map({c: i for i, c in enumerate(categories)})
     else:
-        data["_x"] = data[x].astype(float)
-    for label, sub in data.groupby("_hue", sort=False):
+        data["_x"] = data[x].astype(float) * _scale(x)
+    lo, hi = METRIC_RANGES.get(y, (-np.inf, np.inf))
+    values = data[y].astype(float).to_numpy()
+    log_y = y in LOG_METRICS and bool(np.any(values > 0))
+    if log_y:       # a band reaching 0 is drawn down to a decade below the smallest positive value
+        lo = max(lo, float(np.min(values[values > 0])) / 10)
+    ys = _scale(y)
+    any_band = False
+    for hue, sub in data.groupby("_hue", sort=False):
         s = summarise(sub, ["_x"], y)
         xs, m, ci = s["_x"].to_numpy(float), s["mean"].to_numpy(float), s["ci95"].to_numpy(float)
-        line, = ax.plot(xs, m, marker="o", ms=3.5, lw=1.4, label=label or None)
-        ax.fill_between(xs, m - ci, m + ci, color=line.get_color(), alpha=0.18, lw=0)
+        line, = ax.plot(xs, m * ys, marker="o", ms=3.5, lw=1.4, label=hue or label(y))
+        if np.any(ci > 0):
+            any_band = True
+            ax.fill_between(xs, np.clip(m - ci, lo, hi) * ys, np.clip(m + ci, lo, hi) * ys,
+                            color=line.get_color(), alpha=0.18, lw=0)
+    if any_band:
+        handles, labels = ax.get_legend_handles_labels()
+        handles.append(mpatches.Patch(color="grey", alpha=0.3, lw=0))
+        labels.append(BAND_LABEL)
+        ax._distdiff_legend = (handles, labels)   # noqa: SLF001 - read back by make_figure
     if categories is not None:
         ax.set_xticks(range(len(categories)))
         ax.set_xticklabels(categories, rotation=30 if max(map(len, categories)) > 6 else 0, ha="right"
                            if max(map(len, categories)) > 6 else "center")
     if logx and numeric_x:
         ax.set_xscale("symlog", linthresh=1e-3)
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
-    ax.grid(True, alpha=0.3)
+    if log_y:
+        ax.set_yscale("log", nonpositive="mask")
+        if np.isfinite(hi):
+            ax.set_ylim(top=hi * 1.5)
+    ax.set_xlabel(label(x))
+    ax.set_ylabel(label(y))
+    ax.grid(True, which="both", alpha=0.3)
 
 
 def make_figure(df, x: str, ys: list[str], hue_cols: list[str], path: Path, title: str | None = None,
                 logx: bool = False) -> Path:
-    """A row of panels (one per metric) sharing the x axis; saved as PNG at ``path``."""
+    """A row of panels (one per metric) sharing the x axis; saved as PNG at ``path`` and as PDF beside it."""
     plt = _agg()
     n = len(ys)
     cols = min(n, 3)
@@ -153,7 +235,8 @@ def make_figure(df, x: str, ys: list[str], hue_cols: list[str], path: Path, titl
         plot_metric_panel(ax, df, x, y, hue_cols, logx=logx)
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    first = axes.flat[0]
+    handles, labels = getattr(first, "_distdiff_legend", first.get_legend_handles_labels())
     if labels:
         fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), fontsize=8, frameon=False,
                    bbox_to_anchor=(0.5, 0.0))
@@ -161,39 +244,51 @@ def make_figure(df, x: str, ys: list[str], hue_cols: list[str], path: Path, titl
         fig.suptitle(title, fontsize=11)
     bottom = 0.06 + 0.045 * int(np.ceil(len(labels) / 3)) if labels else 0.0
     fig.tight_layout(rect=(0, min(bottom, 0.4), 1, 1))
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
+    fig.savefig(path.with_suffix(".pdf"))
     plt.close(fig)
     return path
 
 
+def figure_name(y: str, x: str) -> str:
+    """The short file name of one metric's figure: ``<metric>__<x>.png``.
+
+    >>> figure_name("psnr_db", "snr_db")
+    'psnr_db__snr_db.png'
+    """
+    return f"{y}__{x}.png"
+
+
 def make_plots(df, out_dir: Path, specs: list[dict] | None = None, metrics=DEFAULT_METRICS,
                grid: list[str] | None = None) -> list[Path]:
-    """All figures of a run into ``out_dir``; returns the PNG paths.
+    """All figures of a run into ``out_dir`` (one metric per file, PNG + PDF); returns the PNG paths.
 
     ``specs``: ``[{"x", "y": [...], "hue": col or None, "logx", "title"}]`` (the
-    config's ``plots``); default: every present metric against :func:`choose_x`,
-    one file per metric, lines for every other axis.
+    config's ``plots``; each ``y`` gets its own file); default: every present
+    metric against :func:`choose_x`, lines for every other axis.
     """
     out_dir = Path(out_dir)
     axes = axis_columns(df, grid)
-    paths = []
+    paths: list[Path] = []
     if specs:
         for spec in specs:
-            ys = metric_columns(df, spec["y"])             # present, with at least one finite value
-            if not ys or spec["x"] not in df.columns:
+            if spec["x"] not in df.columns:
                 continue
             hue = [spec["hue"]] if spec.get("hue") else [a for a in axes if a != spec["x"]]
-            name = f"{'_'.join(ys)}_vs_{spec['x']}.png"
-            paths.append(make_figure(df, spec["x"], ys, hue, out_dir / name, spec.get("title"),
-                                     spec.get("logx", False)))
+            for y in metric_columns(df, spec["y"]):       # present, with at least one finite value
+                path = out_dir / figure_name(y, spec["x"])
+                if path in paths:
+                    continue
+                paths.append(make_figure(df, spec["x"], [y], hue, path, spec.get("title"), spec.get("logx", False)))
         return paths
     x = choose_x(df, axes)
     if x is None:
         return paths
     hue = [a for a in axes if a != x]
     for y in metric_columns(df, metrics):
-        paths.append(make_figure(df, x, [y], hue, out_dir / f"{y}_vs_{x}.png"))
+        paths.append(make_figure(df, x, [y], hue, out_dir / figure_name(y, x)))
     return paths
 
 
@@ -289,4 +384,5 @@ def image_grid(run_dir: Path, df, max_points: int = 8, path: Path | None = None,
 
 
 __all__ = ["axis_columns", "choose_x", "metric_columns", "summarise", "make_figure", "make_plots", "image_grid",
-           "DEFAULT_METRICS"]
+           "DEFAULT_METRICS", "LABELS", "LOG_METRICS", "METRIC_RANGES", "BAND_LABEL", "label", "is_numeric",
+           "figure_name"]

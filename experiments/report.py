@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .plots import _is_numeric, axis_columns, choose_x, image_grid, make_plots, metric_columns
+from .plots import axis_columns, choose_x, image_grid, is_numeric, make_plots, metric_columns
 from .results import read_results
 
 DEFAULT_HEADLINE = ("psnr_db", "ssim", "adherent", "compute_saved_fraction", "airtime_s")
@@ -78,7 +78,7 @@ def key_findings(df, axes: list[str], metrics: list[str]) -> list[str]:
         vals = df[m].astype(float)
         if not np.isfinite(vals).any():
             continue
-        if x is not None and df[x].nunique() > 1 and _is_numeric(df[x]):
+        if x is not None and df[x].nunique() > 1 and is_numeric(df[x]):
             by = df.assign(_v=vals).groupby(x)["_v"].mean()
             out.append(f"- `{m}`: {_fmt(by.iloc[0])} at {x} = {_fmt_axis(by.index[0])} → {_fmt(by.iloc[-1])} at "
                        f"{x} = {_fmt_axis(by.index[-1])} (mean over all other columns; overall mean {_fmt(vals.mean())}).")
@@ -126,6 +126,9 @@ def write_outputs(run_dir: str | Path, cfg=None) -> dict:
         raise ValueError(f"RESULTS_DIR {run_dir} has no results.csv; give a run directory "
                          f"(results/<experiment>/<run-id>)")
     df = read_results(csv_path)
+    if df.empty or "point_key" not in df.columns:
+        raise ValueError(f"{csv_path}: no complete result rows (a results.csv written by a sweep has a "
+                         f"point_key column and one row per point x user)")
     meta = {}
     if cfg is not None:
         meta = cfg.model_dump(mode="json")
@@ -141,7 +144,7 @@ def write_outputs(run_dir: str | Path, cfg=None) -> dict:
             headline.append(extra)
     plot_dir = run_dir / "plots"
     if plot_dir.is_dir():
-        for old in plot_dir.glob("*.png"):
+        for old in [*plot_dir.glob("*.png"), *plot_dir.glob("*.pdf")]:
             old.unlink()
     plots = make_plots(df, plot_dir, specs, grid=grid_axes)
     grid = image_grid(run_dir, df, max_points=int(meta.get("image_grid_max_points", 8)), grid=grid_axes)
@@ -182,7 +185,8 @@ def write_outputs(run_dir: str | Path, cfg=None) -> dict:
     if plots:
         lines += ["## Plots", ""]
         for p in plots:
-            lines += [f"![{p.stem}](plots/{p.name})", ""]
+            pdf = p.with_suffix(".pdf").name
+            lines += [f"![{p.stem}](plots/{p.name})", "", f"Vector version: [plots/{pdf}](plots/{pdf})", ""]
     if grid is not None:
         lines += ["## Images", "", "One row per receiver (and per value of the other grid axes). First column: its "
                   "error-free reference (the state arrives exactly as sent); then, where computed, the image it "

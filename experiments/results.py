@@ -7,7 +7,8 @@ flushed and fsync'ed, so a sweep killed at any moment (Ctrl-C, kill -9, power
 loss after the fsync) keeps every point it finished. Each row carries the
 point's ``point_key`` and ``point_rows`` (how many rows the point has): on
 resume, a point counts as done only if all its rows are there, and a torn last
-line is discarded.
+record is discarded. The file is repaired by parsing it as CSV (a prompt with a
+newline inside quotes is one field), never by cutting lines.
 
 A point whose rows bring a column the file does not have yet (e.g. ``mcs_index``
 for an adaptive link after fixed-MCS points) rewrites the file atomically with
@@ -17,11 +18,11 @@ Run directory (``results/<experiment>/<run-id>/``)::
 
     results.csv       tidy rows (sorted by point once the sweep is complete)
     config.yaml       the resolved experiment config
-    environment.json  versions, device, threads, seeds, host
+    environment.json  versions, device, threads (per worker and per point), seeds, host
     timings.csv       wall time and worker of each point (not part of the numbers)
     failures.csv      points that failed, with the error (rerun to retry them)
     images/           per point: <point_key>/<group>_u<user>.png and ..._ref.png
-    plots/*.png, image_grid.png, report.md
+    plots/<metric>__<x>.png and .pdf, image_grid.png, report.md
 
 Example
 -------
@@ -57,6 +58,38 @@ def _fsync_write(path: Path, text: str, mode: str = "a") -> None:
 def _read_text(path: Path) -> str:
     with open(path, newline="") as f:
         return f.read()
+
+
+def _records(text: str) -> tuple[list[list[str]], int]:
+    r"""The complete CSV records of ``text`` and the length of the prefix they span.
+
+    A record is complete when it ends with a newline outside quotes; a torn last
+    record (a sweep killed mid-write, possibly inside a quoted field) is left out.
+
+    >>> _records('a,b\n1,"x\ny"\n2,"z')
+    ([['a', 'b'], ['1', 'x\ny']], 12)
+    """
+    pos = 0
+    ends: list[int] = []
+
+    def lines():
+        nonlocal pos
+        for line in io.StringIO(text, newline=""):
+            pos += len(line)
+            yield line
+
+    reader = csv.reader(lines(), strict=True)
+    records = []
+    try:
+        for rec in reader:
+            records.append(rec)
+            ends.append(pos)
+    except csv.Error:
+        pass                                        # end of data inside a quoted field: torn
+    while records and text[ends[-1] - 1] not in "\r\n":
+        records.pop()                               # the last record has no line end: torn
+        ends.pop()
+    return records, (ends[-1] if ends else 0)
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -106,31 +139,32 @@ class ResultsStore:
         The CSV file (created on the first append).
     """
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, repair: bool = True):
         self.path = Path(path)
         self.header: list[str] = []
         if self.path.exists():
-            self._repair()
+            if repair:
+                self._repair()
+            else:
+                self.header = self._read_raw()[0]
 
     # ----------------------------------------------------------------- reading
     def _read_raw(self) -> tuple[list[str], list[dict]]:
         text = _read_text(self.path) if self.path.exists() else ""
-        if text and not text.endswith("\n"):
-            text = text[: text.rfind("\n") + 1]          # torn last line
-        if not text:
+        records, _ = _records(text)
+        if not records:
             return [], []
-        reader = csv.reader(io.StringIO(text))
-        header = next(reader)
-        rows = [dict(zip(header, r)) for r in reader if len(r) == len(header)]
+        header = records[0]
+        rows = [dict(zip(header, r)) for r in records[1:] if len(r) == len(header)]
         return header, rows
 
     def _repair(self) -> None:
-        """Drop a torn last line and the rows of incomplete points (rewrites only if needed)."""
+        """Drop a torn last record and the rows of incomplete points (rewrites only if needed)."""
         text = _read_text(self.path)
         header, rows = self._read_raw()
         complete = self._complete(rows)
         kept = [r for r in rows if r.get("point_key") in complete]
-        torn = bool(text) and not text.endswith("\n")
+        torn = _records(text)[1] != len(text)
         if torn or len(kept) != len(rows):
             _atomic_write(self.path, _csv_text(header, kept, with_header=True) if header else "")
         self.header = header
@@ -173,11 +207,11 @@ class ResultsStore:
         else:
             _fsync_write(self.path, _csv_text(self.header, rows, with_header=False))
 
-    def finalize(self, order: dict[str, int], keep_only_known: bool = True) -> None:
+    def finalize(self, order: dict[str, int], keep_only_known: bool = False) -> None:
         """Rewrite the file sorted by point order (then by the row order within a point).
 
-        ``order``: point_key -> index. Rows of keys not in ``order`` (from an older
-        version of the grid) are dropped when ``keep_only_known``. Once every
+        ``order``: point_key -> index. Rows of keys not in ``order`` are kept after
+        the known ones (dropped only when ``keep_only_known`` is asked for). Once every
         point is done, an interrupted-and-resumed sweep gives the same file as an
         uninterrupted one.
         """
@@ -204,10 +238,24 @@ def read_results(path: Path | str):
     """``results.csv`` as a pandas DataFrame ('true'/'false' as booleans, empty cells as NaN)."""
     import pandas as pd
 
-    text = _read_text(Path(path))
-    if text and not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]        # a torn last line (a sweep killed mid-write)
-    return pd.read_csv(io.StringIO(text), true_values=["true"], false_values=["false"], keep_default_na=True)
+    path = Path(path)
+    try:
+        text = _read_text(path)
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text CSV file (not UTF-8)") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read it: {exc.strerror}") from None
+    records, end = _records(text)
+    text = text[:end]                              # a torn last record (a sweep killed mid-write)
+    bad = next((i for i, r in enumerate(records[1:], start=2) if len(r) != len(records[0])), None)
+    if bad is not None:
+        raise ValueError(f"{path}: not a readable results CSV (record {bad} has {len(records[bad - 1])} "
+                         f"fields, the header has {len(records[0])})")
+    try:
+        return pd.read_csv(io.StringIO(text), true_values=["true"], false_values=["false"], keep_default_na=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        problem = " ".join(str(exc).split()) or type(exc).__name__
+        raise ValueError(f"{path}: not a readable results CSV ({problem})") from None
 
 
 def save_png(path: Path, image: np.ndarray) -> None:
@@ -225,8 +273,12 @@ def save_png(path: Path, image: np.ndarray) -> None:
 
 
 def environment_info(device: str = "cpu", torch_threads: int | None = None, seeds=None,
-                     executor: str = "") -> dict:
-    """Versions of the stack, device, threads, host and seeds (for ``environment.json``)."""
+                     executor: str = "", point_threads: int | None = None) -> dict:
+    """Versions of the stack, device, threads, host and seeds (for ``environment.json``).
+
+    ``torch_threads``: the configured threads per worker; ``point_threads``: the
+    threads each point really computes with, when the point function pins them.
+    """
     import importlib.metadata as md
     import platform
     import subprocess
@@ -234,6 +286,7 @@ def environment_info(device: str = "cpu", torch_threads: int | None = None, seed
 
     info = {"python": sys.version.split()[0], "platform": platform.platform(), "machine": platform.machine(),
             "cpu_count": os.cpu_count(), "device": device, "torch_threads_per_worker": torch_threads,
+            "torch_threads_per_point": point_threads,
             "seeds": list(seeds) if seeds is not None else None, "executor": executor}
     versions = {}
     for dist in ("distdiff", "torch", "sionna-no-rt", "diffusers", "transformers", "numpy", "scikit-image",

@@ -22,6 +22,7 @@ Example
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -29,30 +30,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from .config import ExperimentConfig
+from .configtools import check_plain_name
+from .evaluate import evaluate_point
 from .executors import Executor, PointError, make_executor
-from .grid import Point, expand_grid
+from .grid import Point, PointResult, expand_grid, resolved_columns
 from .results import ResultsStore, append_csv_row, environment_info, save_png
 
 
 #: a sweep stops when its first this-many finished points all failed with one identical error
 FAIL_FAST_POINTS = 3
-
-
-@dataclass
-class PointResult:
-    """What one point returns.
-
-    ``rows``: one dict of flat scalars per user (the runner adds the point's
-    bookkeeping columns, seed and axis values); ``images``: name -> uint8
-    [H, W, 3] image, saved as ``images/<point_key>/<name>.png``.
-    """
-
-    rows: list[dict]
-    images: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -74,8 +63,47 @@ class SweepOutcome:
 
 
 def run_dir_for(cfg: ExperimentConfig, out_root: str | Path = "results", run_id: str | None = None) -> Path:
-    """``<out_root>/<experiment>/<run-id>``; the run id defaults to the config's hash, so a rerun resumes."""
-    return Path(out_root) / cfg.name / (run_id or cfg.config_hash())
+    """``<out_root>/<experiment>/<run-id>``; the run id defaults to the config's hash, so a rerun resumes.
+
+    ``run_id`` must be a plain name (no path separators, no ``..``): the run stays under ``out_root``.
+    """
+    if run_id is not None:
+        check_plain_name(run_id, "--run-id")
+    return Path(out_root) / check_plain_name(cfg.name, "name") / (run_id or cfg.config_hash())
+
+
+class RunIdentityError(ValueError):
+    """The run directory holds the results of another configuration (one line naming ``--run-id``)."""
+
+
+def check_run_identity(cfg: ExperimentConfig, run_dir: Path, points: list[Point]) -> None:
+    """Refuse to write into a run directory that belongs to another resolved configuration.
+
+    A run directory belongs to one configuration (its :meth:`ExperimentConfig.config_hash`,
+    recorded in ``config.yaml``). Without ``config.yaml``, every finished point in
+    ``results.csv`` must be a point of this grid.
+    """
+    run_dir = Path(run_dir)
+    mine = cfg.config_hash()
+    config_path = run_dir / "config.yaml"
+    theirs = None
+    if config_path.is_file():
+        try:
+            theirs = ((yaml.safe_load(config_path.read_text()) or {}).get("run") or {}).get("config_hash")
+        except (yaml.YAMLError, OSError, UnicodeDecodeError, AttributeError):
+            theirs = "unreadable"
+    if theirs is not None and theirs != mine:
+        raise RunIdentityError(
+            f"run directory {run_dir} holds another configuration (config hash {theirs}, this one is {mine}); "
+            f"nothing was written. Give another --run-id, or leave --run-id out to run in "
+            f"{run_dir.parent / mine}")
+    csv_path = run_dir / "results.csv"
+    if theirs is None and csv_path.is_file():
+        foreign = ResultsStore(csv_path, repair=False).completed_keys() - {p.key for p in points}
+        if foreign:
+            raise RunIdentityError(
+                f"run directory {run_dir} holds {len(foreign)} point(s) of another configuration and no "
+                f"config.yaml; nothing was written. Give another --run-id")
 
 
 def _timed_call(fn_and_point):
@@ -95,10 +123,13 @@ class _Job:
         return _timed_call((self.fn, point))
 
 
-def write_run_metadata(cfg: ExperimentConfig, run_dir: Path, points: list[Point], executor: Executor) -> None:
-    """``config.yaml`` (resolved config and the resolved chain of every point) and ``environment.json``."""
-    import json
+def write_run_metadata(cfg: ExperimentConfig, run_dir: Path, points: list[Point], executor: Executor,
+                       point_threads: int | None = None) -> None:
+    """``config.yaml`` (resolved config and the resolved chain of every point) and ``environment.json``.
 
+    ``point_threads``: the torch threads each point computes with, when the point
+    function pins them (:func:`experiments.evaluate.evaluate_point` does: 1).
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = cfg.model_dump(mode="json")
     resolved["run"] = {"config_hash": cfg.config_hash(), "num_points": len(points)}
@@ -106,7 +137,7 @@ def write_run_metadata(cfg: ExperimentConfig, run_dir: Path, points: list[Point]
                            "chain": p.extra.get("chain_resolved", p.chain)} for p in points]
     (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False, width=120))
     env = environment_info(device=cfg.device, torch_threads=cfg.execution.torch_threads, seeds=cfg.seeds,
-                           executor=executor.description)
+                           executor=executor.description, point_threads=point_threads)
     (run_dir / "environment.json").write_text(json.dumps(env, indent=2) + "\n")
 
 
@@ -117,6 +148,7 @@ def _store_point(store: ResultsStore, run_dir: Path, point: Point, result: Point
     rows = []
     for r in result.rows:
         row = {"point_index": point.index, "seed": point.seed, **point.params}
+        row.update({k: v for k, v in resolved_columns(point).items() if k not in row})
         row.update(r)
         rows.append(row)
     store.append_point(point.key, rows)      # last: a point is done once its rows are durable
@@ -153,16 +185,26 @@ def run_sweep(cfg: ExperimentConfig, point_fn: Callable[[Point], PointResult] | 
         ``interrupted=True``.
     """
     if point_fn is None:
-        from .evaluate import evaluate_point as point_fn
-    points = expand_grid(cfg, chain_model=chain_model)
+        point_fn = evaluate_point
     run_dir = run_dir_for(cfg, out_root, run_id)
+    points = expand_grid(cfg, chain_model=chain_model)
+    check_run_identity(cfg, run_dir, points)
     ex = cfg.execution
     executor = executor or make_executor(ex.executor, workers=ex.workers, torch_threads=ex.torch_threads,
                                          start_method=ex.start_method, max_retries=ex.max_retries)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock = _lock_run_dir(run_dir)
     try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = _lock_run_dir(run_dir)
+    except OSError as exc:
+        raise ValueError(f"--out: cannot create the run directory {run_dir}: {exc.strerror}") from None
+    try:
+        check_run_identity(cfg, run_dir, points)       # again, under the lock
         return _run_locked(cfg, point_fn, points, run_dir, executor, progress, limit, make_outputs)
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        raise ValueError(f"cannot write results in {run_dir}: {exc.strerror} ({exc.filename}); every finished "
+                         f"point is saved, fix the folder and rerun the same command to resume") from None
     finally:
         lock.close()
 
@@ -188,7 +230,7 @@ def _lock_run_dir(run_dir: Path):
 
 
 def _run_locked(cfg, point_fn, points, run_dir, executor, progress, limit, make_outputs) -> SweepOutcome:
-    write_run_metadata(cfg, run_dir, points, executor)
+    write_run_metadata(cfg, run_dir, points, executor, point_threads=getattr(point_fn, "torch_threads", None))
     store = ResultsStore(run_dir / "results.csv")
     done = store.completed_keys()
     todo = [p for p in points if p.key not in done]
@@ -242,7 +284,7 @@ def _run_locked(cfg, point_fn, points, run_dir, executor, progress, limit, make_
             bar.close()
     outcome.wall_s = time.perf_counter() - t0
     if outcome.complete:
-        store.finalize({p.key: p.index for p in points})
+        store.finalize({p.key: p.index for p in points})      # sorts; never drops a row
         if make_outputs:
             from .report import write_outputs
 
@@ -250,4 +292,5 @@ def _run_locked(cfg, point_fn, points, run_dir, executor, progress, limit, make_
     return outcome
 
 
-__all__ = ["PointResult", "SweepOutcome", "run_sweep", "run_dir_for", "write_run_metadata", "PointError"]
+__all__ = ["PointResult", "SweepOutcome", "RunIdentityError", "run_sweep", "run_dir_for", "check_run_identity",
+           "write_run_metadata", "PointError"]

@@ -16,7 +16,9 @@ Example
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 NAME = "run"
 HELP = "run an experiment config (default: the main job, experiments/configs/default.yaml)"
@@ -30,12 +32,51 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (dotted path, YAML value), e.g. --set grid.snr_db=[0,10]; repeatable")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: the config's execution.workers)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: the config's, 1)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per worker outside the points (default: the config's, 1); every point "
+                        "computes with one thread, so results never depend on this")
     p.add_argument("--serial", action="store_true", help="run every point in this process (debugging)")
     p.add_argument("--limit", type=int, default=None, help="run at most N of the remaining points, then stop")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--max-points", type=int, default=None, metavar="N",
+                   help="refuse a grid of more than N points (combinations x seeds; default: the config's "
+                        "execution.max_points, 10000)")
     p.add_argument("--dry-run", action="store_true",
                    help="validate the config and list the points (how many are done), run nothing")
+
+
+def check_out_root(out: str) -> Path:
+    """``--out`` as a path, checked before any work: not a file, and creatable/writable."""
+    root = Path(out)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"--out {out}: is an existing file, not a folder; give a folder for the results")
+    probe = root
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise ValueError(f"--out {out}: {probe} is a file, so the folder cannot be created; give another path")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: {probe} is not writable; give a folder you can write to")
+    return root
+
+
+def _dry_run(cfg, args) -> int:
+    """List the points lazily (first lines at once, even for a large grid); done points are marked."""
+    from experiments.grid import count_points, iter_points
+    from experiments.results import ResultsStore
+    from experiments.runner import run_dir_for
+
+    csv_path = run_dir_for(cfg, args.out, args.run_id) / "results.csv"
+    done = ResultsStore(csv_path, repair=False).completed_keys() if csv_path.is_file() else set()
+    n_done = 0
+    for p in iter_points(cfg):
+        params = ", ".join(f"{k}={v}" for k, v in p.params.items())
+        n_done += p.key in done
+        print(f"  point {p.index:4d} {p.key} seed={p.seed} {params}{'  [done]' if p.key in done else ''}")
+    print(f"{count_points(cfg)} points, {n_done} done")
+    return 0
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -49,6 +90,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def execute(args) -> int:
     """Load, validate and run the config named in ``args``; print a summary. Exit code 0/1/130."""
     from experiments.config import load_config
+    from experiments.configtools import check_plain_name
     from experiments.report import DEFAULT_HEADLINE, key_findings
     from experiments.plots import axis_columns, metric_columns
     from experiments.results import read_results
@@ -67,21 +109,22 @@ def execute(args) -> int:
         overrides.append("execution.executor=serial")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
+    if args.max_points is not None:
+        if args.max_points < 1:
+            raise ValueError(f"--max-points must be >= 1, got {args.max_points}")
+        overrides.append(f"execution.max_points={args.max_points}")
+    if args.run_id is not None:
+        check_plain_name(args.run_id, "--run-id")
+    check_out_root(args.out)
     cfg = load_config(args.config, overrides=overrides)
-    print(f"distdiff {args.command if hasattr(args, 'command') else NAME}: experiment '{cfg.name}' -> "
-          f"{args.out}/{cfg.name}/{args.run_id or cfg.config_hash()}", flush=True)
-    if args.dry_run:
-        from experiments.grid import expand_grid
-        from experiments.results import ResultsStore
-        from experiments.runner import run_dir_for
-
-        points = expand_grid(cfg)
-        csv_path = run_dir_for(cfg, args.out, args.run_id) / "results.csv"
-        done = ResultsStore(csv_path).completed_keys() if csv_path.exists() else set()
-        for p in points:
-            params = ", ".join(f"{k}={v}" for k, v in p.params.items())
-            print(f"  point {p.index:4d} {p.key} seed={p.seed} {params}{'  [done]' if p.key in done else ''}")
-        print(f"{len(points)} points, {sum(p.key in done for p in points)} done")
+    try:
+        print(f"distdiff {args.command if hasattr(args, 'command') else NAME}: experiment '{cfg.name}' -> "
+              f"{args.out}/{cfg.name}/{args.run_id or cfg.config_hash()}", flush=True)
+        if args.dry_run:
+            return _dry_run(cfg, args)
+    except BrokenPipeError:                 # `distdiff run --dry-run | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return 0
     outcome = run_sweep(cfg, out_root=args.out, run_id=args.run_id, progress=not args.no_progress,
                         limit=args.limit)

@@ -79,11 +79,11 @@ def test_typo_inside_the_chain_config_is_caught_by_the_chain_schema():
 
 def test_bad_values_are_clear():
     msg = _error(_with(execution={"workers": 0}), chain_model=None)
-    assert "'execution.workers'" in msg and "greater than or equal to 1" in msg
+    assert "ExperimentConfig.execution.workers: " in msg and "greater than or equal to 1 (got 0)" in msg
     msg = _error(_with(seeds=[1, 1]), chain_model=None)
     assert "seeds must be distinct" in msg
     msg = _error(_with(grid={"snr_db": "0:-5:10"}), chain_model=None)
-    assert "cannot parse range" in msg
+    assert "grid axis 'snr_db'" in msg and "'0:-5:10'" in msg and "wrong sign" in msg
     msg = _error(_with(grid={"modulation": ["qpsk", "17qam"]}))
     assert "17qam" in msg and "qpsk" in msg and "modulation" in msg     # names the value and the allowed ones
 

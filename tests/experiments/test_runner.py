@@ -96,7 +96,7 @@ def test_uninterrupted_run_layout(reference):
     assert len(list((reference / "plots").glob("*.png"))) >= 3
     assert len(list((reference / "images").iterdir())) == NUM_POINTS
     report = (reference / "report.md").read_text()
-    assert "psnr_db" in report and "plots/psnr_db_vs_snr_db.png" in report
+    assert "psnr_db" in report and "plots/psnr_db__snr_db.png" in report
 
 
 def test_run_id_is_the_config_hash_and_ignores_execution_settings(reference):
