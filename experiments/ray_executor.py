@@ -37,6 +37,7 @@ Example
 from __future__ import annotations
 
 import os
+import sys
 import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -131,8 +132,14 @@ class RayExecutor(Executor):
             if self.address:
                 ray.init(address=self.address, include_dashboard=False)
             else:
-                # GPUs: Ray detects the machine's own (a point asking for more than there are is refused in _slots)
-                ray.init(address="local", num_cpus=max(1, int(round(self.workers * self.num_cpus))), **LOCAL_INIT)
+                # GPUs: Ray detects the machine's own (a point asking for more than there are is refused in _slots).
+                # The workers import the point function from where this process does (its sys.path), not
+                # only from the current directory, so a sweep started from any directory works.
+                from ray.job_config import JobConfig
+
+                path = [p for p in dict.fromkeys(os.path.abspath(p or ".") for p in sys.path) if os.path.isdir(p)]
+                ray.init(address="local", num_cpus=max(1, int(round(self.workers * self.num_cpus))),
+                         job_config=JobConfig(code_search_path=path), **LOCAL_INIT)
             self._started = True
         return ray
 

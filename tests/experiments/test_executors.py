@@ -128,6 +128,28 @@ def process_reference(tmp_path_factory):
     return outcome.run_dir / "results.csv"
 
 
+def test_ray_worker_killed_mid_sweep_loses_nothing(process_reference, tmp_path, monkeypatch):
+    """Point 1 kills its own worker (kill -9) once: Ray reruns it; nothing is lost or duplicated.
+
+    No Ray session exists yet: the executor starts a local cluster (never a remote one) and stops it
+    after the sweep; started from another directory, its workers still import the point function.
+    """
+    ray = pytest.importorskip("ray")
+    from experiments.ray_executor import RayExecutor
+
+    assert not ray.is_initialized()
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    ex = RayExecutor(workers=2, max_retries=1, runtime_env={"env_vars": {"FAKE_KILL_ONCE_DIR": str(tmp_path)}})
+    out = run_sweep(_cfg(), fake_point, out_root=tmp_path, executor=ex, progress=False, chain_model=None,
+                    make_outputs=False)
+    assert (tmp_path / "killed").exists()                 # the worker really died
+    assert out.complete and out.num_failed == 0
+    assert (out.run_dir / "results.csv").read_bytes() == process_reference.read_bytes()
+    assert "RayExecutor(address=local, nodes=1, cluster_cpus=2" in (out.run_dir / "environment.json").read_text()
+    assert not ray.is_initialized()                       # the cluster it started is stopped
+
+
 @pytest.fixture(scope="module")
 def ray_cluster(process_reference):
     """A local two-CPU Ray cluster for this module (never a remote address)."""
@@ -154,18 +176,6 @@ def test_ray_sweep_resumes_and_matches_the_process_executor_row_for_row(ray_clus
     # such as the model are loaded once per worker): at most the cluster's two slots
     pids = set(read_results(second.run_dir / "timings.csv")["worker_pid"])
     assert os.getpid() not in pids and 1 <= len(pids) <= 2, pids
-
-
-def test_ray_worker_killed_mid_sweep_loses_nothing(ray_cluster, process_reference, tmp_path):
-    """Point 1 kills its own worker (kill -9) once: Ray reruns it; nothing is lost or duplicated."""
-    from experiments.ray_executor import RayExecutor
-
-    ex = RayExecutor(workers=2, max_retries=1, runtime_env={"env_vars": {"FAKE_KILL_ONCE_DIR": str(tmp_path)}})
-    out = run_sweep(_cfg(), fake_point, out_root=tmp_path, executor=ex, progress=False, chain_model=None,
-                    make_outputs=False)
-    assert (tmp_path / "killed").exists()                 # the worker really died
-    assert out.complete and out.num_failed == 0
-    assert (out.run_dir / "results.csv").read_bytes() == process_reference.read_bytes()
 
 
 def _raise_on_odd(x):
