@@ -220,6 +220,7 @@ class RayExecutor(Executor):
 
 def ray_executor(workers: int = 2, torch_threads: int = 1, max_retries: int = 1, **options) -> RayExecutor:
     """Factory of the ``ray`` entry point (``execution.executor: ray``); options as :class:`RayExecutor`."""
+    _import_ray()      # fail before the sweep starts when Ray is not installed
     return RayExecutor(workers=workers, torch_threads=torch_threads, max_retries=max_retries, **options)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from importlib.metadata import EntryPoint
 
@@ -116,6 +117,10 @@ def test_ray_executor_validates_its_options(monkeypatch):
                             ({"workers": 0}, "workers must be >= 1"), ({"runtime_env": "x"}, "runtime_env must be")]:
         with pytest.raises(ValueError, match=message):
             RayExecutor(**kwargs)
+    monkeypatch.setitem(sys.modules, "ray", None)                        # Ray not installed
+    with pytest.raises(ValueError, match=r"executor 'ray' needs Ray, which is not installed: pip install "
+                                         r"\"distdiff\[cluster\]\""):
+        make_executor("ray")
 
 
 @pytest.fixture(scope="module")
