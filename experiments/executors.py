@@ -14,9 +14,20 @@ subclass of :class:`Executor` without touching the runner.
   executor starts a fresh pool and retries the items that were in flight, each
   at most ``max_retries`` times; an exception raised by an item is returned as
   that item's error and the sweep goes on.
+- :class:`experiments.ray_executor.RayExecutor`: Ray tasks on a local or remote Ray cluster
+  (the optional extra ``distdiff[cluster]``).
 
-A cluster engine is one small class, named in a config as
-``execution: {executor: "mypackage.cluster:DaskExecutor"}``::
+Executors are named in a config (``execution: {executor: ray}``) and resolved by
+:func:`make_executor` through an allow-list, never by importing whatever a config
+names: the built-ins ``process``, ``serial`` and ``ray``, and the plug-ins that
+installed packages register in the Python entry-point group ``distdiff.executors``
+(:data:`ENTRY_POINT_GROUP`). A plug-in is a factory called with the keywords
+``workers``, ``torch_threads`` and ``max_retries`` (plus the executor's own options,
+when given) that returns an :class:`Executor`. A cluster engine is one small class
+and one line of its package's ``pyproject.toml``::
+
+    [project.entry-points."distdiff.executors"]
+    dask = "mypackage.cluster:DaskExecutor"
 
     class DaskExecutor(Executor):
         def __init__(self, workers, torch_threads, max_retries):
@@ -31,11 +42,20 @@ A cluster engine is one small class, named in a config as
                 except Exception as exc:
                     yield futures[fut], None, PointError("exception", repr(exc))
 
+after which ``executor: dask`` works in every config. The value of a registered entry
+point (``mypackage.cluster:DaskExecutor``) is accepted too, as the name of the same
+plug-in; a ``module:factory`` that no installed package registers is refused.
+:func:`available_executors` lists what a config may name.
+
 Example
 -------
 >>> from experiments.executors import SerialExecutor
 >>> [(i, r) for i, r, e in SerialExecutor().imap_unordered(abs, [-1, 2])]
 [(-1, 1), (2, 2)]
+>>> make_executor("process", workers=4).description
+'ProcessExecutor(workers=4, torch_threads=1, start=spawn)'
+>>> [name for name in available_executors() if name in BUILTIN_EXECUTORS]
+['process', 'ray', 'serial']
 """
 
 from __future__ import annotations
@@ -243,29 +263,86 @@ class ProcessExecutor(Executor):
                 pool.shutdown(wait=True)
 
 
+#: the entry-point group where installed packages register executor factories
+ENTRY_POINT_GROUP = "distdiff.executors"
+
+#: the built-in executors (also registered in the group by distdiff's own pyproject.toml;
+#: listed here so that they work from a source checkout that was never pip-installed)
+BUILTIN_EXECUTORS = {
+    "process": "experiments.executors:process_executor",
+    "ray": "experiments.ray_executor:ray_executor",
+    "serial": "experiments.executors:serial_executor",
+}
+
+
+def process_executor(workers: int = 2, torch_threads: int = 1, max_retries: int = 1,
+                     start_method: str = "spawn") -> ProcessExecutor:
+    """Factory of the ``process`` entry point."""
+    return ProcessExecutor(workers=workers, torch_threads=torch_threads, start_method=start_method,
+                           max_retries=max_retries)
+
+
+def serial_executor(workers: int = 1, torch_threads: int = 1, max_retries: int = 0) -> SerialExecutor:
+    """Factory of the ``serial`` entry point (the execution settings do not apply in-process)."""
+    return SerialExecutor()
+
+
+def _registered() -> dict[str, Any]:
+    """name -> entry point (or 'module:attr' string for a built-in) of every executor a config may name."""
+    from importlib.metadata import EntryPoint, entry_points
+
+    found: dict[str, Any] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep)
+    for name, value in BUILTIN_EXECUTORS.items():     # built-ins win over a plug-in of the same name
+        found[name] = EntryPoint(name=name, value=value, group=ENTRY_POINT_GROUP)
+    return found
+
+
+def available_executors() -> list[str]:
+    """The executor names a config may use: the built-ins and the installed plug-ins, sorted."""
+    return sorted(_registered())
+
+
+def _resolve(kind: str):
+    """The factory registered as ``kind`` (a name, or the ``module:attr`` value of a registered entry point)."""
+    registered = _registered()
+    ep = registered.get(kind)
+    if ep is None and ":" in kind:
+        ep = next((e for e in registered.values() if e.value.replace(" ", "") == kind), None)
+    if ep is None:
+        raise ValueError(f"executor must be one of {', '.join(sorted(registered))} (plug-ins register in the "
+                         f"'{ENTRY_POINT_GROUP}' entry-point group), got {kind!r}")
+    try:
+        return ep.load()
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"executor {kind!r} ({ep.value}) cannot be imported ({err})") from None
+
+
 def make_executor(kind: str = "process", workers: int = 2, torch_threads: int = 1,
-                  start_method: str = "spawn", max_retries: int = 1) -> Executor:
-    """An executor by name: 'process' (local workers), 'serial' (in this process), or
-    ``"package.module:factory"``, a callable taking ``workers``, ``torch_threads`` and
-    ``max_retries`` keywords and returning an :class:`Executor` (a cluster engine)."""
-    if kind == "serial":
-        return SerialExecutor()
-    if kind == "process":
-        return ProcessExecutor(workers=workers, torch_threads=torch_threads, start_method=start_method,
-                               max_retries=max_retries)
-    if ":" in kind:
-        import importlib
+                  start_method: str = "spawn", max_retries: int = 1, **options) -> Executor:
+    """An executor by its registered name: 'process' (local workers), 'serial' (in this process),
+    'ray' (a Ray cluster) or a plug-in of the ``distdiff.executors`` entry-point group
+    (see the module docstring).
 
-        module, _, attr = kind.partition(":")
-        try:
-            factory = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as err:
-            raise ValueError(f"executor {kind!r} cannot be imported ({err})") from None
-        ex = factory(workers=workers, torch_threads=torch_threads, max_retries=max_retries)
-        if not isinstance(ex, Executor):
-            raise ValueError(f"executor {kind!r} returned {type(ex).__name__}, not an experiments.executors.Executor")
-        return ex
-    raise ValueError(f"executor must be 'process', 'serial' or 'package.module:factory', got {kind!r}")
+    ``options`` are the executor's own keywords (for 'ray': ``address``, ``num_cpus``,
+    ``num_gpus``, ``runtime_env``); ``start_method`` applies to 'process' only.
+    """
+    factory = _resolve(kind)
+    kwargs = {"workers": workers, "torch_threads": torch_threads, "max_retries": max_retries, **options}
+    if factory is process_executor:
+        kwargs["start_method"] = start_method
+    try:
+        ex = factory(**kwargs)
+    except TypeError as err:
+        if options and "unexpected keyword" in str(err):
+            raise ValueError(f"executor {kind!r} does not take the option(s) {', '.join(sorted(options))} "
+                             f"({err})") from None
+        raise
+    if not isinstance(ex, Executor):
+        raise ValueError(f"executor {kind!r} returned {type(ex).__name__}, not an experiments.executors.Executor")
+    return ex
 
 
-__all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "PointError", "make_executor", "configure_worker"]
+__all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "PointError", "make_executor", "available_executors",
+           "configure_worker", "ENTRY_POINT_GROUP", "BUILTIN_EXECUTORS"]

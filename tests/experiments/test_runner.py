@@ -284,21 +284,3 @@ def test_a_sweep_whose_first_points_all_fail_alike_stops_early(tmp_path):
                   chain_model=None, make_outputs=False)
     failures = read_results(tmp_path / "fake" / _cfg().config_hash() / "failures.csv")
     assert list(failures["point_index"]) == [0, 1, 2]
-
-
-class _CountingExecutor(SerialExecutor):
-    instances: list = []
-
-    def __init__(self, workers, torch_threads, max_retries):
-        self.workers = workers
-        _CountingExecutor.instances.append(self)
-
-
-def test_a_plugged_executor_is_named_in_the_config(reference, tmp_path):
-    cfg = _cfg(execution={"executor": "tests.experiments.test_runner:_CountingExecutor", "workers": 3})
-    out = run_sweep(cfg, fake_point, out_root=tmp_path, progress=False, chain_model=None, make_outputs=False)
-    assert out.complete and _CountingExecutor.instances[-1].workers == 3
-    assert (out.run_dir / "results.csv").read_bytes() == (reference / "results.csv").read_bytes()
-    with pytest.raises(ValueError, match="cannot be imported"):
-        run_sweep(_cfg(execution={"executor": "no_such_module:X"}), fake_point, out_root=tmp_path,
-                  progress=False, chain_model=None)
