@@ -116,8 +116,12 @@ class ExecutionConfig(_Strict):
     change only the speed, never a digit of the results.
     """
 
-    executor: str = Field(default="process", pattern=r"^(process|serial|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$",
-                          description="process (local workers), serial, or package.module:factory")
+    executor: str = Field(default="process", pattern=r"^[A-Za-z_][\w.-]*(:[A-Za-z_]\w*)?$",
+                          description="process (local workers), serial, ray (a Ray cluster), or a plug-in registered "
+                                      "in the 'distdiff.executors' entry-point group")
+    options: dict[str, Any] = Field(default_factory=dict,
+                                    description="the executor's own keywords; ray: address, num_cpus, num_gpus, "
+                                                "runtime_env")
     workers: int = Field(default=2, ge=1, le=256)
     torch_threads: int = Field(default=1, ge=1, le=256)
     start_method: Literal["spawn", "forkserver", "fork"] = "spawn"

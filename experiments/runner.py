@@ -191,7 +191,8 @@ def run_sweep(cfg: ExperimentConfig, point_fn: Callable[[Point], PointResult] | 
     check_run_identity(cfg, run_dir, points)
     ex = cfg.execution
     executor = executor or make_executor(ex.executor, workers=ex.workers, torch_threads=ex.torch_threads,
-                                         start_method=ex.start_method, max_retries=ex.max_retries)
+                                         start_method=ex.start_method, max_retries=ex.max_retries,
+                                         **ex.options)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         lock = _lock_run_dir(run_dir)

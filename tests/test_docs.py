@@ -21,7 +21,7 @@ MODULES = [
     "pipeline.state", "pipeline.split", "pipeline.chain", "pipeline.grouping", "pipeline.cache",
     "pipeline.metrics", "pipeline.compute", "pipeline.loading", "pipeline.judge",
     "experiments.config", "experiments.grid", "experiments.latency_energy", "experiments.executors",
-    "experiments.results", "experiments.plots",
+    "experiments.results", "experiments.plots", "experiments.ray_executor",
 ]
 
 

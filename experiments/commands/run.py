@@ -16,6 +16,7 @@ Example
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -36,6 +37,11 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
                    help="torch threads per worker outside the points (default: the config's, 1); every point "
                         "computes with one thread, so results never depend on this")
     p.add_argument("--serial", action="store_true", help="run every point in this process (debugging)")
+    p.add_argument("--executor", default=None, metavar="NAME",
+                   help="process, serial, ray, or a registered plug-in (default: the config's execution.executor)")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster address for --executor ray ('auto': the cluster this node belongs to, "
+                        "'ray://HOST:10001'; default: RAY_ADDRESS, else a local cluster)")
     p.add_argument("--limit", type=int, default=None, help="run at most N of the remaining points, then stop")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--max-points", type=int, default=None, metavar="N",
@@ -105,8 +111,14 @@ def execute(args) -> int:
         if args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
         overrides.append(f"execution.torch_threads={args.threads}")
+    if args.serial and args.executor not in (None, "serial"):
+        raise ValueError(f"--serial and --executor {args.executor} contradict each other; give one")
     if args.serial:
         overrides.append("execution.executor=serial")
+    if args.executor is not None:
+        overrides.append(f"execution.executor={args.executor}")
+    if args.address is not None:
+        overrides.append(f"execution.options.address={json.dumps(args.address)}")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
     if args.max_points is not None:
