@@ -11,11 +11,29 @@ Conventions used everywhere in this package:
 * ``snr_db`` is Es/N0 per received complex symbol, ``ebno_db`` is Eb/N0 per
   information bit (see :mod:`phy.snr`);
 * every random draw comes from an explicit ``torch.Generator``.
+
+Your own channel: any object following :class:`Channel` (symbols and noise
+variance in, :class:`ChannelOutput` out) plugs into ``DigitalLink(config,
+channel=...)`` and ``SymbolLink(config, channel=...)``.  :func:`mc_fun` runs a
+link inside Sionna's ``sim_ber`` and ``PlotBER``.  :func:`tune_malloc` is an
+explicit opt-in (nothing here changes process-wide state on construction).
 """
 
 from ._malloc import tune_malloc
-from .config import LinkConfig, LinkConfigError
+from .config import (
+    CHANNELS,
+    CODES,
+    CSI_MODES,
+    DECODERS,
+    DEMAPPING_METHODS,
+    MODULATION_NAMES,
+    SYMBOL_CHANNELS,
+    LinkConfig,
+    LinkConfigError,
+)
+from .channels import Channel, ChannelOutput
 from .link import DigitalLink, LinkChain, LinkResult, SymbolLink, SymbolLinkResult
+from .montecarlo import mc_fun
 from .mcs import McsChoice, select_mcs
 from .nr_tables import MCS_TABLES, MODULATIONS, McsEntry, mcs_entry, mcs_table
 from .seeding import derive_generator, derive_seed
@@ -24,6 +42,16 @@ from .sweep import SWEEP_COLUMNS, parse_snr_db_list, sweep_link
 from . import theory
 
 __all__ = [
+    "Channel",
+    "ChannelOutput",
+    "mc_fun",
+    "CHANNELS",
+    "SYMBOL_CHANNELS",
+    "CODES",
+    "CSI_MODES",
+    "DECODERS",
+    "DEMAPPING_METHODS",
+    "MODULATION_NAMES",
     "LinkConfig",
     "LinkConfigError",
     "DigitalLink",

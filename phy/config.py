@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Optional, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -19,15 +19,42 @@ __all__ = [
     "LinkConfig",
     "LinkConfigError",
     "CHANNELS",
+    "SYMBOL_CHANNELS",
     "CODES",
+    "MODULATION_NAMES",
+    "CSI_MODES",
+    "DEMAPPING_METHODS",
+    "DECODERS",
     "CRCS",
     "TDL_MODELS",
     "format_validation_error",
     "ldpc_support_error",
 ]
 
-CODES = ("none", "ldpc", "polar")
-CHANNELS = ("bsc", "awgn", "rayleigh", "tdl-a", "tdl-b", "tdl-c", "tdl-d", "tdl-e")
+# The allowed names, one source: the Literal types of LinkConfig's fields and
+# the tuples derived from them (CLI commands and the pipeline use these).
+Modulation = Literal["bpsk", "qpsk", "16qam", "64qam", "256qam"]
+Code = Literal["none", "ldpc", "polar"]
+ChannelName = Literal["bsc", "awgn", "rayleigh", "tdl-a", "tdl-b", "tdl-c", "tdl-d", "tdl-e"]
+CsiMode = Literal["perfect", "ls"]
+DemappingMethod = Literal["app", "maxlog"]
+DecoderName = Literal["early-stop", "sionna"]
+CrcName = Literal["auto", "none", "crc24a", "crc24b", "crc24c", "crc16", "crc11", "crc6"]
+
+#: modulation names (``LinkConfig.modulation``)
+MODULATION_NAMES: tuple[str, ...] = get_args(Modulation)
+#: channel-code names (``LinkConfig.code``)
+CODES: tuple[str, ...] = get_args(Code)
+#: channel names (``LinkConfig.channel``); all but "bsc" are symbol channels
+CHANNELS: tuple[str, ...] = get_args(ChannelName)
+#: symbol channels (those :class:`~phy.SymbolLink` accepts)
+SYMBOL_CHANNELS: tuple[str, ...] = tuple(c for c in CHANNELS if c != "bsc")
+#: CSI modes (``LinkConfig.csi``)
+CSI_MODES: tuple[str, ...] = get_args(CsiMode)
+#: demapping methods (``LinkConfig.demapping``)
+DEMAPPING_METHODS: tuple[str, ...] = get_args(DemappingMethod)
+#: LDPC decoders (``LinkConfig.decoder``)
+DECODERS: tuple[str, ...] = get_args(DecoderName)
 TDL_MODELS = {f"tdl-{m}": m.upper() for m in "abcde"}
 #: CRC name -> number of parity bits (TS 38.212 5.1)
 CRCS = {"none": 0, "crc24a": 24, "crc24b": 24, "crc24c": 24, "crc16": 16, "crc11": 11, "crc6": 6}
@@ -177,16 +204,16 @@ class LinkConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    modulation: Literal["bpsk", "qpsk", "16qam", "64qam", "256qam"] = "qpsk"
-    code: Literal["none", "ldpc", "polar"] = "ldpc"
+    modulation: Modulation = "qpsk"
+    code: Code = "ldpc"
     code_rate: float = Field(0.5, gt=0.0, le=1.0)
     block_length: int = Field(1024, ge=1)
-    crc: Literal["auto", "none", "crc24a", "crc24b", "crc24c", "crc16", "crc11", "crc6"] = "auto"
+    crc: CrcName = "auto"
     mcs: Optional[Union[Literal["auto"], int]] = None
     mcs_table: Literal[1, 2, 3] = 1
     target_bler: float = Field(0.1, gt=0.0, lt=1.0)
 
-    channel: Literal["bsc", "awgn", "rayleigh", "tdl-a", "tdl-b", "tdl-c", "tdl-d", "tdl-e"] = "awgn"
+    channel: ChannelName = "awgn"
     bit_error_rate: float = Field(0.01, ge=0.0, le=0.5)
     coherence_symbols: int = Field(100, ge=1)
     num_pilot_symbols: int = Field(4, ge=1)
@@ -199,10 +226,10 @@ class LinkConfig(BaseModel):
     pilot_ofdm_symbol_indices: tuple[int, ...] = (2, 11)
     cyclic_prefix_length: int = Field(5, ge=0)
 
-    csi: Literal["perfect", "ls"] = "perfect"
+    csi: CsiMode = "perfect"
     ls_interpolation: Literal["nn", "lin", "lin_time_avg"] = "lin"
-    demapping: Literal["app", "maxlog"] = "app"
-    decoder: Literal["early-stop", "sionna"] = "early-stop"
+    demapping: DemappingMethod = "app"
+    decoder: DecoderName = "early-stop"
     decoder_iterations: Optional[int] = Field(None, ge=1, le=1000)
     cn_update: Optional[Literal["boxplus", "boxplus-phi", "minsum", "offset-minsum"]] = None
     polar_list_size: int = Field(8, ge=1, le=64)

@@ -209,7 +209,7 @@ class _EarlyStopBP(LDPCBPDecoder):
         *,
         num_iter: Optional[int] = None,
         msg_v2c: Optional[torch.Tensor] = None,
-    ) -> torch.Tensor:
+    ):
         if msg_v2c is not None:
             raise ValueError("EarlyStopLDPC5GDecoder does not accept an external decoder state")
         if num_iter is None:
@@ -249,11 +249,13 @@ class _EarlyStopBP(LDPCBPDecoder):
         if active.shape[0] > 0:
             iterations = iterations.index_fill(0, active, it)
             out = _index_put_rows(out, active, x_hat(st)) if retired_any else x_hat(st)
-        self.last_iterations = iterations
-
         if self._hard_out:
-            return (out <= 0).to(self.dtype).reshape(llr_ch.shape)
-        return (out * -1.0).reshape(llr_ch.shape)
+            result = (out <= 0).to(self.dtype).reshape(llr_ch.shape)
+        else:
+            result = (out * -1.0).reshape(llr_ch.shape)
+        # the iteration counts travel as the decoder "state" output of
+        # Sionna's LDPC5GDecoder (built with return_state=True)
+        return (result, iterations) if self._return_state else result
 
 
 def _index_put_rows(dst: torch.Tensor, rows: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -298,8 +300,10 @@ class EarlyStopLDPC5GDecoder(LDPC5GDecoder, _EarlyStopBP):
     :input llr_ch: [..., n], `torch.float32` -- channel logits (positive
         means bit 1) of the rate-matched codeword.
     :output x_hat: [..., k] (or [..., n]), `torch.float32` -- logits or hard
-        decisions.  After each call, ``last_iterations`` ([num_codewords],
-        `torch.int32`) holds the number of iterations each codeword ran.
+        decisions.
+    :output iterations: [...], `torch.int32` -- only with the keyword
+        ``return_iterations=True`` (then the output is ``(x_hat,
+        iterations)``): the BP iterations each codeword ran.
 
     Example::
 
@@ -312,6 +316,9 @@ class EarlyStopLDPC5GDecoder(LDPC5GDecoder, _EarlyStopBP):
         >>> llr = 8.0 * (2.0 * enc(u) - 1.0)
         >>> bool(((dec(llr) > 0).float() == u).all())
         True
+        >>> x_hat, iterations = dec(llr, return_iterations=True)
+        >>> iterations.tolist()  # clean codewords: valid after one iteration
+        [1, 1, 1, 1]
     """
 
     def __init__(
@@ -346,13 +353,25 @@ class EarlyStopLDPC5GDecoder(LDPC5GDecoder, _EarlyStopBP):
             num_iter=num_iter,
             llr_max=llr_max,
             prune_pcm=True,
-            return_state=False,
+            return_state=True,
             precision=precision,
             device=device,
         )
         self._es_enabled = bool(early_stop)
         self._es_kernel = kernel
         self._es_check_every = int(check_every)
-        self.last_iterations: Optional[torch.Tensor] = None
         self._build_composed_indices()
         self._build_fast_indices()
+
+    def call(  # pylint: disable=arguments-differ
+        self,
+        llr_ch: torch.Tensor,
+        /,
+        *,
+        num_iter: Optional[int] = None,
+        return_iterations: bool = False,
+    ):
+        x_hat, iterations = super().call(llr_ch, num_iter=num_iter)
+        if return_iterations:
+            return x_hat, iterations.reshape(llr_ch.shape[:-1])
+        return x_hat
