@@ -32,6 +32,7 @@ from typing import Optional
 
 import numpy as np
 import torch
+from sionna.phy import SPEED_OF_LIGHT
 from sionna.phy import config as sionna_config
 from sionna.phy.channel import AWGN, GenerateOFDMChannel, RayleighBlockFading
 from sionna.phy.channel import ApplyOFDMChannel
@@ -313,6 +314,8 @@ class OfdmTdlChannel(SymbolChannel):
                 pilot_ofdm_symbol_indices=list(config.pilot_ofdm_symbol_indices),
             )
         self.csi = config.csi
+        self.speed_mps = float(config.speed_mps)
+        self.carrier_frequency_hz = float(config.carrier_frequency_hz)
         self.data_per_slot = int(self.rg.num_data_symbols)
         self.res_per_slot = config.num_ofdm_symbols * config.fft_size
         self.mapper = ResourceGridMapper(self.rg)
@@ -331,7 +334,7 @@ class OfdmTdlChannel(SymbolChannel):
     @property
     def doppler_hz(self) -> float:
         """Maximum Doppler shift [Hz] the TDL model uses (speed * carrier / c)."""
-        return float(self.tdl._max_doppler) / (2.0 * math.pi)  # pylint: disable=protected-access
+        return self.speed_mps * self.carrier_frequency_hz / SPEED_OF_LIGHT
 
     def channel_uses(self, num_symbols: int) -> int:
         return max(1, math.ceil(num_symbols / self.data_per_slot)) * self.res_per_slot

@@ -239,7 +239,7 @@ class LdpcCode(ChannelCode):
                 num_iter=config.decoder_iterations,
                 hard_out=False,
             )
-        per_cw = self.decoder._num_edges  # pylint: disable=protected-access
+        per_cw = self.decoder.num_edges
         self.max_codewords = config.max_codewords_per_batch or max(1, _DECODER_MESSAGES_PER_CALL // per_cw)
         self.num_iter = int(config.decoder_iterations)
 
