@@ -7,9 +7,11 @@ one-line :class:`ValueError` that names the parameter and the allowed values.
 
 from __future__ import annotations
 
+import inspect
 import math
+import re
 import warnings
-from typing import Any, Literal, Optional, Union, get_args
+from typing import Any, Literal, Optional, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -28,6 +30,8 @@ __all__ = [
     "CRCS",
     "TDL_MODELS",
     "format_validation_error",
+    "FIELD_HELP",
+    "field_choices",
     "ldpc_support_error",
 ]
 
@@ -447,6 +451,63 @@ class LinkConfig(BaseModel):
         data.update(changes)
         data = {k: v for k, v in data.items() if v is not None or k == "mcs"}
         return LinkConfig(**data)
+
+
+def _field_help(doc: str) -> dict[str, tuple[str, str]]:
+    """``{field: (section, one-paragraph help)}`` from the ``:param`` entries
+    of :class:`LinkConfig`'s docstring (the one place the fields are described)."""
+    out: dict[str, tuple[str, str]] = {}
+    section, name, text = "", None, []
+
+    def flush() -> None:
+        if name is not None:
+            plain = " ".join(" ".join(text).split())
+            plain = re.sub(r":\w+:`~?(?:[\w.]+\.)?([^`]+)`", r"\1", plain).replace("``", "")
+            out[name] = (section, plain)
+
+    for line in inspect.cleandoc(doc).splitlines():
+        if line.startswith("Example::"):
+            break
+        m = re.match(r":param (\w+):\s*(.*)", line)
+        if m:
+            flush()
+            name, text = m.group(1), [m.group(2)]
+        elif line.startswith(" ") and name is not None:
+            text.append(line.strip())
+        elif line.strip() and not line.startswith(":"):
+            flush()
+            name, text, section = None, [], line.strip()
+    flush()
+    return out
+
+
+#: ``{field: (section, help)}`` for every :class:`LinkConfig` field, taken
+#: from its docstring (command lines build their options from it)
+FIELD_HELP: dict[str, tuple[str, str]] = _field_help(LinkConfig.__doc__ or "")
+
+
+def field_choices(name: str) -> Optional[tuple]:
+    """The allowed values of a :class:`LinkConfig` field with a Literal type
+    (``None`` left out), or `None` for a free-valued field.
+
+    Example::
+
+        >>> field_choices("csi"), field_choices("code_rate")
+        (('perfect', 'ls'), None)
+    """
+    ann = LinkConfig.model_fields[name].annotation
+    values: list = []
+
+    def walk(t: Any) -> bool:
+        origin = get_origin(t)
+        if origin is Literal:
+            values.extend(get_args(t))
+            return True
+        if origin is Union:
+            return all(walk(a) or a is type(None) for a in get_args(t))
+        return False
+
+    return tuple(values) if walk(ann) and values else None
 
 
 def _same(a: Any, b: Any) -> bool:

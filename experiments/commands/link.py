@@ -19,33 +19,22 @@ import argparse
 import csv
 import json
 import math
+import re
 import sys
 
 NAME = "link"
 HELP = "link-level BER/BLER sweep over SNR (modulation, code, channel, receiver)"
 
-# option -> LinkConfig field, for the options passed through unchanged
-_FIELDS = {
-    "modulation": "modulation",
-    "code": "code",
-    "code_rate": "code_rate",
-    "block_length": "block_length",
-    "mcs": "mcs",
-    "mcs_table": "mcs_table",
-    "target_bler": "target_bler",
-    "channel": "channel",
-    "speed_mps": "speed_mps",
-    "carrier_frequency_hz": "carrier_frequency_hz",
-    "delay_spread_s": "delay_spread_s",
-    "coherence_symbols": "coherence_symbols",
-    "csi": "csi",
-    "demapping": "demapping",
-    "decoder": "decoder",
-    "decoder_iterations": "decoder_iterations",
-}
+# LinkConfig fields that are not command-line options of `distdiff link`
+_NOT_OPTIONS = ("max_codewords_per_batch",)
+
+# text that looks like a number, a comma list or a start:step:stop range, also
+# with a leading minus: argparse must take "-5:5:5" or "-3,0,3" as a value
+_NUMBERISH = re.compile(r"^-[\d.][\d.eE+\-,:\s]*$")
 
 
-def _mcs(text: str):
+def parse_mcs(text: str):
+    """``--mcs``: ``"auto"`` or a non-negative MCS index."""
     if text == "auto":
         return text
     try:
@@ -57,54 +46,93 @@ def _mcs(text: str):
     return value
 
 
+_mcs = parse_mcs  # the name generate.py imports
+
+
+def _int_tuple(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a comma list of integers, got {text!r}") from None
+
+
+def link_option_fields() -> tuple[str, ...]:
+    """The LinkConfig fields that become options (in the config's order)."""
+    from phy.config import LinkConfig  # pylint: disable=import-outside-toplevel  (light: no torch)
+
+    return tuple(f for f in LinkConfig.model_fields if f not in _NOT_OPTIONS)
+
+
+#: option dest -> LinkConfig field, for the options passed to LinkConfig
+#: unchanged (``generate`` reuses it)
+_FIELDS = {f: f for f in link_option_fields() if f != "bit_error_rate"}
+
+
+def add_link_config_arguments(parser: argparse.ArgumentParser) -> dict[str, argparse._ArgumentGroup]:
+    """Add one ``--field-name`` option per :class:`phy.LinkConfig` field to ``parser``.
+
+    Help comes from the field's description in LinkConfig's docstring, the
+    choices from its Literal type, the default (printed once) from the model;
+    every option defaults to `None` (not given), so that LinkConfig applies its
+    own defaults and validation.  Returns the argument groups by section.
+    """
+    from phy.config import FIELD_HELP, LinkConfig, field_choices  # pylint: disable=import-outside-toplevel
+
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for name in link_option_fields():
+        info = LinkConfig.model_fields[name]
+        section, text = FIELD_HELP.get(name, ("other", ""))
+        group = groups.setdefault(section, parser.add_argument_group(section.lower()))
+        kwargs: dict = {"default": None, "dest": name}
+        choices = field_choices(name)
+        default = info.default
+        if name == "mcs":
+            kwargs.update(type=parse_mcs, metavar="{auto,N}")
+        elif name == "bit_error_rate":
+            kwargs.update(metavar="P")
+            text += " A value, comma list or start:step:stop (swept; bsc only)."
+        elif choices is not None:
+            kwargs.update(type=type(choices[0]), choices=choices)
+        elif isinstance(default, tuple):
+            kwargs.update(type=_int_tuple, metavar="I,J,...")
+            default = ",".join(str(v) for v in default)
+        else:
+            base = int if isinstance(default, int) and not isinstance(default, bool) else float
+            if default is None:  # Optional[int] fields
+                base = int
+            kwargs.update(type=base, metavar=name.split("_")[-1].upper() if base is not int else "N")
+        if default is not None and "default" not in text.lower():
+            text += f" (default: {default})"
+        kwargs["help"] = text.replace("%", "%%")
+        group.add_argument("--" + name.replace("_", "-"), **kwargs)
+    return groups
+
+
+def link_config_fields(args: argparse.Namespace) -> dict:
+    """The LinkConfig fields given on the command line (options left out are absent)."""
+    return {f: getattr(args, f) for f in link_option_fields() if getattr(args, f, None) is not None}
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        NAME, help=HELP, description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    g = p.add_argument_group("coding and modulation")
-    g.add_argument("--modulation", choices=["bpsk", "qpsk", "16qam", "64qam", "256qam"], default=None,
-                   help="Gray-labelled modulation (default: qpsk)")
-    g.add_argument("--code", choices=["none", "ldpc", "polar"], default=None, help="channel code (default: ldpc)")
-    g.add_argument("--code-rate", type=float, default=None, metavar="R",
-                   help="code rate (default: 0.5, or 1 without a code)")
-    g.add_argument("--block-length", type=int, default=None, metavar="K",
-                   help="information bits per code block (default: 1024)")
-    g.add_argument("--mcs", type=_mcs, default=None, metavar="{auto,N}",
-                   help="5G NR MCS index, or auto for adaptive MCS at --target-bler (LDPC)")
-    g.add_argument("--mcs-table", type=int, choices=[1, 2, 3], default=None,
-                   help="TS 38.214 PDSCH MCS table (default: 1)")
-    g.add_argument("--target-bler", type=float, default=None, help="BLER target of --mcs auto (default: 0.1)")
-    g = p.add_argument_group("channel")
-    g.add_argument("--channel", choices=["bsc", "awgn", "rayleigh", "tdl-a", "tdl-b", "tdl-c", "tdl-d", "tdl-e"],
-                   default=None, help="channel model (default: awgn)")
-    g.add_argument("--bit-error-rate", default=None, metavar="P",
-                   help="BSC crossover probability: a value, comma list or start:step:stop (bsc only)")
-    g.add_argument("--speed-mps", type=float, default=None, metavar="V", help="user speed [m/s] (TDL; default: 0)")
-    g.add_argument("--carrier-frequency-hz", type=float, default=None, metavar="F",
-                   help="carrier frequency [Hz] (default: 3.5e9)")
-    g.add_argument("--delay-spread-s", type=float, default=None, metavar="S",
-                   help="RMS delay spread [s] (TDL; default: 1e-7)")
-    g.add_argument("--coherence-symbols", type=int, default=None, metavar="L",
-                   help="Rayleigh block-fading length [channel uses] (default: 100)")
-    g = p.add_argument_group("receiver")
-    g.add_argument("--csi", choices=["perfect", "ls"], default=None,
-                   help="perfect CSI or LS estimation on pilots (default: perfect)")
-    g.add_argument("--demapping", choices=["app", "maxlog"], default=None, help="soft demapper (default: app)")
-    g.add_argument("--decoder", choices=["early-stop", "sionna"], default=None,
-                   help="LDPC decoder (default: early-stop)")
-    g.add_argument("--decoder-iterations", type=int, default=None, metavar="N",
-                   help="max LDPC iterations (default: 50 early-stop, 20 sionna)")
+    p = subparsers.add_parser(NAME, help=HELP, description=__doc__.split("\n\n")[0],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    # argparse takes only plain negative numbers ("-5") as values; let it take
+    # ranges and lists too ("-5:5:5", "-3,0,3"); no option of this parser looks
+    # like a negative number, so nothing is lost
+    p._negative_number_matcher = _NUMBERISH  # pylint: disable=protected-access
+    add_link_config_arguments(p)
     g = p.add_argument_group("sweep and output")
     g.add_argument("--snr-db", default="0:2:10", metavar="LIST",
-                   help="Es/N0 points [dB]: comma list or start:step:stop (inclusive)")
-    g.add_argument("--num-bits", type=int, default=100_000, metavar="N", help="information bits per point")
-    g.add_argument("--seed", type=int, default=0, metavar="S", help="random seed")
+                   help="Es/N0 points [dB]: comma list or start:step:stop, inclusive; negative values as typed, "
+                        "e.g. -5:5:5 or -3,0,3 (default: 0:2:10)")
+    g.add_argument("--num-bits", type=int, default=100_000, metavar="N",
+                   help="information bits per point (default: 100000)")
+    g.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default: 0)")
     g.add_argument("--format", choices=["table", "json"], default="table",
-                   help="table, or one JSON object per line")
+                   help="table, or one JSON object per line (default: table)")
     g.add_argument("--output", default=None, metavar="FILE.csv", help="also write the rows to a CSV file")
     g.add_argument("--threads", type=int, default=1, metavar="N",
-                   help="torch threads (1 is fastest for this workload on a shared machine)")
+                   help="torch threads; 1 is fastest for this workload on a shared machine (default: 1)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -143,7 +171,8 @@ def run(args) -> int:
     if args.threads < 1:
         raise ValueError(f"--threads must be a positive integer, got {args.threads}")
     torch.set_num_threads(args.threads)
-    fields = {f: getattr(args, opt) for opt, f in _FIELDS.items() if getattr(args, opt) is not None}
+    fields = link_config_fields(args)
+    fields.pop("bit_error_rate", None)
     bsc = fields.get("channel") == "bsc"
     rates = None
     if args.bit_error_rate is not None:

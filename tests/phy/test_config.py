@@ -198,3 +198,35 @@ def test_cli_bad_choice_is_argparse_error(capsys):
         main(["link", "--modulation", "8psk"])
     assert exc.value.code == 2
     assert "invalid choice: '8psk'" in capsys.readouterr().err
+
+
+def test_cli_link_takes_negative_snrs_as_typed(capsys):
+    for spec, expected in (("-5:5:5", [-5.0, 0.0, 5.0]), ("-3,0,3", [-3.0, 0.0, 3.0]), ("-2", [-2.0])):
+        rc = main(["link", "--code", "none", "--snr-db", spec, "--num-bits", "200", "--format", "json",
+                   "--no-progress"])
+        assert rc == 0
+        rows = [json.loads(ln) for ln in capsys.readouterr().out.splitlines() if ln.startswith("{")]
+        assert [r["snr_db"] for r in rows] == expected
+
+
+def test_cli_link_options_come_from_link_config(capsys):
+    from experiments.cli import build_parser
+    from phy import LinkConfig
+    from phy.config import field_choices
+
+    parser = build_parser()
+    sub = parser._subparsers._group_actions[0].choices["link"]  # pylint: disable=protected-access
+    actions = {a.dest: a for a in sub._actions}  # pylint: disable=protected-access
+    for name in LinkConfig.model_fields:
+        if name == "max_codewords_per_batch":
+            continue
+        assert name in actions, name
+        choices = field_choices(name)
+        if choices is not None and name != "mcs":
+            assert tuple(actions[name].choices) == choices
+        assert actions[name].help and actions[name].default is None
+    with pytest.raises(SystemExit):
+        main(["link", "--help"])
+    text = capsys.readouterr().out
+    assert "(default: None)" not in text
+    assert text.count("(default: qpsk)") == 1 and "(default: awgn)" in text
