@@ -10,7 +10,15 @@ Example
 -------
 ``distdiff link``  ·  ``distdiff link --modulation 16qam --code ldpc --code-rate 0.5 --snr-db 4:0.5:8``  ·
 ``distdiff link --channel tdl-c --speed-mps 30 --csi ls --mcs auto --snr-db 0,10,20 --format json``  ·
-``distdiff link --channel bsc --code none --bit-error-rate 0.001,0.01,0.02``
+``distdiff link --channel bsc --code none --bit-error-rate 0.001,0.01,0.02``  ·
+``distdiff link --mcs 0:27 --snr-db -5:1:25 --target-block-errors 100 --max-bits 1000000``  ·
+``distdiff link --modulation qpsk,16qam --channel awgn,rayleigh --code none --snr-db -3,0,3``
+
+Each point stops at ``--num-bits``, or with ``--target-block-errors`` at that
+many block errors (at most ``--max-bits``); BER and BLER come with 95% Wilson
+intervals, points with fewer than 10 block errors are flagged
+(``too_few_errors``), and each row carries its seed and resolved configuration
+(``config``, JSON; left out of the table).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import itertools
 import math
 import re
 import sys
@@ -49,6 +58,49 @@ def parse_mcs(text: str):
 _mcs = parse_mcs  # the name generate.py imports
 
 
+def parse_mcs_list(text: str) -> list:
+    """``--mcs`` of ``distdiff link``: ``auto``, an index, a comma list, or
+    an inclusive range ``start:stop`` / ``start:step:stop`` (``0:27``)."""
+    out: list = []
+    for item in (p.strip() for p in text.split(",")):
+        if not item:
+            continue
+        if ":" in item:
+            try:
+                parts = [int(v) for v in item.split(":")]
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"MCS range must be integers start:stop or start:step:stop, "
+                                                 f"got {item!r}") from None
+            if len(parts) not in (2, 3) or (len(parts) == 3 and parts[1] <= 0) or parts[-1] < parts[0]:
+                raise argparse.ArgumentTypeError(f"MCS range must be start:stop or start:step:stop with "
+                                                 f"start <= stop and step > 0, got {item!r}")
+            step = parts[1] if len(parts) == 3 else 1
+            out.extend(range(parts[0], parts[-1] + 1, step))
+        else:
+            out.append(parse_mcs(item))
+    if not out:
+        raise argparse.ArgumentTypeError("empty MCS list")
+    return out
+
+
+def _choice_list(choices: tuple):
+    def parse(text: str) -> list:
+        values = [v.strip() for v in text.split(",") if v.strip()]
+        bad = [v for v in values if v not in choices]
+        if bad or not values:
+            raise argparse.ArgumentTypeError(
+                f"invalid choice: {', '.join(map(repr, bad)) or repr(text)} (choose from {', '.join(choices)}; "
+                f"a comma list sweeps several)"
+            )
+        return values
+
+    return parse
+
+
+#: fields of ``distdiff link`` that take a comma list (several configurations in one call)
+LIST_FIELDS = ("modulation", "channel", "mcs")
+
+
 def _int_tuple(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(p) for p in text.split(",") if p.strip())
@@ -68,13 +120,17 @@ def link_option_fields() -> tuple[str, ...]:
 _FIELDS = {f: f for f in link_option_fields() if f != "bit_error_rate"}
 
 
-def add_link_config_arguments(parser: argparse.ArgumentParser) -> dict[str, argparse._ArgumentGroup]:
+def add_link_config_arguments(
+    parser: argparse.ArgumentParser, lists: tuple[str, ...] = ()
+) -> dict[str, argparse._ArgumentGroup]:
     """Add one ``--field-name`` option per :class:`phy.LinkConfig` field to ``parser``.
 
     Help comes from the field's description in LinkConfig's docstring, the
     choices from its Literal type, the default (printed once) from the model;
     every option defaults to `None` (not given), so that LinkConfig applies its
-    own defaults and validation.  Returns the argument groups by section.
+    own defaults and validation.  The fields named in ``lists`` take comma
+    lists (and ``--mcs`` ranges) and give lists.  Returns the argument groups
+    by section.
     """
     from phy.config import FIELD_HELP, LinkConfig, field_choices  # pylint: disable=import-outside-toplevel
 
@@ -86,7 +142,13 @@ def add_link_config_arguments(parser: argparse.ArgumentParser) -> dict[str, argp
         kwargs: dict = {"default": None, "dest": name}
         choices = field_choices(name)
         default = info.default
-        if name == "mcs":
+        if name == "mcs" and name in lists:
+            kwargs.update(type=parse_mcs_list, metavar="{auto,N,A:B}")
+            text += " A comma list or a range A:B sweeps several."
+        elif name in lists and choices is not None:
+            kwargs.update(type=_choice_list(choices), metavar="{" + ",".join(map(str, choices)) + "}")
+            text += " A comma list sweeps several."
+        elif name == "mcs":
             kwargs.update(type=parse_mcs, metavar="{auto,N}")
         elif name == "bit_error_rate":
             kwargs.update(metavar="P")
@@ -120,13 +182,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     # ranges and lists too ("-5:5:5", "-3,0,3"); no option of this parser looks
     # like a negative number, so nothing is lost
     p._negative_number_matcher = _NUMBERISH  # pylint: disable=protected-access
-    add_link_config_arguments(p)
+    add_link_config_arguments(p, lists=LIST_FIELDS)
     g = p.add_argument_group("sweep and output")
     g.add_argument("--snr-db", default="0:2:10", metavar="LIST",
                    help="Es/N0 points [dB]: comma list or start:step:stop, inclusive; negative values as typed, "
                         "e.g. -5:5:5 or -3,0,3 (default: 0:2:10)")
     g.add_argument("--num-bits", type=int, default=100_000, metavar="N",
                    help="information bits per point (default: 100000)")
+    g.add_argument("--target-block-errors", type=int, default=None, metavar="N",
+                   help="stop each point after N block errors (like Sionna's sim_ber); --max-bits caps it")
+    g.add_argument("--max-bits", type=int, default=None, metavar="N",
+                   help="bit budget per point with --target-block-errors (default: --num-bits)")
     g.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default: 0)")
     g.add_argument("--format", choices=["table", "json"], default="table",
                    help="table, or one JSON object per line (default: table)")
@@ -152,7 +218,7 @@ def _format_table(rows: list[dict], columns) -> str:
         if isinstance(value, float):
             if not math.isfinite(value):
                 return "-"
-            if key in ("ber", "bler", "bit_error_rate"):
+            if key in ("ber", "bler", "bit_error_rate", "ber_low", "ber_high", "bler_low", "bler_high"):
                 return f"{value:.3e}"
             return f"{value:.4g}" if key != "snr_db" else f"{value:g}"
         return value
@@ -171,26 +237,34 @@ def run(args) -> int:
     if args.threads < 1:
         raise ValueError(f"--threads must be a positive integer, got {args.threads}")
     torch.set_num_threads(args.threads)
-    fields = link_config_fields(args)
-    fields.pop("bit_error_rate", None)
-    bsc = fields.get("channel") == "bsc"
-    rates = None
-    if args.bit_error_rate is not None:
-        if not bsc:
-            raise ValueError("--bit-error-rate only applies to --channel bsc")
-        rates = phy.sweep.parse_float_list(args.bit_error_rate, "bit_error_rate")
-        fields["bit_error_rate"] = rates[0]
-    config = phy.LinkConfig(**fields)
-    snrs = None if bsc else phy.parse_snr_db_list(args.snr_db)
+    base = link_config_fields(args)
+    base.pop("bit_error_rate", None)
+    listed = {f: base.pop(f) for f in LIST_FIELDS if f in base}
+    combos = [dict(zip(listed, values)) for values in itertools.product(*listed.values())] or [{}]
+    configs = []
+    for combo in combos:
+        fields = {**base, **combo}
+        bsc = fields.get("channel") == "bsc"
+        rates = None
+        if args.bit_error_rate is not None:
+            if not bsc:
+                raise ValueError("--bit-error-rate only applies to --channel bsc")
+            rates = phy.sweep.parse_float_list(args.bit_error_rate, "bit_error_rate")
+            fields["bit_error_rate"] = rates[0]
+        configs.append((phy.LinkConfig(**fields), rates))  # validate every configuration before simulating
     phy.tune_malloc()
-    rows = phy.sweep_link(config, snrs, args.num_bits, seed=args.seed, progress=not args.no_progress,
-                          bit_error_rates=rates)
+    rows = []
+    for config, rates in configs:
+        snrs = None if config.channel == "bsc" else phy.parse_snr_db_list(args.snr_db)
+        rows += phy.sweep_link(config, snrs, args.num_bits, seed=args.seed, progress=not args.no_progress,
+                               bit_error_rates=rates, target_block_errors=args.target_block_errors,
+                               max_bits=args.max_bits)
     columns = list(phy.SWEEP_COLUMNS)
     if args.format == "json":
         for r in rows:
             print(json.dumps({k: _clean(r[k]) for k in columns}))
     else:  # the table leaves out columns that are empty in every row
-        shown = [c for c in columns if any(r[c] is not None and r[c] == r[c] for r in rows)]
+        shown = [c for c in columns if c != "config" and any(r[c] is not None and r[c] == r[c] for r in rows)]
         print(_format_table(rows, shown))
     if args.output:
         with open(args.output, "w", newline="", encoding="utf-8") as fh:

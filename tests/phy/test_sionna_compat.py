@@ -37,7 +37,7 @@ def test_no_other_phy_module_reads_sionna_private_attributes():
         if path.name == "_sionna_compat.py":
             continue
         for lineno, line in enumerate(path.read_text().splitlines(), 1):
-            code = line.split("#")[0]
+            code = re.sub(r"([\"']).*?\1", "''", line.split("#")[0])  # strings are not attribute reads
             hits = [h for h in pattern.findall(code) if not re.search(r"from \._|import _", code)]
             named = [n for n in compat.PRIVATE_NAMES if re.search(rf"\b{n}\b", code)]
             if hits or named:
