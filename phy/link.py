@@ -539,7 +539,7 @@ class SymbolLink(torch.nn.Module):
         flat = symbols.to(self.device, torch.complex64).reshape(-1, symbols.shape[-1])
         out = _run_channel(self.channel, flat, snr, generator)
         nv = torch.as_tensor(out.noise_var_eff, dtype=torch.float32, device=flat.device).expand(flat.shape)
-        shape = tuple(symbols.shape) if symbols.dim() > 1 else (1, symbols.shape[0])
+        shape = tuple(symbols.shape)
         return SymbolLinkResult(
             symbols_hat=out.symbols_hat.reshape(shape),
             noise_var_eff=nv.reshape(shape),

@@ -86,6 +86,9 @@ def test_user_channel_in_symbol_link_and_coded_link():
     r = SymbolLink(LinkConfig(), channel=PhaseRotationAwgn())(s, 30.0, generator=torch.Generator().manual_seed(0))
     assert r.symbols_hat.shape == s.shape and r.noise_var_eff.shape == s.shape
     assert float((r.symbols_hat - s).abs().pow(2).mean()) < 0.01
+    r3 = SymbolLink(LinkConfig())(s.reshape(3, 5, 10), torch.tensor([[0.0], [10.0], [20.0]]))
+    assert r3.symbols_hat.shape == (3, 5, 10) and r3.noise_var_eff.shape == (3, 5, 10)
+    assert r3.noise_var_eff[:, 0, 0].tolist() == pytest.approx([1.0, 0.1, 0.01])
     link = DigitalLink(LinkConfig(code="ldpc", block_length=200), channel=PhaseRotationAwgn())
     res = link(_bits((2, 400)), snr_db=6.0, generator=torch.Generator().manual_seed(0))
     assert res.bit_errors == 0 and res.llrs_are_soft
