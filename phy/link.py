@@ -175,6 +175,15 @@ def _run_channel(channel, symbols: torch.Tensor, snr_db: SnrDb, generator) -> Ch
     return out
 
 
+def _check_user_channel(config: LinkConfig, channel: object) -> None:
+    """A user's channel must follow the Channel contract and cannot replace the BSC."""
+    if channel is None:
+        return
+    if config.channel == "bsc":
+        raise ValueError("channel: a symbol channel cannot be used with channel='bsc' (a bit channel)")
+    check_channel(channel)
+
+
 def _restore(t: Optional[torch.Tensor], lead: tuple) -> Optional[torch.Tensor]:
     return None if t is None else t.reshape(*lead, t.shape[-1])
 
@@ -207,17 +216,14 @@ class LinkChain(torch.nn.Module):
         self.bsc = config.channel == "bsc"
         with sionna_device(self.device):
             self.code = make_code(config)
+            _check_user_channel(config, channel)
             if self.bsc:
-                if channel is not None:
-                    raise ValueError("channel: a symbol channel cannot be used with channel='bsc' (a bit channel)")
                 self.bsc_channel = BinarySymmetricChannel(return_llrs=True)
             else:
                 m = config.bits_per_symbol
                 kind = "pam" if m == 1 else "qam"
                 self.mapper = Mapper(kind, m)
                 self.demapper = Demapper(config.demapping, kind, m)
-                if channel is not None:
-                    check_channel(channel)
                 self.channel = make_symbol_channel(config) if channel is None else channel
 
     # -- stages ------------------------------------------------------------
@@ -365,10 +371,7 @@ class DigitalLink(torch.nn.Module):
         super().__init__()
         if not isinstance(config, LinkConfig):
             raise ValueError(f"config must be a phy.LinkConfig, got {type(config).__name__}")
-        if channel is not None:
-            if config.channel == "bsc":
-                raise ValueError("channel: a symbol channel cannot be used with channel='bsc' (a bit channel)")
-            check_channel(channel)
+        _check_user_channel(config, channel)
         self.config = config
         self.device = torch.device(device_key(device))
         self.user_channel = channel
@@ -518,7 +521,7 @@ class SymbolLink(torch.nn.Module):
         self.config = config
         self.device = torch.device(device_key(device))
         if channel is not None:
-            check_channel(channel)
+            _check_user_channel(config, channel)
             self.channel = channel
         else:
             with sionna_device(self.device):
