@@ -9,9 +9,16 @@ process; on this project's machines it made LDPC decoding markedly faster
 (1.3x to 3.7x, most for large batches).  The cost: freed memory is kept (not returned to the OS) until the
 process ends.
 
-:func:`tune_malloc` is called once by :class:`~phy.DigitalLink` (set the
-environment variable ``DISTDIFF_NO_MALLOC_TUNING=1`` to prevent it) and by the
-command line and benchmarks.  It does nothing where glibc is absent.
+:func:`tune_malloc` is an explicit, process-wide opt-in: the command line
+(``distdiff link``) and the benchmarks call it; a library user calls it once
+at start-up if wanted (no link calls it; ``DISTDIFF_NO_MALLOC_TUNING=1``
+turns it into a no-op).  It does nothing where glibc is absent.
+
+Example::
+
+    >>> import phy
+    >>> isinstance(phy.tune_malloc(), bool)
+    True
 """
 
 from __future__ import annotations

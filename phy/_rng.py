@@ -19,6 +19,8 @@ from typing import Iterator
 import torch
 from sionna.phy import config as sionna_config
 
+from ._sionna_compat import torch_rng_table
+
 __all__ = ["sionna_generator", "sionna_device", "resolve_generator", "device_key"]
 
 _LOCK = threading.RLock()
@@ -68,7 +70,7 @@ def sionna_generator(
     key = "cpu" if device.type == "cpu" else f"cuda:{device.index or 0}"
     with _LOCK:
         sionna_config.torch_rng(key)  # make sure Sionna has built its table
-        rngs = sionna_config._torch_rngs  # pylint: disable=protected-access
+        rngs = torch_rng_table()
         previous = rngs.get(key)
         rngs[key] = generator
         try:

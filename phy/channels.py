@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Optional
 
 import numpy as np
 import torch
+from sionna.phy import SPEED_OF_LIGHT
 from sionna.phy import config as sionna_config
 from sionna.phy.channel import AWGN, GenerateOFDMChannel, RayleighBlockFading
 from sionna.phy.channel import ApplyOFDMChannel
@@ -42,7 +44,9 @@ from ._rng import resolve_generator, sionna_generator
 from .config import LinkConfig
 
 __all__ = [
+    "Channel",
     "ChannelOutput",
+    "check_channel",
     "SymbolChannel",
     "AwgnChannel",
     "RayleighBlockFadingChannel",
@@ -61,40 +65,142 @@ PILOT_SEED = 0
 
 @dataclasses.dataclass
 class ChannelOutput:
-    """Output of a :class:`SymbolChannel`.
+    """What a :class:`Channel` returns: the receiver's view after equalisation.
 
-    :ivar symbols_hat: [batch, S] complex64 -- equalised, unbiased estimates.
-    :ivar noise_var_eff: [batch, S] float32 -- effective noise variance.
-    :ivar channel_uses: complex channel uses per row (data, pilots, padding
-        of the last block or slot).
+    :ivar symbols_hat: [batch, n] `torch.complex64` -- equalised, unbiased
+        estimates of the transmitted symbols (:math:`\\hat x = x + e`).
+    :ivar noise_var_eff: `torch.float32`, broadcastable to [batch, n] --
+        post-equalisation noise variance :math:`\\mathrm{Var}[e]` per symbol
+        (linear); a demapper turns ``symbols_hat`` and it into LLRs.
+    :ivar channel_estimate: the receiver's channel estimate where the channel
+        knows one (e.g. [batch, n] complex64 per data symbol for the Rayleigh
+        channel), else `None`.  Informative only; the links do not use it.
+    :ivar channel_uses: complex channel uses one row occupied (data, pilots,
+        padding), or `None`: then the link asks the channel's
+        :meth:`Channel.channel_uses`.
     """
 
     symbols_hat: torch.Tensor
     noise_var_eff: torch.Tensor
-    channel_uses: int
+    channel_estimate: Optional[torch.Tensor] = None
+    channel_uses: Optional[int] = None
 
 
-class SymbolChannel(torch.nn.Module):
-    """Base class.
+class Channel(torch.nn.Module):
+    r"""The public channel contract of :class:`~phy.DigitalLink` and :class:`~phy.SymbolLink`.
+
+    A channel takes unit-energy transmit symbols and returns what the
+    receiver's equaliser gives.  Subclass it (or write any object with the
+    same two methods) to put your own channel -- e.g. a Sionna channel model
+    with your own estimator -- inside a distdiff link:
+    ``DigitalLink(config, channel=MyChannel())``.
+
+    :input x: [batch, n], `torch.complex64` -- transmit symbols, mean
+        :math:`|x|^2 = 1`.
+    :input noise_var: `float` or `torch.Tensor` broadcastable to [batch, 1]
+        -- noise variance per complex symbol at the receiver (linear,
+        :math:`N_0/E_s`); a tensor gives every row its own SNR.
+    :input generator: keyword, `torch.Generator` or `None` -- the source of
+        all randomness (`None`: torch's default generator).
+    :output out: :class:`ChannelOutput`.
+
+    :meth:`channel_uses` tells the link how many complex channel uses a row
+    of ``num_symbols`` data symbols occupies (for spectral efficiency and
+    airtime); the default is ``num_symbols``.
+
+    Example (a fixed phase rotation with AWGN and a genie equaliser)::
+
+        >>> import math, torch
+        >>> from phy import Channel, ChannelOutput, DigitalLink, LinkConfig
+        >>> class Rotation(Channel):
+        ...     def forward(self, x, noise_var, *, generator=None):
+        ...         h = torch.polar(torch.tensor(1.0), torch.tensor(0.7)).to(x.dtype)
+        ...         nv = torch.as_tensor(noise_var, dtype=torch.float32)
+        ...         n = torch.randn(x.shape, dtype=x.dtype, generator=generator) * nv.sqrt()
+        ...         y = h * x + n
+        ...         return ChannelOutput(y / h, nv.expand(x.shape[0], 1), channel_estimate=h.expand(x.shape))
+        >>> link = DigitalLink(LinkConfig(code="none"), channel=Rotation())
+        >>> g = torch.Generator().manual_seed(0)
+        >>> bits = torch.randint(0, 2, (4, 1000), generator=g).float()
+        >>> link(bits, snr_db=20.0, generator=g).bit_errors
+        0
+    """
+
+    def channel_uses(self, num_symbols: int) -> int:
+        """Complex channel uses a row of ``num_symbols`` data symbols occupies."""
+        return int(num_symbols)
+
+    def forward(  # pylint: disable=arguments-differ
+        self, x: torch.Tensor, noise_var, *, generator: Optional[torch.Generator] = None
+    ) -> ChannelOutput:
+        raise NotImplementedError
+
+
+def check_channel(channel: object) -> None:
+    """Raise a one-line :class:`ValueError` unless ``channel`` follows the :class:`Channel` contract."""
+    missing = [name for name in ("__call__", "channel_uses") if not callable(getattr(channel, name, None))]
+    if missing:
+        raise ValueError(
+            f"channel must follow the phy.Channel contract (callable as channel(x, noise_var, generator=...) "
+            f"-> phy.ChannelOutput, with a channel_uses(num_symbols) method); {type(channel).__name__} "
+            f"lacks {', '.join(missing)}"
+        )
+
+
+def check_channel_output(out: object, x: torch.Tensor) -> ChannelOutput:
+    """Check what a user's channel returned; one-line :class:`ValueError` otherwise."""
+    if not all(hasattr(out, f) for f in ("symbols_hat", "noise_var_eff")):
+        raise ValueError(
+            f"channel must return a phy.ChannelOutput (symbols_hat, noise_var_eff[, channel_estimate]), "
+            f"got {type(out).__name__}"
+        )
+    y = out.symbols_hat
+    if not isinstance(y, torch.Tensor) or tuple(y.shape) != tuple(x.shape) or not y.is_complex():
+        raise ValueError(
+            f"channel output symbols_hat must be a complex tensor of shape {list(x.shape)} (the input's), "
+            f"got {type(y).__name__} {list(getattr(y, 'shape', []))}"
+        )
+    nv = torch.as_tensor(out.noise_var_eff, dtype=torch.float32, device=y.device)
+    try:
+        torch.broadcast_shapes(tuple(nv.shape), tuple(y.shape))
+    except RuntimeError:
+        raise ValueError(
+            f"channel output noise_var_eff of shape {list(nv.shape)} does not broadcast to {list(y.shape)}"
+        ) from None
+    if isinstance(out, ChannelOutput) and out.noise_var_eff is nv:
+        return out
+    return ChannelOutput(y.to(torch.complex64), nv, getattr(out, "channel_estimate", None),
+                         getattr(out, "channel_uses", None))
+
+
+def noise_var_tensor(noise_var, batch: int, device: torch.device) -> torch.Tensor:
+    """``noise_var`` (float or tensor broadcastable to [batch, 1]) as float32 [batch, 1]."""
+    nv = torch.as_tensor(noise_var, dtype=torch.float32, device=device)
+    try:
+        return torch.broadcast_to(nv.reshape(-1, 1) if nv.dim() == 1 else nv, (batch, 1))
+    except RuntimeError:
+        raise ValueError(f"noise_var of shape {list(nv.shape)} does not broadcast to [batch, 1] = [{batch}, 1]") from None
+
+
+class SymbolChannel(Channel):
+    """Base class of the built-in channels: installs the generator for Sionna's blocks.
 
     :input x: [batch, S], `torch.complex64` -- unit-energy symbols.
-    :input no: `float` -- noise variance per complex symbol (linear).
+    :input noise_var: `float` or tensor broadcastable to [batch, 1] -- noise
+        variance per complex symbol (linear).
     :input generator: `torch.Generator` or `None` (torch's default).
     :output out: :class:`ChannelOutput`.
     """
 
-    def channel_uses(self, num_symbols: int) -> int:
-        """Channel uses a row of ``num_symbols`` data symbols occupies."""
-        raise NotImplementedError
-
     def forward(  # pylint: disable=arguments-differ
-        self, x: torch.Tensor, no: float, generator: torch.Generator | None = None
+        self, x: torch.Tensor, noise_var, generator: torch.Generator | None = None
     ) -> ChannelOutput:
         gen = resolve_generator(generator, x.device)
+        no = noise_var_tensor(noise_var, x.shape[0], x.device)
         with sionna_generator(gen, x.device):
-            return self._forward(x, float(no))
+            return self._forward(x, no)
 
-    def _forward(self, x: torch.Tensor, no: float) -> ChannelOutput:
+    def _forward(self, x: torch.Tensor, no: torch.Tensor) -> ChannelOutput:
         raise NotImplementedError
 
 
@@ -117,10 +223,9 @@ class AwgnChannel(SymbolChannel):
     def channel_uses(self, num_symbols: int) -> int:
         return num_symbols
 
-    def _forward(self, x: torch.Tensor, no: float) -> ChannelOutput:
+    def _forward(self, x: torch.Tensor, no: torch.Tensor) -> ChannelOutput:
         y = self.awgn(x, no)
-        no_eff = torch.full(x.shape, no, dtype=torch.float32, device=x.device)
-        return ChannelOutput(y, no_eff, x.shape[1])
+        return ChannelOutput(y, no.expand(x.shape), channel_uses=x.shape[1])
 
 
 class RayleighBlockFadingChannel(SymbolChannel):
@@ -151,8 +256,9 @@ class RayleighBlockFadingChannel(SymbolChannel):
         blocks = max(1, math.ceil(num_symbols / self.data_per_block))
         return num_symbols + blocks * self.num_pilots
 
-    def _forward(self, x: torch.Tensor, no: float) -> ChannelOutput:
+    def _forward(self, x: torch.Tensor, no: torch.Tensor) -> ChannelOutput:
         batch, s = x.shape
+        no = no.reshape(batch, 1, 1)
         d = self.data_per_block
         nb = max(1, math.ceil(s / d))
         xb = torch.nn.functional.pad(x, (0, nb * d - s)).reshape(batch, nb, d)
@@ -167,13 +273,14 @@ class RayleighBlockFadingChannel(SymbolChannel):
             h_hat = (y_p * np.conj(PILOT_SYMBOL)).mean(dim=2, keepdim=True)
             err_var = no / self.num_pilots
         else:
-            h_hat, err_var = h, 0.0
+            h_hat, err_var = h, torch.zeros_like(no)
         h_mat = h_hat.expand(batch, nb, d).reshape(-1, 1, 1)
-        s_mat = torch.full_like(h_mat, no + err_var)
+        s_mat = (no + err_var).expand(batch, nb, d).reshape(-1, 1, 1).to(h_mat.dtype)
         x_hat, no_eff = lmmse_equalizer(y.reshape(-1, 1), h_mat, s_mat)
         x_hat = x_hat.reshape(batch, nb * d)[:, :s]
         no_eff = no_eff.reshape(batch, nb * d)[:, :s].to(torch.float32)
-        return ChannelOutput(x_hat, no_eff, self.channel_uses(s))
+        h_est = h_hat.expand(batch, nb, d).reshape(batch, nb * d)[:, :s]
+        return ChannelOutput(x_hat, no_eff, h_est, self.channel_uses(s))
 
 
 class OfdmTdlChannel(SymbolChannel):
@@ -207,6 +314,8 @@ class OfdmTdlChannel(SymbolChannel):
                 pilot_ofdm_symbol_indices=list(config.pilot_ofdm_symbol_indices),
             )
         self.csi = config.csi
+        self.speed_mps = float(config.speed_mps)
+        self.carrier_frequency_hz = float(config.carrier_frequency_hz)
         self.data_per_slot = int(self.rg.num_data_symbols)
         self.res_per_slot = config.num_ofdm_symbols * config.fft_size
         self.mapper = ResourceGridMapper(self.rg)
@@ -225,28 +334,32 @@ class OfdmTdlChannel(SymbolChannel):
     @property
     def doppler_hz(self) -> float:
         """Maximum Doppler shift [Hz] the TDL model uses (speed * carrier / c)."""
-        return float(self.tdl._max_doppler) / (2.0 * math.pi)  # pylint: disable=protected-access
+        return self.speed_mps * self.carrier_frequency_hz / SPEED_OF_LIGHT
 
     def channel_uses(self, num_symbols: int) -> int:
         return max(1, math.ceil(num_symbols / self.data_per_slot)) * self.res_per_slot
 
-    def _forward(self, x: torch.Tensor, no: float) -> ChannelOutput:
+    def _forward(self, x: torch.Tensor, no: torch.Tensor) -> ChannelOutput:
         batch, s = x.shape
         d = self.data_per_slot
         ns = max(1, math.ceil(s / d))
         xs = torch.nn.functional.pad(x, (0, ns * d - s)).reshape(batch * ns, 1, 1, d)
         grid = self.mapper(xs)  # [b, 1, 1, sym, fft]
         h = self.generate(batch * ns)  # [b, 1, 1, 1, 1, sym, fft]
-        no_t = torch.tensor(no, dtype=torch.float32, device=x.device)
+        if bool((no == no[0, 0]).all()):  # one SNR for all rows
+            no_t = no_rx = no[0, 0].clone()
+        else:  # per-row SNR: [b * ns, 1, 1, 1, 1] for the channel, [b * ns, 1, 1] for the receiver
+            no_rx = no.repeat_interleave(ns, dim=0).reshape(batch * ns, 1, 1)
+            no_t = no_rx.reshape(batch * ns, 1, 1, 1, 1)
         y = self.apply_channel(grid, h, no_t)  # [b, 1, 1, sym, fft]
         if self.csi == "ls":
-            h_hat, err_var = self.estimator(y, no_t)
+            h_hat, err_var = self.estimator(y, no_rx)
         else:
             h_hat, err_var = h, torch.zeros((), dtype=torch.float32, device=x.device)
-        x_hat, no_eff = self.equalizer(y, h_hat, err_var, no_t)  # [b, 1, 1, d]
+        x_hat, no_eff = self.equalizer(y, h_hat, err_var, no_rx)  # [b, 1, 1, d]
         x_hat = x_hat.reshape(batch, ns * d)[:, :s]
         no_eff = no_eff.reshape(batch, ns * d)[:, :s].to(torch.float32)
-        return ChannelOutput(x_hat, no_eff, ns * self.res_per_slot)
+        return ChannelOutput(x_hat, no_eff, channel_uses=ns * self.res_per_slot)
 
 
 def make_symbol_channel(config: LinkConfig) -> SymbolChannel:

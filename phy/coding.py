@@ -109,13 +109,15 @@ class DecodedBlocks:
     :ivar llrs: [..., K] float32 -- soft output on the information bits.
     :ivar bits: [..., K] float32 -- hard decisions.
     :ivar crc_ok: [...] bool, or `None` without a CRC.
-    :ivar iterations: [...] int32 decoder iterations, or `None`.
+    :ivar iterations: [...] int32 decoder iterations per block, or `None`.
+    :ivar soft: whether ``llrs`` are real soft information (False for Polar).
     """
 
     llrs: torch.Tensor
     bits: torch.Tensor
     crc_ok: Optional[torch.Tensor]
     iterations: Optional[torch.Tensor] = None
+    soft: bool = True
 
 
 class ChannelCode(torch.nn.Module):
@@ -237,8 +239,9 @@ class LdpcCode(ChannelCode):
                 num_iter=config.decoder_iterations,
                 hard_out=False,
             )
-        per_cw = self.decoder._num_edges  # pylint: disable=protected-access
+        per_cw = self.decoder.num_edges
         self.max_codewords = config.max_codewords_per_batch or max(1, _DECODER_MESSAGES_PER_CALL // per_cw)
+        self.num_iter = int(config.decoder_iterations)
 
     def encode(self, bits: torch.Tensor) -> torch.Tensor:
         u = bits if self._crc_enc is None else self._crc_enc(bits)
@@ -258,10 +261,14 @@ class LdpcCode(ChannelCode):
         flat = llrs.reshape(-1, llrs.shape[-1])
         outs, iters = [], []
         for start in range(0, flat.shape[0], self.max_codewords):
-            outs.append(self.decoder(flat[start : start + self.max_codewords]))
-            last = getattr(self.decoder, "last_iterations", None)
-            if last is not None:
-                iters.append(last)
+            chunk = flat[start : start + self.max_codewords]
+            if isinstance(self.decoder, EarlyStopLDPC5GDecoder):
+                out, it = self.decoder(chunk, return_iterations=True)
+            else:  # Sionna's decoder runs a fixed number of iterations
+                out = self.decoder(chunk)
+                it = torch.full((chunk.shape[0],), self.num_iter, dtype=torch.int32, device=chunk.device)
+            outs.append(out)
+            iters.append(it)
         soft = torch.cat(outs, dim=0) if len(outs) > 1 else outs[0]
         hard = hard_decision(soft)
         crc_ok = None
@@ -317,6 +324,7 @@ class PolarCode(ChannelCode):
             llrs=soft.reshape(*lead, self.k),
             bits=hard.reshape(*lead, self.k),
             crc_ok=crc_ok.reshape(lead),
+            soft=False,
         )
 
 

@@ -7,9 +7,11 @@ one-line :class:`ValueError` that names the parameter and the allowed values.
 
 from __future__ import annotations
 
+import inspect
 import math
+import re
 import warnings
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Optional, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -19,15 +21,44 @@ __all__ = [
     "LinkConfig",
     "LinkConfigError",
     "CHANNELS",
+    "SYMBOL_CHANNELS",
     "CODES",
+    "MODULATION_NAMES",
+    "CSI_MODES",
+    "DEMAPPING_METHODS",
+    "DECODERS",
     "CRCS",
     "TDL_MODELS",
     "format_validation_error",
+    "FIELD_HELP",
+    "field_choices",
     "ldpc_support_error",
 ]
 
-CODES = ("none", "ldpc", "polar")
-CHANNELS = ("bsc", "awgn", "rayleigh", "tdl-a", "tdl-b", "tdl-c", "tdl-d", "tdl-e")
+# The allowed names, one source: the Literal types of LinkConfig's fields and
+# the tuples derived from them (CLI commands and the pipeline use these).
+Modulation = Literal["bpsk", "qpsk", "16qam", "64qam", "256qam"]
+Code = Literal["none", "ldpc", "polar"]
+ChannelName = Literal["bsc", "awgn", "rayleigh", "tdl-a", "tdl-b", "tdl-c", "tdl-d", "tdl-e"]
+CsiMode = Literal["perfect", "ls"]
+DemappingMethod = Literal["app", "maxlog"]
+DecoderName = Literal["early-stop", "sionna"]
+CrcName = Literal["auto", "none", "crc24a", "crc24b", "crc24c", "crc16", "crc11", "crc6"]
+
+#: modulation names (``LinkConfig.modulation``)
+MODULATION_NAMES: tuple[str, ...] = get_args(Modulation)
+#: channel-code names (``LinkConfig.code``)
+CODES: tuple[str, ...] = get_args(Code)
+#: channel names (``LinkConfig.channel``); all but "bsc" are symbol channels
+CHANNELS: tuple[str, ...] = get_args(ChannelName)
+#: symbol channels (those :class:`~phy.SymbolLink` accepts)
+SYMBOL_CHANNELS: tuple[str, ...] = tuple(c for c in CHANNELS if c != "bsc")
+#: CSI modes (``LinkConfig.csi``)
+CSI_MODES: tuple[str, ...] = get_args(CsiMode)
+#: demapping methods (``LinkConfig.demapping``)
+DEMAPPING_METHODS: tuple[str, ...] = get_args(DemappingMethod)
+#: LDPC decoders (``LinkConfig.decoder``)
+DECODERS: tuple[str, ...] = get_args(DecoderName)
 TDL_MODELS = {f"tdl-{m}": m.upper() for m in "abcde"}
 #: CRC name -> number of parity bits (TS 38.212 5.1)
 CRCS = {"none": 0, "crc24a": 24, "crc24b": 24, "crc24c": 24, "crc16": 16, "crc11": 11, "crc6": 6}
@@ -177,16 +208,16 @@ class LinkConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    modulation: Literal["bpsk", "qpsk", "16qam", "64qam", "256qam"] = "qpsk"
-    code: Literal["none", "ldpc", "polar"] = "ldpc"
+    modulation: Modulation = "qpsk"
+    code: Code = "ldpc"
     code_rate: float = Field(0.5, gt=0.0, le=1.0)
     block_length: int = Field(1024, ge=1)
-    crc: Literal["auto", "none", "crc24a", "crc24b", "crc24c", "crc16", "crc11", "crc6"] = "auto"
+    crc: CrcName = "auto"
     mcs: Optional[Union[Literal["auto"], int]] = None
     mcs_table: Literal[1, 2, 3] = 1
     target_bler: float = Field(0.1, gt=0.0, lt=1.0)
 
-    channel: Literal["bsc", "awgn", "rayleigh", "tdl-a", "tdl-b", "tdl-c", "tdl-d", "tdl-e"] = "awgn"
+    channel: ChannelName = "awgn"
     bit_error_rate: float = Field(0.01, ge=0.0, le=0.5)
     coherence_symbols: int = Field(100, ge=1)
     num_pilot_symbols: int = Field(4, ge=1)
@@ -199,10 +230,10 @@ class LinkConfig(BaseModel):
     pilot_ofdm_symbol_indices: tuple[int, ...] = (2, 11)
     cyclic_prefix_length: int = Field(5, ge=0)
 
-    csi: Literal["perfect", "ls"] = "perfect"
+    csi: CsiMode = "perfect"
     ls_interpolation: Literal["nn", "lin", "lin_time_avg"] = "lin"
-    demapping: Literal["app", "maxlog"] = "app"
-    decoder: Literal["early-stop", "sionna"] = "early-stop"
+    demapping: DemappingMethod = "app"
+    decoder: DecoderName = "early-stop"
     decoder_iterations: Optional[int] = Field(None, ge=1, le=1000)
     cn_update: Optional[Literal["boxplus", "boxplus-phi", "minsum", "offset-minsum"]] = None
     polar_list_size: int = Field(8, ge=1, le=64)
@@ -420,6 +451,63 @@ class LinkConfig(BaseModel):
         data.update(changes)
         data = {k: v for k, v in data.items() if v is not None or k == "mcs"}
         return LinkConfig(**data)
+
+
+def _field_help(doc: str) -> dict[str, tuple[str, str]]:
+    """``{field: (section, one-paragraph help)}`` from the ``:param`` entries
+    of :class:`LinkConfig`'s docstring (the one place the fields are described)."""
+    out: dict[str, tuple[str, str]] = {}
+    section, name, text = "", None, []
+
+    def flush() -> None:
+        if name is not None:
+            plain = " ".join(" ".join(text).split())
+            plain = re.sub(r":\w+:`~?(?:[\w.]+\.)?([^`]+)`", r"\1", plain).replace("``", "")
+            out[name] = (section, plain)
+
+    for line in inspect.cleandoc(doc).splitlines():
+        if line.startswith("Example::"):
+            break
+        m = re.match(r":param (\w+):\s*(.*)", line)
+        if m:
+            flush()
+            name, text = m.group(1), [m.group(2)]
+        elif line.startswith(" ") and name is not None:
+            text.append(line.strip())
+        elif line.strip() and not line.startswith(":"):
+            flush()
+            name, text, section = None, [], line.strip()
+    flush()
+    return out
+
+
+#: ``{field: (section, help)}`` for every :class:`LinkConfig` field, taken
+#: from its docstring (command lines build their options from it)
+FIELD_HELP: dict[str, tuple[str, str]] = _field_help(LinkConfig.__doc__ or "")
+
+
+def field_choices(name: str) -> Optional[tuple]:
+    """The allowed values of a :class:`LinkConfig` field with a Literal type
+    (``None`` left out), or `None` for a free-valued field.
+
+    Example::
+
+        >>> field_choices("csi"), field_choices("code_rate")
+        (('perfect', 'ls'), None)
+    """
+    ann = LinkConfig.model_fields[name].annotation
+    values: list = []
+
+    def walk(t: Any) -> bool:
+        origin = get_origin(t)
+        if origin is Literal:
+            values.extend(get_args(t))
+            return True
+        if origin is Union:
+            return all(walk(a) or a is type(None) for a in get_args(t))
+        return False
+
+    return tuple(values) if walk(ann) and values else None
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -36,6 +36,8 @@ import numpy as np
 import torch
 from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder, LDPCBPDecoder
 
+from ._sionna_compat import LdpcBpInternals
+
 __all__ = ["EarlyStopLDPC5GDecoder"]
 
 # constants of the exact boxplus rule, as in Sionna's cn_update_tanh
@@ -54,22 +56,22 @@ class _EarlyStopBP(LDPCBPDecoder):
 
     def _build_composed_indices(self) -> None:
         """Compose Sionna's gather/scatter index buffers into two gathers."""
-        dev = self._v2c_perm.device
-        v2c_perm = self._v2c_perm.long().cpu().numpy()
-        v2c_perm_inv = self._v2c_perm_inv.long().cpu().numpy()
-        cn_gather = self._cn_gather_idx.long().cpu().numpy()  # [num_cns, dc]
-        vn_gather = self._vn_gather_idx.long().cpu().numpy()  # [num_vns, dv]
-        num_edges = self._num_edges
+        dev = self._sn.v2c_perm.device
+        v2c_perm = self._sn.v2c_perm.long().cpu().numpy()
+        v2c_perm_inv = self._sn.v2c_perm_inv.long().cpu().numpy()
+        cn_gather = self._sn.cn_gather_idx.long().cpu().numpy()  # [num_cns, dc]
+        vn_gather = self._sn.vn_gather_idx.long().cpu().numpy()  # [num_vns, dv]
+        num_edges = self.num_edges
 
         # CN-ordered edge -> flat position in the padded CN layout.
         cn_pos = np.empty(num_edges, dtype=np.int64)
-        cn_pos[self._cn_valid_edge_idx.long().cpu().numpy()] = (
-            self._cn_valid_positions.long().cpu().numpy()
+        cn_pos[self._sn.cn_valid_edge_idx.long().cpu().numpy()] = (
+            self._sn.cn_valid_positions.long().cpu().numpy()
         )
         # VN-ordered edge -> flat position in the padded VN layout.
         vn_pos = np.empty(num_edges, dtype=np.int64)
-        vn_pos[self._vn_valid_edge_idx.long().cpu().numpy()] = (
-            self._vn_valid_positions.long().cpu().numpy()
+        vn_pos[self._sn.vn_valid_edge_idx.long().cpu().numpy()] = (
+            self._sn.vn_valid_positions.long().cpu().numpy()
         )
 
         # padded CN position -> VN-ordered edge (as in Sionna's _gather_to_cn)
@@ -79,7 +81,7 @@ class _EarlyStopBP(LDPCBPDecoder):
         # padded CN position -> padded VN position (scatter_from_vn+gather_to_cn)
         c_idx = vn_pos[a_idx]
         # padded CN position -> variable node index (first iteration, syndrome)
-        vn_of_cn = self._vn_idx_t.long().cpu().numpy()[a_idx]
+        vn_of_cn = self._sn.vn_idx_t.long().cpu().numpy()[a_idx]
 
         self.register_buffer("_es_vn_of_cn", torch.as_tensor(vn_of_cn, device=dev), persistent=False)
         self.register_buffer("_es_cn2vn", torch.as_tensor(b_idx, device=dev), persistent=False)
@@ -91,9 +93,9 @@ class _EarlyStopBP(LDPCBPDecoder):
         Edges are ordered by check node, check nodes grouped by degree, so that
         each group is a dense ``[n_cns, degree, batch]`` block: no padding.
         """
-        dev = self._v2c_perm.device
-        cn_idx, vn_idx = np.asarray(self._cn_idx), np.asarray(self._vn_idx)
-        degree = np.bincount(cn_idx, minlength=self._num_cns)
+        dev = self._sn.v2c_perm.device
+        cn_idx, vn_idx = np.asarray(self._sn.cn_idx), np.asarray(self._sn.vn_idx)
+        degree = np.bincount(cn_idx, minlength=self.num_cns)
         # sort edges by (degree of their check node, check node)
         order = np.lexsort((cn_idx, degree[cn_idx]))
         self.register_buffer("_fast_vn", torch.as_tensor(vn_idx[order], dtype=torch.int64, device=dev),
@@ -116,17 +118,17 @@ class _EarlyStopBP(LDPCBPDecoder):
     def _exact_step(self, st: dict) -> None:
         llr = st["llr"]
         bs = llr.shape[0]
-        ncn, dc = self._num_cns, self._max_cn_degree
-        nvn, dv = self._num_vns, self._max_vn_degree
+        ncn, dc = self.num_cns, self._sn.max_cn_degree
+        nvn, dv = self.num_vns, self._sn.max_vn_degree
         if st["msg"] is None:
             msg_cn = llr.index_select(1, self._es_vn_of_cn)
         else:
             msg_cn = st["msg"].index_select(1, self._es_vn2cn)
-        msg_cn = msg_cn.view(bs, ncn, dc) * self._cn_mask
-        msg_cn_out = self._cn_update(msg_cn, self._cn_mask, self._llr_max)
+        msg_cn = msg_cn.view(bs, ncn, dc) * self._sn.cn_mask
+        msg_cn_out = self._sn.cn_update(msg_cn, self._sn.cn_mask, self.llr_max)
         msg_vn = msg_cn_out.reshape(bs, ncn * dc).index_select(1, self._es_cn2vn)
-        msg_vn = msg_vn.view(bs, nvn, dv) * self._vn_mask
-        msg_vn_out, st["x_tot"] = self._vn_update(msg_vn, self._vn_mask, llr, self._llr_max)
+        msg_vn = msg_vn.view(bs, nvn, dv) * self._sn.vn_mask
+        msg_vn_out, st["x_tot"] = self._sn.vn_update(msg_vn, self._sn.vn_mask, llr, self.llr_max)
         st["msg"] = msg_vn_out.reshape(bs, nvn * dv)
 
     def _exact_x_hat(self, st: dict) -> torch.Tensor:
@@ -151,7 +153,7 @@ class _EarlyStopBP(LDPCBPDecoder):
         all edges at once); variable nodes: one scatter-add of the check
         messages onto the channel LLRs and one gather back.
         """
-        llr_max = self._llr_max
+        llr_max = self.llr_max
         t = torch.tanh(0.5 * st["v2c"])
         t = torch.where(t == 0, _TINY, t)
         parts = []
@@ -170,8 +172,8 @@ class _EarlyStopBP(LDPCBPDecoder):
 
     def _fast_x_hat(self, st: dict) -> torch.Tensor:
         x = st["x_tot"]
-        if self._llr_max is not None:
-            x = x.clamp(-self._llr_max, self._llr_max)
+        if self.llr_max is not None:
+            x = x.clamp(-self.llr_max, self.llr_max)
         return x.t()
 
     def _fast_keep(self, st: dict, keep: torch.Tensor) -> None:
@@ -182,7 +184,7 @@ class _EarlyStopBP(LDPCBPDecoder):
     def _fast_syndrome_ok(self, st: dict) -> torch.Tensor:
         x = st["x_tot"]
         hard = (x <= 0).to(x.dtype).index_select(0, self._fast_vn)
-        parity = torch.zeros(self._num_cns, x.shape[1], dtype=x.dtype, device=x.device)
+        parity = torch.zeros(self.num_cns, x.shape[1], dtype=x.dtype, device=x.device)
         parity = parity.index_add(0, self._fast_cn, hard)
         return (torch.remainder(parity, 2.0) == 0).all(dim=0)
 
@@ -197,9 +199,9 @@ class _EarlyStopBP(LDPCBPDecoder):
         """
         hard = (x_tot <= 0).to(x_tot.dtype)
         bits = hard.index_select(1, self._es_vn_of_cn).view(
-            hard.shape[0], self._num_cns, self._max_cn_degree
+            hard.shape[0], self.num_cns, self._sn.max_cn_degree
         )
-        parity = (bits * self._cn_mask).sum(dim=2)
+        parity = (bits * self._sn.cn_mask).sum(dim=2)
         return (torch.remainder(parity, 2.0) == 0).all(dim=1)
 
     def call(  # pylint: disable=arguments-differ
@@ -209,14 +211,14 @@ class _EarlyStopBP(LDPCBPDecoder):
         *,
         num_iter: Optional[int] = None,
         msg_v2c: Optional[torch.Tensor] = None,
-    ) -> torch.Tensor:
+    ):
         if msg_v2c is not None:
             raise ValueError("EarlyStopLDPC5GDecoder does not accept an external decoder state")
         if num_iter is None:
-            num_iter = self._num_iter
-        if self._llr_max is not None:
-            llr_ch = llr_ch.clamp(-self._llr_max, self._llr_max)
-        llr = llr_ch.reshape(-1, self._num_vns) * -1.0  # true LLRs
+            num_iter = self.num_iter
+        if self.llr_max is not None:
+            llr_ch = llr_ch.clamp(-self.llr_max, self.llr_max)
+        llr = llr_ch.reshape(-1, self.num_vns) * -1.0  # true LLRs
         batch = llr.shape[0]
         fast = self._es_kernel == "fast"
         init, step, x_hat, keep_rows, syndrome_ok = (
@@ -249,11 +251,13 @@ class _EarlyStopBP(LDPCBPDecoder):
         if active.shape[0] > 0:
             iterations = iterations.index_fill(0, active, it)
             out = _index_put_rows(out, active, x_hat(st)) if retired_any else x_hat(st)
-        self.last_iterations = iterations
-
-        if self._hard_out:
-            return (out <= 0).to(self.dtype).reshape(llr_ch.shape)
-        return (out * -1.0).reshape(llr_ch.shape)
+        if self._sn.hard_out:
+            result = (out <= 0).to(self.dtype).reshape(llr_ch.shape)
+        else:
+            result = (out * -1.0).reshape(llr_ch.shape)
+        # the iteration counts travel as the decoder "state" output of
+        # Sionna's LDPC5GDecoder (built with return_state=True)
+        return (result, iterations) if self.return_state else result
 
 
 def _index_put_rows(dst: torch.Tensor, rows: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -298,8 +302,10 @@ class EarlyStopLDPC5GDecoder(LDPC5GDecoder, _EarlyStopBP):
     :input llr_ch: [..., n], `torch.float32` -- channel logits (positive
         means bit 1) of the rate-matched codeword.
     :output x_hat: [..., k] (or [..., n]), `torch.float32` -- logits or hard
-        decisions.  After each call, ``last_iterations`` ([num_codewords],
-        `torch.int32`) holds the number of iterations each codeword ran.
+        decisions.
+    :output iterations: [...], `torch.int32` -- only with the keyword
+        ``return_iterations=True`` (then the output is ``(x_hat,
+        iterations)``): the BP iterations each codeword ran.
 
     Example::
 
@@ -312,6 +318,9 @@ class EarlyStopLDPC5GDecoder(LDPC5GDecoder, _EarlyStopBP):
         >>> llr = 8.0 * (2.0 * enc(u) - 1.0)
         >>> bool(((dec(llr) > 0).float() == u).all())
         True
+        >>> x_hat, iterations = dec(llr, return_iterations=True)
+        >>> iterations.tolist()  # clean codewords: valid after one iteration
+        [1, 1, 1, 1]
     """
 
     def __init__(
@@ -346,13 +355,26 @@ class EarlyStopLDPC5GDecoder(LDPC5GDecoder, _EarlyStopBP):
             num_iter=num_iter,
             llr_max=llr_max,
             prune_pcm=True,
-            return_state=False,
+            return_state=True,
             precision=precision,
             device=device,
         )
+        self._sn = LdpcBpInternals(self)  # Sionna's private decoder state, through phy._sionna_compat
         self._es_enabled = bool(early_stop)
         self._es_kernel = kernel
         self._es_check_every = int(check_every)
-        self.last_iterations: Optional[torch.Tensor] = None
         self._build_composed_indices()
         self._build_fast_indices()
+
+    def call(  # pylint: disable=arguments-differ
+        self,
+        llr_ch: torch.Tensor,
+        /,
+        *,
+        num_iter: Optional[int] = None,
+        return_iterations: bool = False,
+    ):
+        x_hat, iterations = super().call(llr_ch, num_iter=num_iter)
+        if return_iterations:
+            return x_hat, iterations.reshape(llr_ch.shape[:-1])
+        return x_hat

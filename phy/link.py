@@ -32,9 +32,8 @@ import torch
 from sionna.phy.channel import BinarySymmetricChannel
 from sionna.phy.mapping import Demapper, Mapper
 
-from ._malloc import tune_malloc
 from ._rng import device_key, resolve_generator, sionna_device, sionna_generator
-from .channels import ChannelOutput, make_symbol_channel
+from .channels import Channel, ChannelOutput, check_channel, check_channel_output, make_symbol_channel
 from .coding import CodeBlockSegmenter, DecodedBlocks, make_code
 from .config import LinkConfig
 from .snr import noise_variance_from_snr_db
@@ -66,6 +65,21 @@ class LinkResult:
     :ivar spectral_efficiency: nominal information bits per channel use.
     :ivar crc_ok: [batch, C] bool per code block, or `None` without CRC.
     :ivar decoder_iterations: mean LDPC iterations per code block, or `None`.
+    :ivar crc_ok_bits: [batch, n] bool -- True where the information bit
+        belongs to a code block whose CRC check passed; all False without a
+        CRC (nothing is known then).  Lets a receiver keep the bits of good
+        blocks and treat the others as erased.
+    :ivar llrs_are_soft: whether ``llrs`` are real soft information (False
+        for Polar: its SCL decoder gives hard decisions, and ``llrs`` are
+        +-20 / +-1 by CRC status).
+    :ivar block_iterations: [batch, C] int32 -- LDPC iterations each code
+        block ran (the fixed number for ``decoder="sionna"``), or `None`
+        without LDPC.
+
+    With bits of shape ``[..., n]`` the tensors keep the leading dimensions:
+    ``bits_hat``, ``llrs``, ``crc_ok_bits`` are ``[..., n]``, ``crc_ok`` and
+    ``block_iterations`` ``[..., C]``.  With a per-example ``snr_db`` tensor,
+    ``snr_db`` and ``ebno_db`` here are the means over the examples [dB].
     """
 
     bits_hat: torch.Tensor
@@ -83,6 +97,9 @@ class LinkResult:
     spectral_efficiency: float
     crc_ok: Optional[torch.Tensor] = None
     decoder_iterations: Optional[float] = None
+    crc_ok_bits: Optional[torch.Tensor] = None
+    llrs_are_soft: bool = True
+    block_iterations: Optional[torch.Tensor] = None
 
     @property
     def ber(self) -> float:
@@ -97,13 +114,46 @@ class LinkResult:
 
 def _check_bits(bits: torch.Tensor) -> None:
     if not isinstance(bits, torch.Tensor):
-        raise ValueError(f"bits must be a torch.Tensor of shape [batch, n], got {type(bits).__name__}")
-    if bits.dim() != 2 or bits.shape[0] < 1 or bits.shape[1] < 1:
-        raise ValueError(f"bits must have shape [batch, n] with batch, n >= 1, got {list(bits.shape)}")
+        raise ValueError(f"bits must be a torch.Tensor of shape [..., n], got {type(bits).__name__}")
+    if bits.dim() < 1 or bits.numel() < 1:
+        raise ValueError(f"bits must have shape [..., n] with n >= 1 and a non-empty batch, got {list(bits.shape)}")
     if bits.dtype != torch.float32:
         raise ValueError(f"bits must be torch.float32 (0/1), got {bits.dtype}")
     if not bool(bits.eq(0).logical_or_(bits.eq(1)).all()):
         raise ValueError("bits must contain only 0 and 1")
+
+
+SnrDb = Union[float, torch.Tensor]
+
+
+def _check_snr_rows(snr_db: object, lead: tuple, required: bool) -> SnrDb:
+    """``snr_db`` as a float, or as a float32 tensor [batch, 1] (one SNR per
+    row of the flattened leading dimensions ``lead``)."""
+    if isinstance(snr_db, torch.Tensor) and snr_db.numel() != 1:
+        t = snr_db.detach().to(torch.float32)
+        if t.is_complex() or not bool(torch.isfinite(t).all()):
+            raise ValueError("snr_db must be finite real numbers [dB]")
+        shape = tuple(t.shape)
+        if len(shape) == len(lead) + 1 and shape[-1] == 1:
+            t = t.squeeze(-1)
+        try:
+            t = torch.broadcast_to(t, lead)
+        except RuntimeError:
+            raise ValueError(
+                f"snr_db of shape {list(shape)} does not broadcast to the batch dimensions {list(lead)} of the input"
+            ) from None
+        return t.reshape(-1, 1)
+    return _check_snr(snr_db, required)
+
+
+def _noise_var(snr_db: SnrDb) -> Union[float, torch.Tensor]:
+    if isinstance(snr_db, torch.Tensor):
+        return torch.pow(10.0, -snr_db.double() / 10.0).to(torch.float32)
+    return noise_variance_from_snr_db(snr_db)
+
+
+def _mean_db(snr_db: SnrDb) -> float:
+    return float(snr_db.double().mean()) if isinstance(snr_db, torch.Tensor) else float(snr_db)
 
 
 def _check_snr(snr_db: object, required: bool) -> float:
@@ -118,6 +168,26 @@ def _check_snr(snr_db: object, required: bool) -> float:
     return float(snr_db)
 
 
+def _run_channel(channel, symbols: torch.Tensor, snr_db: SnrDb, generator) -> ChannelOutput:
+    out = check_channel_output(channel(symbols, _noise_var(snr_db), generator=generator), symbols)
+    if out.channel_uses is None:
+        out.channel_uses = int(channel.channel_uses(symbols.shape[1]))
+    return out
+
+
+def _check_user_channel(config: LinkConfig, channel: object) -> None:
+    """A user's channel must follow the Channel contract and cannot replace the BSC."""
+    if channel is None:
+        return
+    if config.channel == "bsc":
+        raise ValueError("channel: a symbol channel cannot be used with channel='bsc' (a bit channel)")
+    check_channel(channel)
+
+
+def _restore(t: Optional[torch.Tensor], lead: tuple) -> Optional[torch.Tensor]:
+    return None if t is None else t.reshape(*lead, t.shape[-1])
+
+
 class LinkChain(torch.nn.Module):
     """One fixed chain (modulation, code, channel) of a :class:`DigitalLink`.
 
@@ -127,9 +197,16 @@ class LinkChain(torch.nn.Module):
 
     :param config: a configuration with a fixed MCS (not ``mcs="auto"``).
     :param device: where the Sionna blocks are built and run ("cpu" by default).
+    :param channel: a :class:`~phy.Channel` (any object following its
+        contract) to use instead of the configured one.
     """
 
-    def __init__(self, config: LinkConfig, device: Optional[Union[str, torch.device]] = None) -> None:
+    def __init__(
+        self,
+        config: LinkConfig,
+        device: Optional[Union[str, torch.device]] = None,
+        channel: Optional[Channel] = None,
+    ) -> None:
         super().__init__()
         if config.mcs == "auto":
             raise ValueError("LinkChain needs a fixed MCS; DigitalLink handles mcs='auto'")
@@ -139,6 +216,7 @@ class LinkChain(torch.nn.Module):
         self.bsc = config.channel == "bsc"
         with sionna_device(self.device):
             self.code = make_code(config)
+            _check_user_channel(config, channel)
             if self.bsc:
                 self.bsc_channel = BinarySymmetricChannel(return_llrs=True)
             else:
@@ -146,7 +224,7 @@ class LinkChain(torch.nn.Module):
                 kind = "pam" if m == 1 else "qam"
                 self.mapper = Mapper(kind, m)
                 self.demapper = Demapper(config.demapping, kind, m)
-                self.channel = make_symbol_channel(config)
+                self.channel = make_symbol_channel(config) if channel is None else channel
 
     # -- stages ------------------------------------------------------------
     def encode(self, bits: torch.Tensor) -> torch.Tensor:
@@ -164,14 +242,17 @@ class LinkChain(torch.nn.Module):
         return self.mapper(flat)
 
     def transmit(
-        self, symbols: torch.Tensor, snr_db: float, generator: Optional[torch.Generator] = None
+        self, symbols: torch.Tensor, snr_db: SnrDb, generator: Optional[torch.Generator] = None
     ) -> ChannelOutput:
-        """Channel + estimation + equalisation: see :class:`~phy.channels.SymbolChannel`."""
-        return self.channel(symbols, noise_variance_from_snr_db(snr_db), generator)
+        """Channel + estimation + equalisation (the :class:`~phy.Channel`
+        contract); ``snr_db`` a float or a [batch, 1] tensor [dB].  The
+        output's ``channel_uses`` is always filled in."""
+        return _run_channel(self.channel, symbols, snr_db, generator)
 
     def demodulate(self, received: ChannelOutput, num_blocks: int) -> torch.Tensor:
         """Equalised symbols -> LLRs of the coded blocks [batch, C, N]."""
-        llr = self.demapper(received.symbols_hat, received.noise_var_eff)
+        y = received.symbols_hat
+        llr = self.demapper(y, torch.as_tensor(received.noise_var_eff, device=y.device).expand(y.shape))
         n = self.code.n
         return llr[:, : num_blocks * n].reshape(llr.shape[0], num_blocks, n)
 
@@ -183,7 +264,7 @@ class LinkChain(torch.nn.Module):
     def forward(  # pylint: disable=arguments-differ
         self,
         bits: torch.Tensor,
-        snr_db: Optional[float],
+        snr_db: Optional[SnrDb],
         generator: Optional[torch.Generator] = None,
         mcs_index: Optional[int] = None,
     ) -> LinkResult:
@@ -202,6 +283,7 @@ class LinkChain(torch.nn.Module):
             received = self.transmit(self.modulate(coded), snr_db, generator)
             llr = self.demodulate(received, num_blocks)
             channel_uses = batch * received.channel_uses
+            snr_db = _mean_db(snr_db)
             ebno_db = snr_db - 10.0 * math.log10(cfg.info_bits_per_channel_use)
         dec = self.decode(llr)
         bits_hat = self.segmenter.desegment(dec.bits, n)
@@ -212,6 +294,12 @@ class LinkChain(torch.nn.Module):
             block_err = self.segmenter(errors.to(torch.float32)).amax(dim=2)
         else:
             block_err = errors.view(batch, num_blocks, k).any(dim=2)
+        if dec.crc_ok is None:
+            crc_ok_bits = torch.zeros_like(bits, dtype=torch.bool)
+        else:
+            crc_ok_bits = self.segmenter.desegment(
+                dec.crc_ok[:, :, None].expand(batch, num_blocks, k), n
+            )
         return LinkResult(
             bits_hat=bits_hat,
             llrs=llrs,
@@ -228,6 +316,9 @@ class LinkChain(torch.nn.Module):
             spectral_efficiency=cfg.info_bits_per_channel_use,
             crc_ok=dec.crc_ok,
             decoder_iterations=None if dec.iterations is None else float(dec.iterations.float().mean()),
+            crc_ok_bits=crc_ok_bits,
+            llrs_are_soft=dec.soft,
+            block_iterations=dec.iterations,
         )
 
 
@@ -237,12 +328,19 @@ class DigitalLink(torch.nn.Module):
     :param config: :class:`~phy.LinkConfig`.
     :param device: device of the link's blocks and outputs ("cpu" by
         default; inputs are moved there, a generator must live there).
+    :param channel: your own channel, any object that follows the
+        :class:`~phy.Channel` contract (it replaces the configured channel
+        and receiver; the configuration still sets coding and modulation).
+        `None`: the configured channel.
 
-    :input bits: [batch, n], `torch.float32` 0/1 -- any ``n >= 1``; the
-        payload of each row is split into code blocks of ``block_length``
-        bits (the last one zero-padded) and reassembled exactly.
-    :input snr_db: `float` -- :math:`E_s/N_0` per received symbol [dB];
-        ignored (may be `None`) for ``channel="bsc"``.
+    :input bits: [..., n], `torch.float32` 0/1 -- any ``n >= 1`` and any
+        leading dimensions (restored on output); the payload of each row is
+        split into code blocks of ``block_length`` bits (the last one
+        zero-padded) and reassembled exactly.
+    :input snr_db: `float`, or a `torch.Tensor` broadcastable to the leading
+        dimensions of ``bits`` (one SNR per example, as in Sionna's training
+        loops) -- :math:`E_s/N_0` per received symbol [dB]; ignored (may be
+        `None`) for ``channel="bsc"``; a scalar with ``mcs="auto"``.
     :input generator: `torch.Generator` or `None` (torch's default
         generator) -- the source of all randomness.
     :output result: :class:`LinkResult`.
@@ -264,18 +362,24 @@ class DigitalLink(torch.nn.Module):
         (torch.Size([2, 1000]), 0, 4)
     """
 
-    def __init__(self, config: LinkConfig, device: Optional[Union[str, torch.device]] = None) -> None:
+    def __init__(
+        self,
+        config: LinkConfig,
+        device: Optional[Union[str, torch.device]] = None,
+        channel: Optional[Channel] = None,
+    ) -> None:
         super().__init__()
         if not isinstance(config, LinkConfig):
             raise ValueError(f"config must be a phy.LinkConfig, got {type(config).__name__}")
-        tune_malloc()
+        _check_user_channel(config, channel)
         self.config = config
         self.device = torch.device(device_key(device))
+        self.user_channel = channel
         self.chains = torch.nn.ModuleDict()
         self._effective_snr_cache: dict[float, dict[str, float]] = {}
-        self._probe_channel = None
+        self._probe_channel = channel
         if config.mcs != "auto":
-            self.chains["fixed"] = LinkChain(config, self.device)
+            self.chains["fixed"] = LinkChain(config, self.device, channel)
 
     def chain(self, snr_db: Optional[float] = None) -> LinkChain:
         """The :class:`LinkChain` used at ``snr_db`` (the fixed one unless
@@ -285,7 +389,7 @@ class DigitalLink(torch.nn.Module):
         index = self.select_mcs(_check_snr(snr_db, True)).index
         key = str(index)
         if key not in self.chains:
-            self.chains[key] = LinkChain(self.config.for_mcs(index), self.device)
+            self.chains[key] = LinkChain(self.config.for_mcs(index), self.device, self.user_channel)
         return self.chains[key]
 
     def effective_snr_db(self, snr_db: float) -> dict[str, float]:
@@ -304,7 +408,7 @@ class DigitalLink(torch.nn.Module):
         from .mcs import MODULATIONS_QAM, effective_snr_db  # pylint: disable=import-outside-toplevel
 
         snr = _check_snr(snr_db, True)
-        if self.config.channel == "awgn":
+        if self.config.channel == "awgn" and self.user_channel is None:
             return {m: snr for m in MODULATIONS_QAM}
         key = round(snr, 6)
         if key not in self._effective_snr_cache:
@@ -332,14 +436,26 @@ class DigitalLink(torch.nn.Module):
     def forward(  # pylint: disable=arguments-differ
         self,
         bits: torch.Tensor,
-        snr_db: Optional[float] = None,
+        snr_db: Optional[SnrDb] = None,
         generator: Optional[torch.Generator] = None,
     ) -> LinkResult:
         _check_bits(bits)
-        snr = _check_snr(snr_db, required=self.config.channel != "bsc")
+        lead = tuple(bits.shape[:-1]) or (1,)
+        snr = _check_snr_rows(snr_db, lead, required=self.config.channel != "bsc")
+        if isinstance(snr, torch.Tensor) and self.config.mcs == "auto":
+            raise ValueError("snr_db: mcs='auto' picks one MCS per call and needs a scalar snr_db")
         chain = self.chain(snr)
         mcs_index = chain.config.mcs if isinstance(chain.config.mcs, int) else None
-        return chain(bits, snr, generator, mcs_index=mcs_index)
+        res = chain(bits.reshape(-1, bits.shape[-1]), snr, generator, mcs_index=mcs_index)
+        if bits.dim() != 2:
+            lead = tuple(bits.shape[:-1])
+            for name in ("bits_hat", "llrs", "crc_ok_bits"):
+                setattr(res, name, _restore(getattr(res, name), lead))
+            for name in ("crc_ok", "block_iterations"):
+                t = getattr(res, name)
+                if t is not None:
+                    setattr(res, name, t.reshape(*lead, t.shape[-1]))
+        return res
 
 
 @dataclasses.dataclass
@@ -370,10 +486,13 @@ class SymbolLink(torch.nn.Module):
     :param config: :class:`~phy.LinkConfig` (only its channel and receiver
         fields matter).
     :param device: device of the channel blocks and outputs ("cpu" by default).
+    :param channel: your own channel following the :class:`~phy.Channel`
+        contract, or `None` (the configured one).
 
-    :input symbols: [batch, m], `torch.complex64` -- power-normalised
-        (mean :math:`|s|^2 = 1`).
-    :input snr_db: `float` -- :math:`E_s/N_0` [dB].
+    :input symbols: [..., m], `torch.complex64` -- power-normalised
+        (mean :math:`|s|^2 = 1`); leading dimensions are restored on output.
+    :input snr_db: `float`, or a tensor broadcastable to the leading
+        dimensions (one SNR per example) -- :math:`E_s/N_0` [dB].
     :input generator: `torch.Generator` or `None`.
     :output result: :class:`SymbolLinkResult`.
 
@@ -388,7 +507,12 @@ class SymbolLink(torch.nn.Module):
         (torch.Size([2, 300]), 632)
     """
 
-    def __init__(self, config: LinkConfig, device: Optional[Union[str, torch.device]] = None) -> None:
+    def __init__(
+        self,
+        config: LinkConfig,
+        device: Optional[Union[str, torch.device]] = None,
+        channel: Optional[Channel] = None,
+    ) -> None:
         super().__init__()
         if not isinstance(config, LinkConfig):
             raise ValueError(f"config must be a phy.LinkConfig, got {type(config).__name__}")
@@ -396,24 +520,32 @@ class SymbolLink(torch.nn.Module):
             raise ValueError("SymbolLink needs a symbol channel: channel must be 'awgn', 'rayleigh' or 'tdl-a'..'tdl-e'")
         self.config = config
         self.device = torch.device(device_key(device))
-        with sionna_device(self.device):
-            self.channel = make_symbol_channel(config)
+        if channel is not None:
+            _check_user_channel(config, channel)
+            self.channel = channel
+        else:
+            with sionna_device(self.device):
+                self.channel = make_symbol_channel(config)
 
     def forward(  # pylint: disable=arguments-differ
         self,
         symbols: torch.Tensor,
-        snr_db: Union[float, int],
+        snr_db: SnrDb,
         generator: Optional[torch.Generator] = None,
     ) -> SymbolLinkResult:
-        if not isinstance(symbols, torch.Tensor) or symbols.dim() != 2 or not symbols.is_complex():
-            raise ValueError("symbols must be a complex tensor of shape [batch, m]")
-        if symbols.shape[0] < 1 or symbols.shape[1] < 1:
-            raise ValueError(f"symbols must have batch, m >= 1, got {list(symbols.shape)}")
-        snr = _check_snr(snr_db, required=True)
-        out = self.channel(symbols.to(self.device, torch.complex64), noise_variance_from_snr_db(snr), generator)
+        if not isinstance(symbols, torch.Tensor) or symbols.dim() < 1 or not symbols.is_complex():
+            raise ValueError("symbols must be a complex tensor of shape [..., m]")
+        if symbols.numel() < 1:
+            raise ValueError(f"symbols must have m >= 1 and a non-empty batch, got {list(symbols.shape)}")
+        lead = tuple(symbols.shape[:-1]) or (1,)
+        snr = _check_snr_rows(snr_db, lead, required=True)
+        flat = symbols.to(self.device, torch.complex64).reshape(-1, symbols.shape[-1])
+        out = _run_channel(self.channel, flat, snr, generator)
+        nv = torch.as_tensor(out.noise_var_eff, dtype=torch.float32, device=flat.device).expand(flat.shape)
+        shape = tuple(symbols.shape)
         return SymbolLinkResult(
-            symbols_hat=out.symbols_hat,
-            noise_var_eff=out.noise_var_eff,
-            channel_uses=symbols.shape[0] * out.channel_uses,
-            snr_db=snr,
+            symbols_hat=out.symbols_hat.reshape(shape),
+            noise_var_eff=nv.reshape(shape),
+            channel_uses=flat.shape[0] * out.channel_uses,
+            snr_db=_mean_db(snr),
         )

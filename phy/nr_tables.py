@@ -10,8 +10,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 
-import torch
-from sionna.phy.nr.utils import decode_mcs_index
 
 __all__ = [
     "MODULATIONS",
@@ -83,6 +81,9 @@ def mcs_table(table: int = 1) -> tuple[McsEntry, ...]:
         >>> e.modulation, round(e.code_rate * 1024)
         ('16qam', 340)
     """
+    import torch  # pylint: disable=import-outside-toplevel  (heavy; only when a table is built)
+    from sionna.phy.nr.utils import decode_mcs_index  # pylint: disable=import-outside-toplevel
+
     table = _check_table(table)
     idx = torch.arange(29, dtype=torch.int32)
     qm, rate = decode_mcs_index(

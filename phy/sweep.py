@@ -7,6 +7,7 @@ returns one tidy row per point with the columns :data:`SWEEP_COLUMNS`.
 from __future__ import annotations
 
 
+import json
 import math
 import sys
 from typing import Optional, Sequence
@@ -17,7 +18,11 @@ from .config import LinkConfig
 from .seeding import derive_seed
 from .link import DigitalLink
 
-__all__ = ["SWEEP_COLUMNS", "sweep_link", "parse_snr_db_list", "parse_float_list"]
+__all__ = ["SWEEP_COLUMNS", "sweep_link", "parse_snr_db_list", "parse_float_list", "wilson_interval", "MIN_ERRORS"]
+
+#: a point with fewer block errors than this is flagged ``too_few_errors``:
+#: its BLER interval is wider than about +-60% of the estimate
+MIN_ERRORS = 10
 
 #: the columns of every sweep row, in order
 SWEEP_COLUMNS = (
@@ -39,6 +44,13 @@ SWEEP_COLUMNS = (
     "bler",
     "channel_uses",
     "spectral_efficiency",
+    "ber_low",
+    "ber_high",
+    "bler_low",
+    "bler_high",
+    "too_few_errors",
+    "seed",
+    "config",
 )
 
 #: information bits per row of a simulated batch (long rows fill OFDM slots)
@@ -91,6 +103,24 @@ def parse_snr_db_list(text: str) -> list[float]:
     return parse_float_list(text, "snr_db")
 
 
+def wilson_interval(errors: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion ``errors / total``.
+
+    Example::
+
+        >>> [round(v, 4) for v in wilson_interval(0, 100)]
+        [0.0, 0.037]
+        >>> [round(v, 4) for v in wilson_interval(50, 100)]
+        [0.4038, 0.5962]
+    """
+    if total <= 0:
+        return float("nan"), float("nan")
+    from scipy.stats import binomtest  # pylint: disable=import-outside-toplevel
+
+    ci = binomtest(int(errors), int(total)).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
 def _point_seed(seed: int, index: int) -> int:
     return derive_seed(f"distdiff-sweep:{seed}:{index}")
 
@@ -103,6 +133,8 @@ def sweep_link(
     progress: bool = True,
     bit_error_rates: Optional[Sequence[float]] = None,
     bits_per_call: int = 65536,
+    target_block_errors: Optional[int] = None,
+    max_bits: Optional[int] = None,
 ) -> list[dict]:
     """Simulate ``num_bits`` information bits at every SNR and count errors.
 
@@ -117,7 +149,16 @@ def sweep_link(
     :param bit_error_rates: BSC crossover probabilities to sweep (default:
         ``[config.bit_error_rate]``); only for ``channel="bsc"``.
     :param bits_per_call: information bits per simulated batch.
-    :output rows: one dict per point with the keys :data:`SWEEP_COLUMNS`.
+    :param target_block_errors: stop a point once it has seen this many
+        block errors (checked after every batch, like Sionna's ``sim_ber``);
+        `None`: simulate the whole budget.
+    :param max_bits: the bit budget of a point when ``target_block_errors``
+        is given (default: ``num_bits``).
+    :output rows: one dict per point with the keys :data:`SWEEP_COLUMNS`:
+        counts, BER/BLER with 95% Wilson intervals (``ber_low`` ...
+        ``bler_high``), ``too_few_errors`` (fewer than :data:`MIN_ERRORS`
+        block errors), the point's ``seed`` and its resolved ``config`` (a
+        JSON string of :class:`~phy.LinkConfig` fields).
 
     Example::
 
@@ -146,6 +187,14 @@ def sweep_link(
                 raise ValueError(f"snr_db: values must be finite numbers, got {s!r}")
         points = [(float(s), config) for s in snrs]
 
+    if target_block_errors is not None and (isinstance(target_block_errors, bool) or int(target_block_errors) < 1):
+        raise ValueError(f"target_block_errors must be a positive integer, got {target_block_errors!r}")
+    if max_bits is not None:
+        if target_block_errors is None:
+            raise ValueError("max_bits only applies with target_block_errors (else num_bits is the budget)")
+        if isinstance(max_bits, bool) or int(max_bits) < 1:
+            raise ValueError(f"max_bits must be a positive integer, got {max_bits!r}")
+        num_bits = int(max_bits)
     k = config.block_length
     total_blocks = math.ceil(num_bits / k)
     blocks_per_row = max(1, min(total_blocks, _ROW_BITS // k))
@@ -160,7 +209,8 @@ def sweep_link(
               file=sys.stderr, leave=False) as bar, torch.no_grad():
         for i, (snr_db, cfg) in enumerate(points):
             link = links.setdefault(cfg, DigitalLink(cfg))
-            gen = torch.Generator().manual_seed(_point_seed(seed, i))
+            point_seed = _point_seed(seed, i)
+            gen = torch.Generator().manual_seed(point_seed)
             acc = dict(num_bits=0, bit_errors=0, num_blocks=0, block_errors=0, channel_uses=0)
             res = None
             remaining = total_blocks
@@ -176,6 +226,9 @@ def sweep_link(
                         acc[key] += getattr(res, key)
                 remaining -= blocks
                 bar.update()
+                if target_block_errors is not None and acc["block_errors"] >= target_block_errors:
+                    bar.update(math.ceil(remaining / (blocks_per_row * rows_per_call)))
+                    break
             out.append(
                 dict(
                     snr_db=res.snr_db,
@@ -196,6 +249,13 @@ def sweep_link(
                     bler=acc["block_errors"] / acc["num_blocks"],
                     channel_uses=acc["channel_uses"],
                     spectral_efficiency=res.spectral_efficiency,
+                    ber_low=wilson_interval(acc["bit_errors"], acc["num_bits"])[0],
+                    ber_high=wilson_interval(acc["bit_errors"], acc["num_bits"])[1],
+                    bler_low=wilson_interval(acc["block_errors"], acc["num_blocks"])[0],
+                    bler_high=wilson_interval(acc["block_errors"], acc["num_blocks"])[1],
+                    too_few_errors=acc["block_errors"] < MIN_ERRORS,
+                    seed=point_seed,
+                    config=json.dumps(cfg.model_dump(), sort_keys=True),
                 )
             )
     return out

@@ -10,7 +10,15 @@ Example
 -------
 ``distdiff link``  ·  ``distdiff link --modulation 16qam --code ldpc --code-rate 0.5 --snr-db 4:0.5:8``  ·
 ``distdiff link --channel tdl-c --speed-mps 30 --csi ls --mcs auto --snr-db 0,10,20 --format json``  ·
-``distdiff link --channel bsc --code none --bit-error-rate 0.001,0.01,0.02``
+``distdiff link --channel bsc --code none --bit-error-rate 0.001,0.01,0.02``  ·
+``distdiff link --mcs 0:27 --snr-db -5:1:25 --target-block-errors 100 --max-bits 1000000``  ·
+``distdiff link --modulation qpsk,16qam --channel awgn,rayleigh --code none --snr-db -3,0,3``
+
+Each point stops at ``--num-bits``, or with ``--target-block-errors`` at that
+many block errors (at most ``--max-bits``); BER and BLER come with 95% Wilson
+intervals, points with fewer than 10 block errors are flagged
+(``too_few_errors``), and each row carries its seed and resolved configuration
+(``config``, JSON; left out of the table).
 """
 
 from __future__ import annotations
@@ -18,34 +26,24 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import itertools
 import math
+import re
 import sys
 
 NAME = "link"
 HELP = "link-level BER/BLER sweep over SNR (modulation, code, channel, receiver)"
 
-# option -> LinkConfig field, for the options passed through unchanged
-_FIELDS = {
-    "modulation": "modulation",
-    "code": "code",
-    "code_rate": "code_rate",
-    "block_length": "block_length",
-    "mcs": "mcs",
-    "mcs_table": "mcs_table",
-    "target_bler": "target_bler",
-    "channel": "channel",
-    "speed_mps": "speed_mps",
-    "carrier_frequency_hz": "carrier_frequency_hz",
-    "delay_spread_s": "delay_spread_s",
-    "coherence_symbols": "coherence_symbols",
-    "csi": "csi",
-    "demapping": "demapping",
-    "decoder": "decoder",
-    "decoder_iterations": "decoder_iterations",
-}
+# LinkConfig fields that are not command-line options of `distdiff link`
+_NOT_OPTIONS = ("max_codewords_per_batch",)
+
+# text that looks like a number, a comma list or a start:step:stop range, also
+# with a leading minus: argparse must take "-5:5:5" or "-3,0,3" as a value
+_NUMBERISH = re.compile(r"^-[\d.][\d.eE+\-,:\s]*$")
 
 
-def _mcs(text: str):
+def parse_mcs(text: str):
+    """``--mcs``: ``"auto"`` or a non-negative MCS index."""
     if text == "auto":
         return text
     try:
@@ -57,54 +55,150 @@ def _mcs(text: str):
     return value
 
 
+_mcs = parse_mcs  # the name generate.py imports
+
+
+def parse_mcs_list(text: str) -> list:
+    """``--mcs`` of ``distdiff link``: ``auto``, an index, a comma list, or
+    an inclusive range ``start:stop`` / ``start:step:stop`` (``0:27``)."""
+    out: list = []
+    for item in (p.strip() for p in text.split(",")):
+        if not item:
+            continue
+        if ":" in item:
+            try:
+                parts = [int(v) for v in item.split(":")]
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"MCS range must be integers start:stop or start:step:stop, "
+                                                 f"got {item!r}") from None
+            if len(parts) not in (2, 3) or (len(parts) == 3 and parts[1] <= 0) or parts[-1] < parts[0]:
+                raise argparse.ArgumentTypeError(f"MCS range must be start:stop or start:step:stop with "
+                                                 f"start <= stop and step > 0, got {item!r}")
+            step = parts[1] if len(parts) == 3 else 1
+            out.extend(range(parts[0], parts[-1] + 1, step))
+        else:
+            out.append(parse_mcs(item))
+    if not out:
+        raise argparse.ArgumentTypeError("empty MCS list")
+    return out
+
+
+def _choice_list(choices: tuple):
+    def parse(text: str) -> list:
+        values = [v.strip() for v in text.split(",") if v.strip()]
+        bad = [v for v in values if v not in choices]
+        if bad or not values:
+            raise argparse.ArgumentTypeError(
+                f"invalid choice: {', '.join(map(repr, bad)) or repr(text)} (choose from {', '.join(choices)}; "
+                f"a comma list sweeps several)"
+            )
+        return values
+
+    return parse
+
+
+#: fields of ``distdiff link`` that take a comma list (several configurations in one call)
+LIST_FIELDS = ("modulation", "channel", "mcs")
+
+
+def _int_tuple(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a comma list of integers, got {text!r}") from None
+
+
+def link_option_fields() -> tuple[str, ...]:
+    """The LinkConfig fields that become options (in the config's order)."""
+    from phy.config import LinkConfig  # pylint: disable=import-outside-toplevel  (light: no torch)
+
+    return tuple(f for f in LinkConfig.model_fields if f not in _NOT_OPTIONS)
+
+
+#: option dest -> LinkConfig field, for the options passed to LinkConfig
+#: unchanged (``generate`` reuses it)
+_FIELDS = {f: f for f in link_option_fields() if f != "bit_error_rate"}
+
+
+def add_link_config_arguments(
+    parser: argparse.ArgumentParser, lists: tuple[str, ...] = ()
+) -> dict[str, argparse._ArgumentGroup]:
+    """Add one ``--field-name`` option per :class:`phy.LinkConfig` field to ``parser``.
+
+    Help comes from the field's description in LinkConfig's docstring, the
+    choices from its Literal type, the default (printed once) from the model;
+    every option defaults to `None` (not given), so that LinkConfig applies its
+    own defaults and validation.  The fields named in ``lists`` take comma
+    lists (and ``--mcs`` ranges) and give lists.  Returns the argument groups
+    by section.
+    """
+    from phy.config import FIELD_HELP, LinkConfig, field_choices  # pylint: disable=import-outside-toplevel
+
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for name in link_option_fields():
+        info = LinkConfig.model_fields[name]
+        section, text = FIELD_HELP.get(name, ("other", ""))
+        group = groups.setdefault(section, parser.add_argument_group(section.lower()))
+        kwargs: dict = {"default": None, "dest": name}
+        choices = field_choices(name)
+        default = info.default
+        if name == "mcs" and name in lists:
+            kwargs.update(type=parse_mcs_list, metavar="{auto,N,A:B}")
+            text += " A comma list or a range A:B sweeps several."
+        elif name in lists and choices is not None:
+            kwargs.update(type=_choice_list(choices), metavar="{" + ",".join(map(str, choices)) + "}")
+            text += " A comma list sweeps several."
+        elif name == "mcs":
+            kwargs.update(type=parse_mcs, metavar="{auto,N}")
+        elif name == "bit_error_rate":
+            kwargs.update(metavar="P")
+            text += " A value, comma list or start:step:stop (swept; bsc only)."
+        elif choices is not None:
+            kwargs.update(type=type(choices[0]), choices=choices)
+        elif isinstance(default, tuple):
+            kwargs.update(type=_int_tuple, metavar="I,J,...")
+            default = ",".join(str(v) for v in default)
+        else:
+            base = int if isinstance(default, int) and not isinstance(default, bool) else float
+            if default is None:  # Optional[int] fields
+                base = int
+            kwargs.update(type=base, metavar=name.split("_")[-1].upper() if base is not int else "N")
+        if default is not None and "default" not in text.lower():
+            text += f" (default: {default})"
+        kwargs["help"] = text.replace("%", "%%")
+        group.add_argument("--" + name.replace("_", "-"), **kwargs)
+    return groups
+
+
+def link_config_fields(args: argparse.Namespace) -> dict:
+    """The LinkConfig fields given on the command line (options left out are absent)."""
+    return {f: getattr(args, f) for f in link_option_fields() if getattr(args, f, None) is not None}
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        NAME, help=HELP, description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    g = p.add_argument_group("coding and modulation")
-    g.add_argument("--modulation", choices=["bpsk", "qpsk", "16qam", "64qam", "256qam"], default=None,
-                   help="Gray-labelled modulation (default: qpsk)")
-    g.add_argument("--code", choices=["none", "ldpc", "polar"], default=None, help="channel code (default: ldpc)")
-    g.add_argument("--code-rate", type=float, default=None, metavar="R",
-                   help="code rate (default: 0.5, or 1 without a code)")
-    g.add_argument("--block-length", type=int, default=None, metavar="K",
-                   help="information bits per code block (default: 1024)")
-    g.add_argument("--mcs", type=_mcs, default=None, metavar="{auto,N}",
-                   help="5G NR MCS index, or auto for adaptive MCS at --target-bler (LDPC)")
-    g.add_argument("--mcs-table", type=int, choices=[1, 2, 3], default=None,
-                   help="TS 38.214 PDSCH MCS table (default: 1)")
-    g.add_argument("--target-bler", type=float, default=None, help="BLER target of --mcs auto (default: 0.1)")
-    g = p.add_argument_group("channel")
-    g.add_argument("--channel", choices=["bsc", "awgn", "rayleigh", "tdl-a", "tdl-b", "tdl-c", "tdl-d", "tdl-e"],
-                   default=None, help="channel model (default: awgn)")
-    g.add_argument("--bit-error-rate", default=None, metavar="P",
-                   help="BSC crossover probability: a value, comma list or start:step:stop (bsc only)")
-    g.add_argument("--speed-mps", type=float, default=None, metavar="V", help="user speed [m/s] (TDL; default: 0)")
-    g.add_argument("--carrier-frequency-hz", type=float, default=None, metavar="F",
-                   help="carrier frequency [Hz] (default: 3.5e9)")
-    g.add_argument("--delay-spread-s", type=float, default=None, metavar="S",
-                   help="RMS delay spread [s] (TDL; default: 1e-7)")
-    g.add_argument("--coherence-symbols", type=int, default=None, metavar="L",
-                   help="Rayleigh block-fading length [channel uses] (default: 100)")
-    g = p.add_argument_group("receiver")
-    g.add_argument("--csi", choices=["perfect", "ls"], default=None,
-                   help="perfect CSI or LS estimation on pilots (default: perfect)")
-    g.add_argument("--demapping", choices=["app", "maxlog"], default=None, help="soft demapper (default: app)")
-    g.add_argument("--decoder", choices=["early-stop", "sionna"], default=None,
-                   help="LDPC decoder (default: early-stop)")
-    g.add_argument("--decoder-iterations", type=int, default=None, metavar="N",
-                   help="max LDPC iterations (default: 50 early-stop, 20 sionna)")
+    p = subparsers.add_parser(NAME, help=HELP, description=__doc__.split("\n\n")[0],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    # argparse takes only plain negative numbers ("-5") as values; let it take
+    # ranges and lists too ("-5:5:5", "-3,0,3"); no option of this parser looks
+    # like a negative number, so nothing is lost
+    p._negative_number_matcher = _NUMBERISH  # pylint: disable=protected-access
+    add_link_config_arguments(p, lists=LIST_FIELDS)
     g = p.add_argument_group("sweep and output")
     g.add_argument("--snr-db", default="0:2:10", metavar="LIST",
-                   help="Es/N0 points [dB]: comma list or start:step:stop (inclusive)")
-    g.add_argument("--num-bits", type=int, default=100_000, metavar="N", help="information bits per point")
-    g.add_argument("--seed", type=int, default=0, metavar="S", help="random seed")
+                   help="Es/N0 points [dB]: comma list or start:step:stop, inclusive; negative values as typed, "
+                        "e.g. -5:5:5 or -3,0,3 (default: 0:2:10)")
+    g.add_argument("--num-bits", type=int, default=100_000, metavar="N",
+                   help="information bits per point (default: 100000)")
+    g.add_argument("--target-block-errors", type=int, default=None, metavar="N",
+                   help="stop each point after N block errors (like Sionna's sim_ber); --max-bits caps it")
+    g.add_argument("--max-bits", type=int, default=None, metavar="N",
+                   help="bit budget per point with --target-block-errors (default: --num-bits)")
+    g.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default: 0)")
     g.add_argument("--format", choices=["table", "json"], default="table",
-                   help="table, or one JSON object per line")
+                   help="table, or one JSON object per line (default: table)")
     g.add_argument("--output", default=None, metavar="FILE.csv", help="also write the rows to a CSV file")
     g.add_argument("--threads", type=int, default=1, metavar="N",
-                   help="torch threads (1 is fastest for this workload on a shared machine)")
+                   help="torch threads; 1 is fastest for this workload on a shared machine (default: 1)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -124,7 +218,7 @@ def _format_table(rows: list[dict], columns) -> str:
         if isinstance(value, float):
             if not math.isfinite(value):
                 return "-"
-            if key in ("ber", "bler", "bit_error_rate"):
+            if key in ("ber", "bler", "bit_error_rate", "ber_low", "ber_high", "bler_low", "bler_high"):
                 return f"{value:.3e}"
             return f"{value:.4g}" if key != "snr_db" else f"{value:g}"
         return value
@@ -143,25 +237,34 @@ def run(args) -> int:
     if args.threads < 1:
         raise ValueError(f"--threads must be a positive integer, got {args.threads}")
     torch.set_num_threads(args.threads)
-    fields = {f: getattr(args, opt) for opt, f in _FIELDS.items() if getattr(args, opt) is not None}
-    bsc = fields.get("channel") == "bsc"
-    rates = None
-    if args.bit_error_rate is not None:
-        if not bsc:
-            raise ValueError("--bit-error-rate only applies to --channel bsc")
-        rates = phy.sweep.parse_float_list(args.bit_error_rate, "bit_error_rate")
-        fields["bit_error_rate"] = rates[0]
-    config = phy.LinkConfig(**fields)
-    snrs = None if bsc else phy.parse_snr_db_list(args.snr_db)
+    base = link_config_fields(args)
+    base.pop("bit_error_rate", None)
+    listed = {f: base.pop(f) for f in LIST_FIELDS if f in base}
+    combos = [dict(zip(listed, values)) for values in itertools.product(*listed.values())] or [{}]
+    configs = []
+    for combo in combos:
+        fields = {**base, **combo}
+        bsc = fields.get("channel") == "bsc"
+        rates = None
+        if args.bit_error_rate is not None:
+            if not bsc:
+                raise ValueError("--bit-error-rate only applies to --channel bsc")
+            rates = phy.sweep.parse_float_list(args.bit_error_rate, "bit_error_rate")
+            fields["bit_error_rate"] = rates[0]
+        configs.append((phy.LinkConfig(**fields), rates))  # validate every configuration before simulating
     phy.tune_malloc()
-    rows = phy.sweep_link(config, snrs, args.num_bits, seed=args.seed, progress=not args.no_progress,
-                          bit_error_rates=rates)
+    rows = []
+    for config, rates in configs:
+        snrs = None if config.channel == "bsc" else phy.parse_snr_db_list(args.snr_db)
+        rows += phy.sweep_link(config, snrs, args.num_bits, seed=args.seed, progress=not args.no_progress,
+                               bit_error_rates=rates, target_block_errors=args.target_block_errors,
+                               max_bits=args.max_bits)
     columns = list(phy.SWEEP_COLUMNS)
     if args.format == "json":
         for r in rows:
             print(json.dumps({k: _clean(r[k]) for k in columns}))
     else:  # the table leaves out columns that are empty in every row
-        shown = [c for c in columns if any(r[c] is not None and r[c] == r[c] for r in rows)]
+        shown = [c for c in columns if c != "config" and any(r[c] is not None and r[c] == r[c] for r in rows)]
         print(_format_table(rows, shown))
     if args.output:
         with open(args.output, "w", newline="", encoding="utf-8") as fh:

@@ -198,3 +198,81 @@ def test_cli_bad_choice_is_argparse_error(capsys):
         main(["link", "--modulation", "8psk"])
     assert exc.value.code == 2
     assert "invalid choice: '8psk'" in capsys.readouterr().err
+
+
+def test_cli_link_takes_negative_snrs_as_typed(capsys):
+    for spec, expected in (("-5:5:5", [-5.0, 0.0, 5.0]), ("-3,0,3", [-3.0, 0.0, 3.0]), ("-2", [-2.0])):
+        rc = main(["link", "--code", "none", "--snr-db", spec, "--num-bits", "200", "--format", "json",
+                   "--no-progress"])
+        assert rc == 0
+        rows = [json.loads(ln) for ln in capsys.readouterr().out.splitlines() if ln.startswith("{")]
+        assert [r["snr_db"] for r in rows] == expected
+
+
+def test_cli_link_options_come_from_link_config(capsys):
+    from experiments.cli import build_parser
+    from phy import LinkConfig
+    from phy.config import field_choices
+
+    parser = build_parser()
+    sub = parser._subparsers._group_actions[0].choices["link"]  # pylint: disable=protected-access
+    actions = {a.dest: a for a in sub._actions}  # pylint: disable=protected-access
+    for name in LinkConfig.model_fields:
+        if name == "max_codewords_per_batch":
+            continue
+        assert name in actions, name
+        choices = field_choices(name)
+        if choices is not None and name in ("modulation", "channel"):  # comma lists: choices in the metavar
+            assert actions[name].metavar == "{" + ",".join(choices) + "}"
+        elif choices is not None and name != "mcs":
+            assert tuple(actions[name].choices) == choices
+        assert actions[name].help and actions[name].default is None
+    with pytest.raises(SystemExit):
+        main(["link", "--help"])
+    text = capsys.readouterr().out
+    assert "(default: None)" not in text
+    assert text.count("(default: qpsk)") == 1 and "(default: awgn)" in text
+
+
+def test_sweep_stops_at_target_block_errors_with_wilson_intervals():
+    from phy import sweep_link
+    from phy.sweep import wilson_interval
+
+    cfg = LinkConfig(code="none", block_length=100)
+    rows = sweep_link(cfg, [0.0, 20.0], 100_000, progress=False, target_block_errors=20, bits_per_call=1000)
+    low, high = rows
+    # at 0 dB nearly every block fails: the point stops after its first batch (one row of 163 blocks)
+    assert 20 <= low["block_errors"] and low["num_bits"] == 16_300
+    assert not low["too_few_errors"]
+    # at 20 dB QPSK has no errors: the whole budget runs, and the point is flagged
+    assert high["num_bits"] == 100_000 and high["block_errors"] == 0 and high["too_few_errors"]
+    assert (low["ber_low"], low["ber_high"]) == wilson_interval(low["bit_errors"], low["num_bits"])
+    assert low["ber_low"] < low["ber"] < low["ber_high"] and high["bler_low"] == 0.0 < high["bler_high"]
+    assert json.loads(low["config"])["block_length"] == 100 and low["seed"] != high["seed"]
+    with pytest.raises(ValueError, match="max_bits only applies"):
+        sweep_link(cfg, [0.0], 100, progress=False, max_bits=10)
+
+
+def test_cli_link_sweeps_mcs_ranges_and_comma_lists(capsys):
+    rc = main(["link", "--modulation", "qpsk,16qam", "--channel", "awgn,rayleigh", "--code", "none",
+               "--snr-db", "-3,3", "--num-bits", "2000", "--format", "json", "--no-progress"])
+    assert rc == 0
+    rows = [json.loads(ln) for ln in capsys.readouterr().out.splitlines() if ln.startswith("{")]
+    assert len(rows) == 8
+    assert {(r["modulation"], r["channel"]) for r in rows} == {
+        (m, c) for m in ("qpsk", "16qam") for c in ("awgn", "rayleigh")}
+    for r in rows:
+        cfg = json.loads(r["config"])
+        assert cfg["modulation"] == r["modulation"] and cfg["channel"] == r["channel"]
+        assert r["ber_low"] <= r["ber"] <= r["ber_high"] and isinstance(r["seed"], int)
+    from experiments.commands.link import parse_mcs_list
+
+    assert parse_mcs_list("0:27") == list(range(28)) and parse_mcs_list("auto,3,5:2:9") == ["auto", 3, 5, 7, 9]
+    rc = main(["link", "--mcs", "0:1", "--block-length", "200", "--snr-db", "0", "--num-bits", "400",
+               "--format", "json", "--no-progress", "--target-block-errors", "1", "--max-bits", "400"])
+    assert rc == 0
+    rows = [json.loads(ln) for ln in capsys.readouterr().out.splitlines() if ln.startswith("{")]
+    assert [r["mcs_index"] for r in rows] == [0, 1]
+    with pytest.raises(SystemExit):
+        main(["link", "--channel", "awgn,tdl-z"])
+    assert "invalid choice: 'tdl-z'" in capsys.readouterr().err

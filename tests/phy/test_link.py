@@ -237,7 +237,8 @@ def test_symbol_link_errors():
 @pytest.mark.parametrize(
     "bad, match",
     [
-        (torch.ones(3), "shape"),
+        (torch.ones(()), "shape"),  # [..., n] needs n; a 1-D [n] is one row now
+        (torch.ones(2, 0), "shape"),
         (torch.ones(2, 3, dtype=torch.float64), "float32"),
         (torch.full((2, 3), 2.0), "only 0 and 1"),
         (np.ones((2, 3)), "torch.Tensor"),
