@@ -119,3 +119,21 @@ def test_the_card_is_written_from_the_measurement_record(record, tmp_path):
         assert g["adherence"]["k"] == sum(v["k"] for v in g["per_object"].values())
     config = json.loads((DEFAULT_CLASSIFIER_DIR / "config.json").read_text())
     assert config["threshold"] == record["calibration"]["threshold"]
+
+
+def test_the_model_card_states_adherence_as_the_fraction_of_all_generations(record, tmp_path):
+    import shutil
+
+    from pipeline.embedded import model_card
+    from pipeline.loading import DEFAULT_MODEL_DIR
+
+    shutil.copy(DEFAULT_MODEL_DIR / "training.json", tmp_path)
+    timing = dict(seconds_per_image=0.5, seconds_per_step_cfg=0.02, threads=1, steps=20)
+    model_card.write_card(tmp_path, dict(measure=record["generator"], timing=timing, grid_guidance=4.0,
+                                         grid_prompts=["a red apple on a wooden table"]))
+    text = (tmp_path / "README.md").read_text()
+    for g in record["generator"]:
+        a = g["adherence"]
+        assert f"### Guidance scale {g['guidance_scale']}" in text
+        assert f"**Adherence: {a['k'] / a['n']:.1%} ({a['k']}/{a['n']};" in text
+    assert "Mean adherence" not in text
