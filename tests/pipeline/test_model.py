@@ -1,4 +1,4 @@
-"""The embedded model's pieces: scenes, vocabulary, tokenizer, architecture, training resume, classifier."""
+"""The embedded model's pieces: scenes, vocabulary, tokenizer, architecture, training resume (the judge: test_judge.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from pipeline.embedded import scenes
-from pipeline.embedded.classifier import SceneClassifier, load_classifier
 from pipeline.embedded.model import UNK, EmbeddedModelConfig, build_tokenizer, random_pipeline
 from pipeline.embedded.scenes import OBJECT_GROUPS, OBJECTS, SceneGenerator, object_in_prompt, vocabulary
 from pipeline.embedded.training import _Stage
@@ -115,20 +114,3 @@ def test_interrupted_training_resumes_bit_identically(tmp_path):
     assert n1 == n2 == 10
     for key in straight:
         assert torch.equal(straight[key], resumed[key]), key
-
-
-def test_classifier_input_validation():
-    clf = SceneClassifier()
-    with pytest.raises(ValueError, match=r"uint8 \[N, H, W, 3\]"):
-        clf.classify(np.zeros((2, 64, 64), np.uint8))
-    with pytest.raises(ValueError, match="2 images but 1 prompts"):
-        clf.adherence(np.zeros((2, 64, 64, 3), np.uint8), ["a red apple"])
-
-
-def test_shipped_classifier_names_fresh_scenes():
-    clf = load_classifier()
-    images, captions, labels = SceneGenerator(seed=5000).batch(0, 270)
-    predicted = clf.classify(images)
-    accuracy = np.mean([OBJECTS[label] == name for label, name in zip(labels, predicted)])
-    assert accuracy >= 0.95, accuracy
-    assert clf.adherence(images, captions).mean() == accuracy
