@@ -415,7 +415,7 @@ class AnalogCodec(LatentCodec):
             ``latents`` finite, within the channel's ``[min, max]``;
             ``noise_var`` = :meth:`latent_noise_var` for this estimator.
         """
-        estimator = self._estimator(estimator)
+        estimator = self.resolve_estimator(estimator)
         if llrs:
             raise ValueError("llrs must be False for the analog codec: it receives complex symbols, not LLRs")
         if crc_ok is not None:
@@ -488,7 +488,7 @@ class AnalogCodec(LatentCodec):
         torch.Tensor, same shape and dtype as ``latents`` (not clipped).
         """
         self._forward_mode(mode)
-        estimator = self._estimator(estimator)
+        estimator = self.resolve_estimator(estimator)
         if not (isinstance(noise_var, (int, float)) and math.isfinite(noise_var) and noise_var >= 0):
             raise ValueError(f"noise_var must be a finite float >= 0, got {noise_var!r}")
         x = check_latents(latents, detach=False)

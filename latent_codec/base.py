@@ -425,7 +425,8 @@ class LatentCodec(torch.nn.Module, abc.ABC):
         self._check_header(header)
         return header
 
-    def _estimator(self, estimator: str | None) -> str:
+    def resolve_estimator(self, estimator: str | None) -> str:
+        """The estimator to use: ``estimator``, or the default when None (ValueError if not allowed)."""
         if estimator is None:
             return self.estimators[0]
         if estimator not in self.estimators:
@@ -653,7 +654,7 @@ class DigitalCodec(LatentCodec):
         -------
         DecodeResult
         """
-        est = self._estimator(estimator)
+        est = self.resolve_estimator(estimator)
         if noise_var is not None:
             raise ValueError(f"noise_var is for codecs that send symbols; the digital codec {self.name!r} "
                              "reads the channel quality from LLRs (pass llrs=True)")
@@ -731,7 +732,7 @@ class DigitalCodec(LatentCodec):
         torch.Tensor, same dtype and shape as ``latents``.
         """
         mode = self._forward_mode(mode)
-        self._estimator(estimator)
+        self.resolve_estimator(estimator)
         if noise_var != 0:
             raise ValueError(f"noise_var must be 0 for the digital codec {self.name!r} (a bit link has no "
                              f"differentiable channel model here), got {noise_var!r}")
