@@ -25,6 +25,7 @@ from latent_codec import (
     AnalogCodec,
     Float16Codec,
     LloydMaxCodec,
+    SymbolPayload,
     UniformQuantizerCodec,
     bits_to_float16,
     bits_to_int,
@@ -63,8 +64,8 @@ def section_soft(seed: int) -> None:
             g = torch.Generator().manual_seed(seed + 100 + ebno_db)
             s2 = 1.0 / (2 * 10 ** (ebno_db / 10))
             llrs = 2 * ((2 * p.bits - 1) + math.sqrt(s2) * torch.randn(p.bits.shape, generator=g)) / s2
-            hard = nmse(codec.decompress_llrs(llrs, p.header, mode="hard").latents, x)
-            soft = nmse(codec.decompress_llrs(llrs, p.header, mode="soft").latents, x)
+            hard = nmse(codec.decompress(llrs, p.header, llrs=True, estimator="hard").latents, x)
+            soft = nmse(codec.decompress(llrs, p.header, llrs=True, estimator="mmse").latents, x)
             ber = float(((llrs > 0).float() != p.bits).float().mean())
             rows.append([name, ebno_db, f"{ber:.2e}", f"{hard:.4g}", f"{soft:.4g}", f"{db(hard / soft):.2f}"])
     print(tabulate(rows, headers=["codec", "Eb/N0 [dB]", "raw BER", "NMSE hard", "NMSE soft", "gain [dB]"],
@@ -151,7 +152,7 @@ def section_analog(seed: int) -> None:
                 y = p.symbols + torch.complex(z[..., 0], z[..., 1]) * (nv / 2).sqrt()
                 res = {}
                 for est in ("unbiased", "mmse"):
-                    res[est] = nmse(codec.decompress(y, p.header, noise_var_eff=nv, estimator=est).latents, x)
+                    res[est] = nmse(codec.decompress(y, p.header, noise_var=nv, estimator=est).latents, x)
                 pred = float(codec.latent_noise_var(p.header, nv).mean() / x.var())
                 rows.append([ratio, fading, snr_db, f"{res['unbiased']:.4g}", f"{pred:.4g}", f"{res['mmse']:.4g}"])
     print(tabulate(rows, headers=["ratio", "channel", "SNR [dB]", "NMSE unbiased", "predicted noise/var",
@@ -185,8 +186,8 @@ def section_speed(seed: int) -> None:
                         ("lloydmax 4b", LloydMaxCodec(bits=4)), ("lloydmax 8b", LloydMaxCodec(bits=8)),
                         ("analog 0.5", AnalogCodec(0.5))):
         p = codec.compress(x)
-        rx = p.symbols if p.symbols is not None else p.bits
-        llrs = None if p.symbols is not None else (2 * p.bits - 1) * 3.0
+        rx = p.symbols if isinstance(p, SymbolPayload) else p.bits
+        llrs = None if isinstance(p, SymbolPayload) else (2 * p.bits - 1) * 3.0
 
         def timed(fn, reps=5):
             fn()
@@ -197,7 +198,7 @@ def section_speed(seed: int) -> None:
 
         t_c = timed(lambda: codec.compress(x))
         t_d = timed(lambda: codec.decompress(rx, p.header))
-        t_s = timed(lambda: codec.decompress_llrs(llrs, p.header)) if llrs is not None else float("nan")
+        t_s = timed(lambda: codec.decompress(llrs, p.header, llrs=True)) if llrs is not None else float("nan")
         rows.append([name, f"{t_c:.1f}", f"{t_d:.1f}", f"{t_s:.1f}"])
     print(tabulate(rows, headers=["codec", "compress [ms]", "decompress [ms]", "soft decompress [ms]"],
                    tablefmt="github"))
