@@ -155,7 +155,8 @@ class _WithCrcBits(torch.nn.Module):
     def forward(self, bits, snr_db, generator=None):
         res = self.link(bits, snr_db, generator=generator)
         if getattr(res, "crc_ok_bits", None) is None:
-            bits_ok = res.crc_ok.repeat_interleave(self.k, dim=1)[:, :bits.shape[1]]
+            seg = self.link.chain(snr_db).segmenter
+            bits_ok = seg.desegment(res.crc_ok[..., None].expand(*res.crc_ok.shape, seg.block_length), bits.shape[1])
             res = dataclasses.replace(res)
             res.crc_ok_bits = bits_ok
         return res
