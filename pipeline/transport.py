@@ -267,12 +267,27 @@ class AnalogTransport(Transport):
         corrupted header gives ``Received(None, ...)``. False: error-free.
     header_llrs : bool
         Combine the header copies from LLRs (else hard majority vote).
+    control : "same_link" | "robust" | phy.LinkConfig
+        The control channel that carries the header: ``"same_link"`` (the
+        digital link of ``link_config``, as before), ``"robust"`` (the most
+        robust MCS: MCS 0 of ``link_config.mcs_table`` with LDPC, over the same
+        channel), or a separately configured link. Its channel uses count in
+        ``channel_uses`` (hence the airtime) and are also reported as
+        ``header_channel_uses``; header loss is ``header_corrupted``.
     """
 
     def __init__(self, codec, link_config: LinkConfig, snr_db: float, *, estimator: str = "mmse",
-                 header_over_link: bool = True, header_llrs: bool = True):
+                 header_over_link: bool = True, header_llrs: bool = True, control="same_link"):
         self.codec = codec
         self.link_config = link_config
+        if isinstance(control, LinkConfig):
+            self.control_config = control
+        elif control == "same_link":
+            self.control_config = link_config
+        elif control == "robust":
+            self.control_config = link_config.replace(code="ldpc", mcs=0, mcs_table=link_config.mcs_table)
+        else:
+            raise ValueError(f"control must be 'same_link', 'robust' or a phy.LinkConfig, got {control!r}")
         self.snr_db = snr_db
         self.estimator = codec.resolve_estimator(estimator)
         self.header_over_link = bool(header_over_link)
@@ -281,7 +296,8 @@ class AnalogTransport(Transport):
 
     def _link(self, kind: str):
         if kind not in self._links:
-            self._links[kind] = (DigitalLink if kind == "digital" else SymbolLink)(self.link_config)
+            self._links[kind] = (DigitalLink(self.control_config) if kind == "digital"
+                                 else SymbolLink(self.link_config))
         return self._links[kind]
 
     def send(self, latents, *, generator, control_generator=None) -> Received:
@@ -297,6 +313,8 @@ class AnalogTransport(Transport):
             hres = self._link("digital")(payload.header_bits, self.snr_db, generator=control_generator)
             hs = link_stats(hres)
             stats.update(header_bit_errors=hs["bit_errors"], header_num_bits=hs["num_bits"])
+            if self.control_config is not self.link_config:  # new columns only where the control link differs
+                stats.update(header_channel_uses=int(hs["channel_uses"] or 0), header_mcs_index=hs["mcs_index"])
             stats["channel_uses"] += int(hs["channel_uses"] or 0)
             rx, soft = _received_values(hres, self.header_llrs)
             try:
@@ -318,7 +336,9 @@ def build_transport(config) -> Transport:
     ----------
     config : pipeline.chain.ChainConfig
         Reads ``transmission``, ``codec``, ``link``, ``snr_db``,
-        ``soft_decoding`` and ``header_over_link``.
+        ``soft_decoding``, ``header_over_link`` and, where the config has it,
+        ``control_link`` (the analog header's control channel, see
+        :class:`AnalogTransport`; default ``"same_link"``).
 
     Returns
     -------
@@ -339,4 +359,5 @@ def build_transport(config) -> Transport:
         return DigitalTransport(codec, config.link, config.snr_db, llrs=config.soft_decoding,
                                 estimator=codec_cfg.estimator, header_over_link=config.header_over_link)
     return AnalogTransport(codec, config.link, config.snr_db, estimator=codec_cfg.estimator,
-                          header_over_link=config.header_over_link, header_llrs=config.soft_decoding)
+                          header_over_link=config.header_over_link, header_llrs=config.soft_decoding,
+                          control=getattr(config, "control_link", "same_link"))

@@ -182,3 +182,23 @@ def test_real_ldpc_llrs_soft_is_bit_exact_with_hard_where_blocks_decode():
         assert torch.equal(rx.latents.reshape(-1)[ok_values], exact.reshape(-1)[ok_values])
         seen_failed += int((~ok_values).any())
     assert seen_clean and seen_failed  # the SNRs cover both cases
+
+
+def test_analog_header_on_a_robust_control_channel():
+    """At -2 dB the header on the data link's QPSK rate-1/2 is lost; on MCS 0 it arrives, and its airtime counts."""
+    from latent_codec import AnalogCodec  # noqa: PLC0415
+
+    x = torch.randn(1, 4, 8, 8, generator=_gen(5))
+    lost, uses = {}, {}
+    for control in ("same_link", "robust"):
+        t = AnalogTransport(AnalogCodec(), LinkConfig(), -2.0, control=control)
+        rxs = [t.send(x, generator=_gen(s), control_generator=_gen(100 + s)) for s in range(4)]
+        lost[control] = sum(rx.latents is None for rx in rxs)
+        uses[control] = rxs[0].link_stats
+    assert lost == {"same_link": 4, "robust": 0}
+    robust = uses["robust"]
+    assert robust["header_mcs_index"] == 0 and robust["header_corrupted"] is False
+    assert robust["channel_uses"] == 128 + robust["header_channel_uses"]  # 128 data symbols + the control link
+    assert "header_channel_uses" not in uses["same_link"]  # the old columns are unchanged
+    with pytest.raises(ValueError, match="control must be"):
+        AnalogTransport(AnalogCodec(), LinkConfig(), 0.0, control="loud")
