@@ -173,16 +173,6 @@ class ChainConfig(BaseModel):
         return self
 
 
-def _scalar(value, default=None):
-    if value is None:
-        return default
-    if isinstance(value, torch.Tensor):
-        return value.sum().item() if value.numel() > 1 else value.item()
-    if isinstance(value, np.ndarray):
-        return value.sum().item() if value.size > 1 else value.item()
-    return value
-
-
 # ------------------------------------------------------------------------------------- memo
 class _LRU(OrderedDict):
     def __init__(self, capacity: int):
