@@ -41,6 +41,7 @@ Example
 from __future__ import annotations
 
 
+import inspect
 import math
 import warnings
 from collections import OrderedDict
@@ -257,8 +258,9 @@ class CollaborativeChain:
     transport : pipeline.transport.Transport | None
         How the latents reach each receiver; None builds the one ``config``
         describes (:func:`pipeline.transport.build_transport`). Any object
-        with ``send(latents, *, generator, control_generator=None) ->
-        Received`` works (e.g. a learned transport).
+        with ``send(latents, *, generator) -> Received`` works (e.g. a
+        learned transport); one whose ``send`` also takes
+        ``control_generator`` gets a second, independent generator.
     """
 
     def __init__(self, pipe, config: ChainConfig | dict | None = None, state_cache=None, transport=None):
@@ -270,6 +272,9 @@ class CollaborativeChain:
                              f"Transport), got {type(transport).__name__}")
         self.transport = build_transport(self.config) if transport is None else transport
         self.codec = getattr(self.transport, "codec", None)
+        params = inspect.signature(self.transport.send).parameters
+        self._send_takes_control = "control_generator" in params or any(
+            p.kind == p.VAR_KEYWORD for p in params.values())
 
     # ---------------------------------------------------------------- memoised
     def _key(self, prompt: str, seed: int, k: int | None = None) -> tuple:
@@ -311,8 +316,8 @@ class CollaborativeChain:
         generator (and a control-link one), then replaces any non-finite
         received value (counted in ``num_repaired``): the UNet never sees NaN/Inf.
         """
-        rx = self.transport.send(state.latents.float(), generator=self._generator(seed, receiver),
-                                 control_generator=self._generator(seed, receiver + 1_000_000))
+        extra = {"control_generator": self._generator(seed, receiver + 1_000_000)} if self._send_takes_control else {}
+        rx = self.transport.send(state.latents.float(), generator=self._generator(seed, receiver), **extra)
         stats = dict(rx.link_stats)
         if rx.latents is None:
             return None, stats, dict(rx.payload_stats)

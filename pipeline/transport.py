@@ -80,7 +80,10 @@ class Transport(abc.ABC):
     """The contract of a transport: one ``send`` per receiver.
 
     To add a transport (for example a learned one), subclass this and
-    implement :meth:`send`; the chain needs nothing else. Rules:
+    implement :meth:`send`, then pass it as ``CollaborativeChain(pipe,
+    config, transport=...)``; the chain needs nothing else (a plain object
+    with ``send(latents, *, generator)`` is accepted too; the chain passes
+    ``control_generator`` only to a ``send`` that takes it). Rules:
 
     * every random draw comes from ``generator`` (and ``control_generator``
       for a second, independent link), so the same seed gives bit-identical

@@ -73,6 +73,12 @@ def test_chain_takes_any_transport_and_sanitises_what_it_returns(pipe):
     assert row["psnr_db"] > 20  # three zeroed values barely change the image
     lost = CollaborativeChain(pipe, _chain_cfg(transmission="lossless"), transport=_Corrupting(lose=True))
     assert lost.run(SHARED, [RECEIVER])[0].to_row()["fallback_generate_alone"]
+    class Minimal:  # duck-typed, the brief's one-method signature
+        def send(self, latents, *, generator):
+            return Received(latents + 0.0, {"bit_errors": 0, "num_bits": 0, "channel_uses": 1}, {"payload_bits": 0})
+
+    row = CollaborativeChain(pipe, _chain_cfg(transmission="lossless"), transport=Minimal()).run(SHARED, [RECEIVER])
+    assert row[0].to_row()["psnr_db"] == float("inf")
     with pytest.raises(ValueError, match="transport must have a send"):
         CollaborativeChain(pipe, _chain_cfg(transmission="lossless"), transport=object())
 
