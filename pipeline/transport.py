@@ -172,9 +172,14 @@ def payload_stats(payload: Payload) -> dict:
             "bits_per_latent_value": payload.num_bits / payload.num_values}
 
 
-def _received_values(result, use_llrs: bool) -> tuple[torch.Tensor, bool]:
-    """The decoder output the codec reads: LLRs when asked and the link's LLRs are soft, else hard bits."""
-    soft = use_llrs and bool(getattr(result, "llrs_are_soft", True))
+def _received_values(result, use_llrs: bool, link=None) -> tuple[torch.Tensor, bool]:
+    """The decoder output the codec reads: LLRs when asked and the link's LLRs are soft, else hard bits.
+
+    A link result without ``llrs_are_soft`` (an older phy) counts as soft
+    unless the link's code is Polar, whose +-20/+-1 output is not an LLR.
+    """
+    code = getattr(getattr(link, "config", None), "code", None)
+    soft = use_llrs and bool(getattr(result, "llrs_are_soft", code != "polar"))
     return (result.llrs if soft else result.bits_hat), soft
 
 
@@ -237,7 +242,7 @@ class DigitalTransport(Transport):
         sent = torch.cat([payload.header_bits, payload.bits], 1) if h else payload.bits
         res = self.link(sent, self.snr_db, generator=generator)
         stats = link_stats(res)
-        rx, soft = _received_values(res, self.llrs)
+        rx, soft = _received_values(res, self.llrs, self.link)
         crc_ok = getattr(res, "crc_ok_bits", None) if soft else None
         try:
             header = self.codec.parse_header(rx[:, :h], llrs=soft) if h else payload.header
@@ -319,7 +324,7 @@ class AnalogTransport(Transport):
             if self.control_config is not self.link_config:  # new columns only where the control link differs
                 stats.update(header_channel_uses=int(hs["channel_uses"] or 0), header_mcs_index=hs["mcs_index"])
             stats["channel_uses"] += int(hs["channel_uses"] or 0)
-            rx, soft = _received_values(hres, self.header_llrs)
+            rx, soft = _received_values(hres, self.header_llrs, self._link("digital"))
             try:
                 header = self.codec.parse_header(rx, llrs=soft)
             except HeaderCorruptedError:

@@ -208,3 +208,14 @@ def test_analog_header_on_a_robust_control_channel():
     assert "header_channel_uses" not in uses["same_link"]  # the old columns are unchanged
     with pytest.raises(ValueError, match="control must be"):
         AnalogTransport(AnalogCodec(), LinkConfig(), 0.0, control="loud")
+
+
+def test_polar_is_decoded_from_hard_bits():
+    """Polar's output is +-20/+-1 (not LLRs): with soft decoding asked for, the transport uses the hard bits."""
+    codec = UniformQuantizerCodec(bits=8)
+    x = torch.randn(1, 4, 8, 8, generator=_gen(6))
+    cfg = LinkConfig(code="polar", modulation="qpsk", code_rate=0.5, block_length=256)
+    soft = DigitalTransport(codec, cfg, 1.0, llrs=True, header_over_link=False).send(x, generator=_gen(7))
+    hard = DigitalTransport(codec, cfg, 1.0, llrs=False, header_over_link=False).send(x, generator=_gen(7))
+    assert soft.link_stats["bit_errors"] > 0  # the comparison covers errors
+    assert torch.equal(soft.latents, hard.latents)
