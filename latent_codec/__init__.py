@@ -12,13 +12,24 @@ Quick start
 >>> codec = make_codec("uniform", bits=8)
 >>> x = torch.randn(1, 4, 16, 16)
 >>> payload = codec.compress(x)
->>> out = codec.decompress(payload.bits, payload.header_bits)
+>>> out = codec.decompress(payload.bits, codec.parse_header(payload.header_bits, llrs=False))
 >>> out.latents.shape, int(out.num_repaired.sum())
 (torch.Size([1, 4, 16, 16]), 0)
 """
 
 from .accounting import channel_uses, channel_uses_per_pixel
+from .codecs import Float16Codec, LloydMaxCodec, UniformQuantizerCodec  # noqa: I001  (registry order)
 from .analog import AnalogCodec, dct_matrix
+from .base import (
+    CODECS,
+    BitPayload,
+    DecodeResult,
+    DigitalCodec,
+    LatentCodec,
+    Payload,
+    SymbolPayload,
+    register_codec,
+)
 from .bitops import (
     bits_to_float16,
     bits_to_int,
@@ -27,8 +38,7 @@ from .bitops import (
     hard_decision_llrs,
     int_to_bits,
 )
-from .codecs import DecodeResult, Float16Codec, LatentCodec, LloydMaxCodec, Payload, UniformQuantizerCodec
-from .config import CODEC_CLASSES, CodecConfig, codec_from_header, make_codec
+from .config import CodecConfig, codec_from_header, codec_kwargs_allowed, make_codec
 from .errors import HeaderCorruptedError
 from .header import DEFAULT_HEADER_REPETITION, Header, header_error_probability, parse_header
 from .ordering import (
@@ -47,16 +57,19 @@ from .sanitize import sanitize
 
 __all__ = [
     "AnalogCodec",
-    "CODEC_CLASSES",
+    "BitPayload",
+    "CODECS",
     "CodecConfig",
     "DEFAULT_HEADER_REPETITION",
     "DecodeResult",
+    "DigitalCodec",
     "Float16Codec",
     "Header",
     "HeaderCorruptedError",
     "LatentCodec",
     "LloydMaxCodec",
     "Payload",
+    "SymbolPayload",
     "UniformQuantizerCodec",
     "bitplane_permutation",
     "bits_to_float16",
@@ -65,6 +78,7 @@ __all__ = [
     "channel_uses_per_pixel",
     "codebook_bit_importance",
     "codec_from_header",
+    "codec_kwargs_allowed",
     "dct_matrix",
     "float16_to_bits",
     "gaussian_quantizer_mse",
@@ -79,5 +93,6 @@ __all__ = [
     "make_codec",
     "parse_header",
     "qam_bit_reliability_classes",
+    "register_codec",
     "sanitize",
 ]

@@ -56,9 +56,7 @@ def channel_uses(payload, info_bits_per_channel_use: float,
     rh = r if header_info_bits_per_channel_use is None else _check_rate(
         "header_info_bits_per_channel_use", header_info_bits_per_channel_use)
     header = math.ceil(payload.num_header_bits / rh)
-    if payload.symbols is not None:
-        return payload.num_symbols + header
-    return math.ceil(payload.num_body_bits / r) + header
+    return payload.body_channel_uses(r) + header
 
 
 def channel_uses_per_pixel(payload, info_bits_per_channel_use: float, pixels: int,

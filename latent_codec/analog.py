@@ -32,7 +32,15 @@ from functools import lru_cache
 
 import torch
 
-from .codecs import DecodeResult, LatentCodec, Payload, _check_latents, _minmax_range, fp16_round
+from .base import (
+    DecodeResult,
+    LatentCodec,
+    SymbolPayload,
+    check_latents,
+    fp16_round,
+    minmax_range,
+    register_codec,
+)
 from .header import DEFAULT_HEADER_REPETITION, Header
 from .sanitize import sanitize
 
@@ -93,6 +101,7 @@ def _order_hash(order: torch.Tensor) -> int:
     return zlib.crc32(order.to(torch.int64).cpu().numpy().tobytes()) & 0xFFFF
 
 
+@register_codec
 class AnalogCodec(LatentCodec):
     """Latents as power-normalised complex symbols, with MMSE reconstruction.
 
@@ -124,12 +133,13 @@ class AnalogCodec(LatentCodec):
     >>> g = torch.Generator().manual_seed(0)
     >>> nv = torch.full((2, 256), 0.1)
     >>> noise = (torch.randn(2, 256, 2, generator=g) * (0.05 ** 0.5)).view(torch.complex64).squeeze(-1)
-    >>> out = codec.decompress(p.symbols + noise, p.header_bits, noise_var_eff=nv)
+    >>> out = codec.decompress(p.symbols + noise, p.header_bits, noise_var=nv)
     >>> out.latents.shape, out.noise_var.shape
     (torch.Size([2, 4, 16, 16]), torch.Size([2, 4, 16, 16]))
     """
 
     name = "analog"
+    estimators = ESTIMATORS
     forward_modes = ("ste",)
 
     def __init__(self, compression_ratio: float = 1.0, *, selection: str = "lowpass",
@@ -216,7 +226,7 @@ class AnalogCodec(LatentCodec):
             Flat coefficient indices by decreasing mean energy (after removing
             each channel's mean), for ``AnalogCodec(selection="custom", coefficient_order=...)``.
         """
-        x = _check_latents(latents)
+        x = check_latents(latents)
         x = x - x.mean((2, 3), keepdim=True)
         dh, dw = dct_matrix(x.shape[-2]), dct_matrix(x.shape[-1])
         energy = (dh @ x.cpu() @ dw.T).pow(2).mean(0).reshape(-1)
@@ -249,11 +259,19 @@ class AnalogCodec(LatentCodec):
         return params[..., 1:2], params[..., 2:3], params[..., 0:1]
 
     def _make_params(self, flat: torch.Tensor) -> torch.Tensor:
-        low, high = _minmax_range(flat)
+        low, high = minmax_range(flat)
         mean = torch.minimum(torch.maximum(fp16_round(flat.mean(-1)), low), high)
         return torch.stack([mean, low, high], -1)
 
-    def compress(self, latents: torch.Tensor) -> Payload:
+    @classmethod
+    def from_header(cls, header: Header, *, header_repetition: int = DEFAULT_HEADER_REPETITION) -> "AnalogCodec":
+        """The codec that decodes ``header`` (not for a custom coefficient order: only its hash is sent)."""
+        if header.selection == "custom":
+            raise ValueError("a custom coefficient order cannot be rebuilt from the header (only its hash is sent)")
+        return cls(header.num_kept / header.num_values, selection=header.selection,
+                   num_bands=header.band_var.shape[1], header_repetition=header_repetition)
+
+    def compress(self, latents: torch.Tensor) -> SymbolPayload:
         """Map latents to power-normalised complex symbols.
 
         Parameters
@@ -262,24 +280,17 @@ class AnalogCodec(LatentCodec):
 
         Returns
         -------
-        Payload
-            ``symbols`` complex64 ``[B, m]`` (``mean |s|^2 = 1`` per row), an
-            empty body ``bits`` ``[B, 0]``, and the header.
+        SymbolPayload
+            ``symbols`` complex64 ``[B, m]`` (``mean |s|^2 = 1`` per row) and the header.
         """
-        x = _check_latents(latents)
+        x = check_latents(latents)
         bsz, c, h, w = x.shape
         params = self._make_params(x.reshape(bsz, c, -1))
         symbols, gain, band_var = self._analyse(x, params)
         header = Header("analog", (c, h, w), params, num_kept=self.num_kept(c * h * w), gain=gain,
                         selection=self.selection, order_hash=self._hash((c, h, w)), band_var=band_var)
-        return Payload(
-            bits=torch.zeros(bsz, 0, device=x.device),
-            header=header,
-            header_bits=header.to_bits(self.header_repetition),
-            bit_importance=torch.zeros(0, device=x.device),
-            num_values=c * h * w,
-            symbols=symbols.to(torch.complex64),
-        )
+        return SymbolPayload(header=header, header_bits=header.to_bits(self.header_repetition),
+                             num_values=c * h * w, symbols=symbols.to(torch.complex64))
 
     # -- receiver -----------------------------------------------------------------------------
     def _check_header(self, header: Header) -> None:
@@ -301,7 +312,7 @@ class AnalogCodec(LatentCodec):
             nv = torch.broadcast_to(nv, shape)
         except RuntimeError:
             raise ValueError(
-                f"noise_var_eff of shape {list(nv.shape)} does not broadcast to the symbols {list(shape)}"
+                f"noise_var of shape {list(nv.shape)} does not broadcast to the symbols {list(shape)}"
             ) from None
         # unknown (NaN) or infinite noise: no information -> infinite variance; negative -> 0
         nv = torch.where(torch.isnan(nv), torch.full_like(nv, math.inf), nv)
@@ -373,8 +384,9 @@ class AnalogCodec(LatentCodec):
         var = self._coeff_error_var(header, nv, estimator)
         return self._to_latent_domain(var, header, squared=True)
 
-    def decompress(self, received: torch.Tensor, header, *, noise_var_eff=None,
-                   estimator: str = "mmse", soft: bool = False) -> DecodeResult:
+    def decompress(self, received: torch.Tensor, header, *, llrs: bool = False, noise_var=None,
+                   estimator: str | None = None, crc_ok: torch.Tensor | None = None,
+                   generator: torch.Generator | None = None) -> DecodeResult:
         """Estimate the latents from received (equalised, unbiased) symbols.
 
         Parameters
@@ -384,15 +396,18 @@ class AnalogCodec(LatentCodec):
             (their prior mean); the latent values they feed (with the DCT: their
             whole channel) count as repaired.
         header : Header or torch.Tensor
-            A parsed header or the received header bits (LLRs when ``soft``).
-        noise_var_eff : torch.Tensor or float or None, broadcastable to ``[B, m]``
+            A parsed header or the received header as hard bits (parse header
+            LLRs with :meth:`parse_header` first).
+        llrs : bool
+            Must be False: the body is symbols, not LLRs.
+        noise_var : torch.Tensor or float or None, broadcastable to ``[B, m]``
             Effective noise variance per symbol; ``None`` means 0. NaN is read
             as unknown (infinite), negative values as 0.
-        estimator : str
-            ``"mmse"`` (``v / (v + noise_var_eff)`` shrinkage) or
+        estimator : str or None
+            ``"mmse"`` (default; ``v / (v + noise_var)`` shrinkage) or
             ``"unbiased"`` (no shrinkage: latent = truth + Gaussian noise).
-        soft : bool
-            Only for parsing header LLRs passed as ``header``.
+        crc_ok, generator : None
+            Not used by the analog codec (``crc_ok`` must be None).
 
         Returns
         -------
@@ -400,9 +415,12 @@ class AnalogCodec(LatentCodec):
             ``latents`` finite, within the channel's ``[min, max]``;
             ``noise_var`` = :meth:`latent_noise_var` for this estimator.
         """
-        if estimator not in ESTIMATORS:
-            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
-        header = self._resolve_header(header, soft=soft)
+        estimator = self.resolve_estimator(estimator)
+        if llrs:
+            raise ValueError("llrs must be False for the analog codec: it receives complex symbols, not LLRs")
+        if crc_ok is not None:
+            raise ValueError("crc_ok does not apply to the analog codec (its body has no code blocks)")
+        header = self._resolve_header(header, llrs=False)
         m = (header.num_kept + 1) // 2
         if not isinstance(received, torch.Tensor) or received.shape != (header.batch_size, m):
             shape = list(received.shape) if isinstance(received, torch.Tensor) else type(received).__name__
@@ -412,7 +430,7 @@ class AnalogCodec(LatentCodec):
         s = received.to(torch.complex64)
         bad = ~(torch.isfinite(s.real) & torch.isfinite(s.imag))
         s = torch.where(bad, torch.zeros_like(s), s)
-        nv = self._noise(noise_var_eff, s.shape, s.device)
+        nv = self._noise(noise_var, s.shape, s.device)
         # a huge but finite symbol can overflow the inverse transform: bound it
         # far above any plausible value (|s| ~ 1) before estimating
         s = torch.complex(s.real.clamp(-1e6, 1e6), s.imag.clamp(-1e6, 1e6))
@@ -449,17 +467,19 @@ class AnalogCodec(LatentCodec):
         p = self.compress(latents)
         return self.decompress(p.symbols, p.header, estimator="unbiased").latents
 
-    def forward(self, latents: torch.Tensor, *, noise_var: float = 0.0, estimator: str = "mmse",
-                generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(self, latents: torch.Tensor, *, mode: str | None = None, noise_var: float = 0.0,
+                estimator: str | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """Differentiable analog link: truncation, optional AWGN on the symbols, estimate.
 
         Parameters
         ----------
         latents : torch.Tensor, shape ``[B, C, H, W]``
+        mode : str or None
+            ``"ste"`` only (there is no quantiser: the gradient is exact).
         noise_var : float
             Complex AWGN variance per unit-power symbol (``1 / 10^(snr_db/10)``).
-        estimator : str
-            ``"mmse"`` or ``"unbiased"``.
+        estimator : str or None
+            ``"mmse"`` (default) or ``"unbiased"``.
         generator : torch.Generator or None
             For the noise.
 
@@ -467,11 +487,11 @@ class AnalogCodec(LatentCodec):
         -------
         torch.Tensor, same shape and dtype as ``latents`` (not clipped).
         """
-        if estimator not in ESTIMATORS:
-            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+        self._forward_mode(mode)
+        estimator = self.resolve_estimator(estimator)
         if not (isinstance(noise_var, (int, float)) and math.isfinite(noise_var) and noise_var >= 0):
             raise ValueError(f"noise_var must be a finite float >= 0, got {noise_var!r}")
-        x = _check_latents(latents, detach=False)
+        x = check_latents(latents, detach=False)
         bsz, c, h, w = x.shape
         params = self._make_params(x.detach().reshape(bsz, c, -1))
         symbols, gain, band_var = self._analyse(x, params)

@@ -6,25 +6,34 @@ from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .analog import AnalogCodec
-from .codecs import Float16Codec, LatentCodec, LloydMaxCodec, UniformQuantizerCodec
-from .header import CODEC_NAMES, DEFAULT_HEADER_REPETITION, Header
+from . import analog as _analog  # noqa: F401  (registers the codec)
+from . import codecs as _digital  # noqa: F401  (registers the digital codecs)
+from .base import CODECS, LatentCodec, codec_init_kwargs
+from .header import DEFAULT_HEADER_REPETITION, Header
 
-__all__ = ["CodecConfig", "make_codec", "codec_from_header", "CODEC_CLASSES"]
+__all__ = ["CodecConfig", "make_codec", "codec_from_header", "codec_kwargs_allowed"]
 
-CODEC_CLASSES = {
-    "float16": Float16Codec,
-    "uniform": UniformQuantizerCodec,
-    "lloydmax": LloydMaxCodec,
-    "analog": AnalogCodec,
-}
 
-_ALLOWED_KWARGS = {
-    "float16": ("bit_order", "bits_per_symbol", "header_repetition"),
-    "uniform": ("bits", "clip", "bit_order", "bits_per_symbol", "header_repetition"),
-    "lloydmax": ("bits", "soft_prior", "bit_order", "bits_per_symbol", "header_repetition"),
-    "analog": ("compression_ratio", "selection", "coefficient_order", "num_bands", "header_repetition"),
-}
+def codec_kwargs_allowed(name: str) -> tuple[str, ...]:
+    """Constructor arguments a registered codec takes (from its signature, not a hand-kept list).
+
+    Parameters
+    ----------
+    name : str
+        A name in :data:`latent_codec.CODECS`.
+
+    Returns
+    -------
+    tuple of str
+
+    Example
+    -------
+    >>> codec_kwargs_allowed("lloydmax")
+    ('bits', 'soft_prior', 'bit_order', 'bits_per_symbol', 'header_repetition')
+    """
+    if name not in CODECS:
+        raise ValueError(f"unknown codec {name!r}; allowed: {', '.join(CODECS)}")
+    return tuple(codec_init_kwargs(CODECS[name]))
 
 
 def make_codec(name: str, **kwargs) -> LatentCodec:
@@ -35,7 +44,7 @@ def make_codec(name: str, **kwargs) -> LatentCodec:
     name : str
         ``"float16"``, ``"uniform"``, ``"lloydmax"`` or ``"analog"``.
     **kwargs
-        Constructor arguments of that codec (see ``_ALLOWED_KWARGS``): e.g.
+        Constructor arguments of that codec (see :func:`codec_kwargs_allowed`): e.g.
         ``bits``, ``clip``, ``bit_order``, ``bits_per_symbol``,
         ``header_repetition``, ``soft_prior``, ``compression_ratio``,
         ``selection``, ``num_bands``.
@@ -55,14 +64,11 @@ def make_codec(name: str, **kwargs) -> LatentCodec:
     >>> make_codec("uniform", bits=6, clip="auto")
     UniformQuantizerCodec(clip='auto', bits_per_value=6, bit_order='msb_first', header_repetition=5)
     """
-    if name not in CODEC_CLASSES:
-        raise ValueError(f"unknown codec {name!r}; allowed: {', '.join(CODEC_NAMES)}")
-    unknown = sorted(set(kwargs) - set(_ALLOWED_KWARGS[name]))
+    allowed = codec_kwargs_allowed(name)
+    unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
-        raise ValueError(
-            f"codec {name!r} does not take {', '.join(unknown)}; allowed: {', '.join(_ALLOWED_KWARGS[name])}"
-        )
-    return CODEC_CLASSES[name](**kwargs)
+        raise ValueError(f"codec {name!r} does not take {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+    return CODECS[name](**kwargs)
 
 
 def codec_from_header(header: Header, *, header_repetition: int = DEFAULT_HEADER_REPETITION) -> LatentCodec:
@@ -80,23 +86,13 @@ def codec_from_header(header: Header, *, header_repetition: int = DEFAULT_HEADER
     Example
     -------
     >>> import torch
-    >>> p = LloydMaxCodec(bits=3).compress(torch.randn(1, 4, 8, 8))
+    >>> p = CODECS["lloydmax"](bits=3).compress(torch.randn(1, 4, 8, 8))
     >>> codec_from_header(p.header)
     LloydMaxCodec(soft_prior='gaussian', bits_per_value=3, bit_order='msb_first', header_repetition=5)
     """
-    common = {"header_repetition": header_repetition}
-    digital = dict(common, bit_order=header.bit_order,
-                   bits_per_symbol=header.bits_per_symbol or None)
-    if header.codec == "float16":
-        return Float16Codec(**digital)
-    if header.codec == "uniform":
-        return UniformQuantizerCodec(header.bits_per_value, **digital)
-    if header.codec == "lloydmax":
-        return LloydMaxCodec(header.bits_per_value, **digital)
-    if header.selection == "custom":
-        raise ValueError("a custom coefficient order cannot be rebuilt from the header (only its hash is sent)")
-    ratio = header.num_kept / header.num_values
-    return AnalogCodec(ratio, selection=header.selection, num_bands=header.band_var.shape[1], **common)
+    if header.codec not in CODECS:
+        raise ValueError(f"the header names codec {header.codec!r}, which is not registered")
+    return CODECS[header.codec].from_header(header, header_repetition=header_repetition)
 
 
 class CodecConfig(BaseModel):
@@ -104,9 +100,13 @@ class CodecConfig(BaseModel):
 
     Unknown keys are an error (``extra="forbid"``), and so is a key that does
     not apply to the chosen codec unless it holds its default value (so a
-    dumped config validates again). ``decoding`` and ``estimator`` are
-    receiver-side choices for the pipeline (``decompress(..., soft=...)`` and
-    ``AnalogCodec.decompress(..., estimator=...)``); they do not change the
+    dumped config validates again). The names come from the registry
+    :data:`latent_codec.CODECS` and which keys apply from each codec's
+    constructor signature. ``decoding`` (digital codecs: decode from LLRs or
+    from hard bits) and ``estimator`` (one of the codec's ``estimators``:
+    digital ``mmse``/``hard``/``sample`` for code blocks whose CRC failed,
+    analog ``mmse``/``unbiased``) are receiver-side choices for the pipeline
+    (``decompress(..., llrs=..., estimator=...)``); they do not change the
     codec object.
 
     Example
@@ -118,7 +118,7 @@ class CodecConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Literal["float16", "uniform", "lloydmax", "analog"] = "uniform"
+    name: Literal[tuple(CODECS)] = "uniform"  # type: ignore[valid-type]
     bits: int | None = Field(default=None, ge=1, le=16, description="bits per value (uniform 1..16, lloydmax 1..10)")
     clip: Union[Literal["minmax", "auto"], float] = Field(default="minmax", description="uniform: range rule")
     soft_prior: Literal["gaussian", "uniform"] = "gaussian"
@@ -129,15 +129,17 @@ class CodecConfig(BaseModel):
     num_bands: int = Field(default=8, ge=1, le=255)
     header_repetition: int = Field(default=DEFAULT_HEADER_REPETITION, ge=1, le=63)
     decoding: Literal["soft", "hard"] = "soft"
-    estimator: Literal["mmse", "unbiased"] = "mmse"
+    estimator: Literal[tuple(dict.fromkeys(e for c in CODECS.values() for e in c.estimators))] = "mmse"  # type: ignore[valid-type]
 
     @model_validator(mode="after")
     def _check_applicable(self) -> "CodecConfig":
-        applicable = set(_ALLOWED_KWARGS[self.name]) | {"name", "decoding", "estimator"}
-        if self.name == "analog":
-            applicable.discard("decoding")
-        else:
-            applicable.discard("estimator")
+        cls = CODECS[self.name]
+        applicable = set(codec_kwargs_allowed(self.name)) | {"name", "estimator"}
+        if "mmse" in cls.estimators and "hard" in cls.estimators:  # decodes bits or LLRs
+            applicable.add("decoding")
+        if self.estimator not in cls.estimators:
+            raise ValueError(f"estimator must be one of {cls.estimators} for codec {self.name!r}, "
+                             f"got {self.estimator!r}")
         # a key that does not apply is an error unless it holds the default (so
         # that model_validate(model_dump()) round-trips)
         fields = type(self).model_fields
@@ -153,10 +155,10 @@ class CodecConfig(BaseModel):
 
     def codec_kwargs(self) -> dict:
         """Constructor arguments of the configured codec (only those that apply)."""
-        keys = [k for k in _ALLOWED_KWARGS[self.name] if k != "coefficient_order"]
-        out = {k: getattr(self, k) for k in keys}
+        defaults = codec_init_kwargs(CODECS[self.name])
+        out = {k: getattr(self, k) for k in defaults if k in type(self).model_fields}
         if "bits" in out and out["bits"] is None:
-            out["bits"] = 8 if self.name == "uniform" else 4
+            out["bits"] = defaults["bits"]
         return out
 
     def build(self) -> LatentCodec:

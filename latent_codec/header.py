@@ -260,17 +260,18 @@ def _decode_row(data: bytes) -> dict:
     return fields
 
 
-def parse_header(received: torch.Tensor, *, soft: bool = False,
+def parse_header(received: torch.Tensor, *, llrs: bool = False,
                  repetition: int = DEFAULT_HEADER_REPETITION) -> Header:
     """Recover a :class:`Header` from received header bits or LLRs.
 
     Parameters
     ----------
     received : torch.Tensor, shape ``[batch, h]``
-        Hard bits (0/1, values > 0.5 count as 1) when ``soft=False``; LLRs
-        (positive means bit = 1) when ``soft=True``.
-    soft : bool
-        Combine LLRs by summation (soft) instead of majority voting.
+        Hard bits (0/1, values > 0.5 count as 1) when ``llrs=False``; LLRs
+        (positive means bit = 1) when ``llrs=True``.
+    llrs : bool
+        The received values are LLRs: the copies are combined by summing
+        LLRs instead of majority voting on hard bits.
     repetition : int
         Copies per row used by the sender.
 
@@ -305,7 +306,7 @@ def parse_header(received: torch.Tensor, *, soft: bool = False,
         )
     k = h // repetition
     x = received.detach().to(torch.float32).cpu().reshape(bsz, repetition, k)
-    if soft:
+    if llrs:
         info = (clean_llrs(x).sum(1) > 0).to(torch.float32)
     else:
         votes = (x > 0.5).to(torch.float32).sum(1)

@@ -47,6 +47,7 @@ Example
 from __future__ import annotations
 
 
+import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Literal
@@ -55,8 +56,8 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from latent_codec import CodecConfig, HeaderCorruptedError
-from phy import DigitalLink, LinkConfig, SymbolLink
+from latent_codec import CodecConfig
+from phy import LinkConfig
 from phy.config import format_validation_error
 from phy.seeding import derive_generator
 
@@ -66,6 +67,7 @@ from .judge import Judge
 from .metrics import image_metrics
 from .split import SCHEDULERS, SplitDiffusion, scheduler_name_of
 from .state import IntermediateState
+from .transport import build_transport
 
 __all__ = ["ChainConfig", "ChainConfigError", "CollaborativeChain", "ReceiverRecord", "clear_memo"]
 
@@ -178,14 +180,6 @@ class ChainConfig(BaseModel):
         return self
 
 
-def _scalar(value, default=None):
-    if value is None:
-        return default
-    if isinstance(value, torch.Tensor):
-        return value.sum().item() if value.numel() > 1 else value.item()
-    if isinstance(value, np.ndarray):
-        return value.sum().item() if value.size > 1 else value.item()
-    return value
 
 
 # ------------------------------------------------------------------------------------- records
@@ -237,9 +231,15 @@ class CollaborativeChain:
     embedder : callable | None
         ``list[str] -> float32 [B, D]`` prompt embedder for a ``state_cache``
         that has none (None: the cache's default, the model's text encoder).
+    transport : pipeline.transport.Transport | None
+        How the latents reach each receiver; None builds the one ``config``
+        describes (:func:`pipeline.transport.build_transport`). Any object
+        with ``send(latents, *, generator) -> Received`` works (e.g. a
+        learned transport); one whose ``send`` also takes
+        ``control_generator`` gets a second, independent generator.
     """
 
-    def __init__(self, pipe, config: ChainConfig | dict | None = None, state_cache=None, *,
+    def __init__(self, pipe, config: ChainConfig | dict | None = None, state_cache=None, transport=None, *,
                  judge: Judge | None = None, embedder=None):
         self.split = pipe if isinstance(pipe, SplitDiffusion) else SplitDiffusion(pipe)
         self.config = ChainConfig.model_validate(config or {}) if not isinstance(config, ChainConfig) else config
@@ -253,13 +253,14 @@ class CollaborativeChain:
         if state_cache is not None and getattr(state_cache, "embedder", None) is None and embedder is not None:
             state_cache.embedder = embedder
         self.state_cache = state_cache
-        self.codec = self.config.codec.build() if self.config.transmission != "lossless" else None
-        self._links: dict = {}
-
-    def _link(self, kind: str):
-        if kind not in self._links:
-            self._links[kind] = (DigitalLink if kind == "digital" else SymbolLink)(self.config.link)
-        return self._links[kind]
+        if transport is not None and not callable(getattr(transport, "send", None)):
+            raise ValueError(f"transport must have a send(latents, *, generator) method (pipeline.transport."
+                             f"Transport), got {type(transport).__name__}")
+        self.transport = build_transport(self.config) if transport is None else transport
+        self.codec = getattr(self.transport, "codec", None)
+        params = inspect.signature(self.transport.send).parameters
+        self._send_takes_control = "control_generator" in params or any(
+            p.kind == p.VAR_KEYWORD for p in params.values())
 
     # ---------------------------------------------------------------- memoised
     @property
@@ -300,75 +301,24 @@ class CollaborativeChain:
     def _generator(self, seed: int, receiver: int) -> torch.Generator:
         return derive_generator(f"distdiff-link/{seed}/{receiver}")
 
-    def _stats(self, res, r: int) -> dict:
-        def row(v):
-            if isinstance(v, torch.Tensor) and v.dim() > 0:
-                return v[r].item() if v.shape[0] > r else v.sum().item()
-            return _scalar(v)
-
-        return {"bit_errors": row(res.bit_errors), "num_bits": _scalar(res.num_bits),
-                "block_errors": row(getattr(res, "block_errors", None)),
-                "num_blocks": _scalar(getattr(res, "num_blocks", None)),
-                "channel_uses": _scalar(getattr(res, "channel_uses", None)),
-                "ebno_db": _scalar(getattr(res, "ebno_db", None)),
-                "mcs_index": _scalar(getattr(res, "mcs_index", None)),
-                "spectral_efficiency": _scalar(getattr(res, "spectral_efficiency", None))}
-
-    def _send_bits(self, bits: torch.Tensor, seed: int, receiver: int):
-        return self._link("digital")(bits, self.config.snr_db, generator=self._generator(seed, receiver))
-
     def _transmit(self, state: IntermediateState, seed: int, receiver: int) -> tuple[torch.Tensor | None, dict, dict]:
-        """Latents as received by ``receiver`` (None if the header is lost), link stats, payload stats."""
-        c = self.config
-        latents = state.latents.float()
-        if c.transmission == "lossless":
-            return latents.clone(), {"bit_errors": 0, "num_bits": 0, "channel_uses": 0}, {"payload_bits": 0}
-        payload = self.codec.compress(latents)
-        pay = {"payload_bits": payload.num_bits, "payload_body_bits": payload.num_body_bits,
-               "payload_header_bits": payload.num_header_bits,
-               "bits_per_latent_value": payload.num_bits / payload.num_values}
-        info = {}
-        if c.transmission == "digital":
-            if c.header_over_link:
-                res = self._send_bits(torch.cat([payload.header_bits, payload.bits], 1), seed, receiver)
-                h = payload.num_header_bits
-                rx = res.llrs if c.soft_decoding else res.bits_hat
-                header_rx, body_rx = rx[:, :h], rx[:, h:]
-            else:
-                res = self._send_bits(payload.bits, seed, receiver)
-                header_rx, body_rx = payload.header, res.llrs if c.soft_decoding else res.bits_hat
-            stats = self._stats(res, 0)
-            try:
-                out = self.codec.decompress(body_rx, header_rx, soft=c.soft_decoding)
-            except HeaderCorruptedError:
-                return None, {**stats, "header_corrupted": True}, pay
-        else:  # analog
-            res = self._link("symbol")(payload.symbols, c.snr_db, generator=self._generator(seed, receiver))
-            sym_hat, noise_var_eff, uses = res.symbols_hat, res.noise_var_eff, res.channel_uses
-            header_rx = payload.header
-            stats = {"bit_errors": 0, "num_bits": 0, "channel_uses": int(_scalar(uses))}
-            if c.header_over_link:
-                res = self._send_bits(payload.header_bits, seed, receiver + 1_000_000)
-                hs = self._stats(res, 0)
-                stats.update(header_bit_errors=hs["bit_errors"], header_num_bits=hs["num_bits"])
-                stats["channel_uses"] += int(hs["channel_uses"] or 0)
-                header_rx = res.llrs if c.soft_decoding else res.bits_hat
-            try:
-                out = self.codec.decompress(sym_hat, header_rx, noise_var_eff=noise_var_eff,
-                                            estimator=c.codec.estimator, soft=c.soft_decoding)
-            except HeaderCorruptedError:
-                return None, {**stats, "header_corrupted": True}, pay
-            nv = out.noise_var
-            stats["latent_noise_var"] = float(nv.float().mean()) if nv is not None else float("nan")
-            stats["noise_var_eff"] = float(torch.as_tensor(noise_var_eff).float().mean())
-        rx_latents = out.latents.float()
-        bad = ~torch.isfinite(rx_latents)
-        if bad.any():  # codecs already sanitise; never hand a non-finite value to the UNet
-            rx_latents = torch.nan_to_num(rx_latents, nan=0.0, posinf=0.0, neginf=0.0)
-        info.update(stats)
-        info["header_corrupted"] = False
-        info["num_repaired"] = int(_scalar(out.num_repaired, 0)) + int(bad.sum())
-        return rx_latents, info, pay
+        """Latents as received by ``receiver`` (None if it cannot decode), link stats, payload stats.
+
+        The transport does the work; the chain gives it the receiver's link
+        generator (and a control-link one), then replaces any non-finite
+        received value (counted in ``num_repaired``): the UNet never sees NaN/Inf.
+        """
+        extra = {"control_generator": self._generator(seed, receiver + 1_000_000)} if self._send_takes_control else {}
+        rx = self.transport.send(state.latents.float(), generator=self._generator(seed, receiver), **extra)
+        stats = dict(rx.link_stats)
+        if rx.latents is None:
+            return None, stats, dict(rx.payload_stats)
+        latents = rx.latents.float()
+        bad = ~torch.isfinite(latents)
+        if bad.any():
+            latents = torch.nan_to_num(latents, nan=0.0, posinf=0.0, neginf=0.0)
+            stats["num_repaired"] = int(stats.get("num_repaired", 0)) + int(bad.sum())
+        return latents, stats, dict(rx.payload_stats)
 
     # ---------------------------------------------------------------- judging
     @staticmethod

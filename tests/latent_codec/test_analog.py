@@ -91,7 +91,7 @@ def test_mmse_single_band_is_the_one_over_one_plus_nv_scaling():
     x = smooth_latents(batch=1, std=2.0)
     p = codec.compress(x)
     y = awgn(p.symbols, 0.3, GEN(2))
-    out = codec.decompress(y, p.header, noise_var_eff=0.3)
+    out = codec.decompress(y, p.header, noise_var=0.3)
     est = y / 1.3 / p.header.gain[:, None]
     vals = torch.stack([est.real, est.imag], -1).reshape(1, 4, 16, 16) + p.header.params[0, :, 0].reshape(1, 4, 1, 1)
     low, high = p.header.params[0, :, 1].reshape(1, 4, 1, 1), p.header.params[0, :, 2].reshape(1, 4, 1, 1)
@@ -105,7 +105,7 @@ def test_unbiased_noise_variance_prediction(ratio):
     x = smooth_latents(batch=8, std=5.0)
     p = codec.compress(x)
     nv = 0.01 * torch.exp(torch.randn(p.symbols.shape, generator=GEN(3)))  # per-symbol variances
-    out = codec.decompress(awgn(p.symbols, nv, GEN(4)), p.header, noise_var_eff=nv, estimator="unbiased")
+    out = codec.decompress(awgn(p.symbols, nv, GEN(4)), p.header, noise_var=nv, estimator="unbiased")
     measured = float(((out.latents - codec.roundtrip(x)) ** 2).mean())
     predicted = float(codec.latent_noise_var(p.header, nv).mean())
     assert math.isclose(measured, predicted, rel_tol=0.05)
@@ -124,7 +124,7 @@ def test_mmse_tames_deep_fades():
     y = awgn(p.symbols, nv, g)
     nmse = {}
     for est in ("mmse", "unbiased"):
-        out = codec.decompress(y, p.header, noise_var_eff=nv, estimator=est)
+        out = codec.decompress(y, p.header, noise_var=nv, estimator=est)
         nmse[est] = float(((out.latents - x) ** 2).mean() / x.var())
     assert nmse["mmse"] < 0.5 * nmse["unbiased"], nmse
     assert nmse["mmse"] < 0.5, nmse
@@ -136,7 +136,7 @@ def test_band_shrinkage_beats_single_band_at_low_snr():
     for nb in (1, 8):
         codec = AnalogCodec(1.0, num_bands=nb)
         p = codec.compress(x)
-        out = codec.decompress(awgn(p.symbols, 1.0, GEN(6)), p.header, noise_var_eff=1.0)
+        out = codec.decompress(awgn(p.symbols, 1.0, GEN(6)), p.header, noise_var=1.0)
         res[nb] = float(((out.latents - x) ** 2).mean())
     assert res[8] < 0.8 * res[1], res
 
@@ -152,7 +152,7 @@ def test_garbage_in_finite_out():
     nv = torch.full(y.shape, 0.1)
     nv[0, 7] = float("nan")
     nv[1, 9] = -1.0
-    out = codec.decompress(y, p.header, noise_var_eff=nv)
+    out = codec.decompress(y, p.header, noise_var=nv)
     assert torch.isfinite(out.latents).all()
     low, high = p.header.params[..., 1], p.header.params[..., 2]
     assert torch.all(out.latents >= low[..., None, None]) and torch.all(out.latents <= high[..., None, None])

@@ -73,7 +73,7 @@ def test_header_roundtrip_bit_exact():
     back = parse_header(bits)
     assert back.matches(h) and torch.equal(back.params, h.params)
     # soft input (LLRs) too
-    back = parse_header((2 * bits - 1) * 4.0, soft=True)
+    back = parse_header((2 * bits - 1) * 4.0, llrs=True)
     assert torch.equal(back.params, h.params)
 
 

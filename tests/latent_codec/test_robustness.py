@@ -22,6 +22,8 @@ from latent_codec import (
     parse_header,
 )
 
+ESTIMATOR = {"soft": "mmse", "hard": "hard"}  # the old decompress_llrs modes
+
 DIGITAL = [
     lambda: Float16Codec(),
     lambda: Float16Codec(bit_order="interleaved_by_importance", bits_per_symbol=4),
@@ -112,7 +114,7 @@ def test_noisy_and_broken_llrs_never_produce_nan_inf_or_out_of_range(codec_idx, 
     pick = torch.randint(0, len(special), llrs.shape, generator=g)
     llrs = torch.where(mask, special[pick], llrs)
     for mode in ("soft", "hard"):
-        _assert_clean(codec, codec.decompress_llrs(llrs, p.header, mode=mode), p.header, x)
+        _assert_clean(codec, codec.decompress(llrs, p.header, llrs=True, estimator=ESTIMATOR[mode]), p.header, x)
 
 
 @PROFILE
@@ -146,7 +148,7 @@ def test_analog_garbage_symbols_never_produce_nan_inf_or_out_of_range(data, rati
     y = torch.where(mask, torch.complex(bad, bad.flip(-1)), y)
     nv = torch.where(torch.rand(nv.shape, generator=g) < corrupt, special[0], nv)
     for estimator in ("mmse", "unbiased"):
-        _assert_clean(codec, codec.decompress(y, p.header, noise_var_eff=nv, estimator=estimator), p.header, x)
+        _assert_clean(codec, codec.decompress(y, p.header, noise_var=nv, estimator=estimator), p.header, x)
 
 
 @PROFILE

@@ -12,6 +12,8 @@ import torch
 
 from latent_codec import Float16Codec, LloydMaxCodec, UniformQuantizerCodec
 
+ESTIMATOR = {"soft": "mmse", "hard": "hard"}  # the old decompress_llrs modes
+
 
 def bpsk_awgn_llrs(bits: torch.Tensor, ebno_db: float, gen: torch.Generator) -> torch.Tensor:
     s2 = 1.0 / (2.0 * 10 ** (ebno_db / 10))
@@ -25,7 +27,7 @@ def test_one_bit_soft_estimate_closed_form():
     x = torch.randn(1, 4, 4, 4, generator=torch.Generator().manual_seed(0))
     p = codec.compress(x)
     llrs = torch.linspace(-6, 6, p.num_body_bits).reshape(1, -1)
-    out = codec.decompress_llrs(llrs, p.header).latents
+    out = codec.decompress(llrs, p.header, llrs=True).latents
     low, high = p.header.params[..., 0], p.header.params[..., 1]
     expected = (0.5 * (low + high))[..., None, None] + ((high - low) / 4)[..., None, None] * torch.tanh(
         llrs.reshape(out.shape) / 2)
@@ -37,13 +39,13 @@ def test_soft_limits(codec):
     """No information -> the prior mean; certain LLRs -> the hard decision."""
     x = 3 * torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(1))
     p = codec.compress(x)
-    blind = codec.decompress_llrs(torch.zeros_like(p.bits), p.header).latents
+    blind = codec.decompress(torch.zeros_like(p.bits), p.header, llrs=True).latents
     if codec.name == "uniform":
         mid = p.header.params.mean(-1)[..., None, None]
     else:
         mid = p.header.params[..., 0][..., None, None]  # Gaussian prior is symmetric: the mean
     assert torch.allclose(blind, mid.expand_as(blind), atol=1e-4)
-    certain = codec.decompress_llrs((2 * p.bits - 1) * 60, p.header).latents
+    certain = codec.decompress((2 * p.bits - 1) * 60, p.header, llrs=True).latents
     assert torch.allclose(certain, codec.roundtrip(x), atol=1e-5)
 
 
@@ -68,8 +70,8 @@ def test_soft_never_worse_than_hard_and_better_at_low_snr(name):
         d, soft, hard = [], 0.0, 0.0
         for _ in range(3):
             llrs = bpsk_awgn_llrs(p.bits, ebno_db, gen)
-            es = (codec.decompress_llrs(llrs, p.header, mode="soft").latents - x) ** 2
-            eh = (codec.decompress_llrs(llrs, p.header, mode="hard").latents - x) ** 2
+            es = (codec.decompress(llrs, p.header, llrs=True, estimator="mmse").latents - x) ** 2
+            eh = (codec.decompress(llrs, p.header, llrs=True, estimator="hard").latents - x) ** 2
             d.append((es - eh).reshape(-1).double())
             soft, hard = soft + float(es.mean()), hard + float(eh.mean())
         d = torch.cat(d)
@@ -90,7 +92,7 @@ def test_soft_estimate_is_the_conditional_mean():
     llrs = bpsk_awgn_llrs(p.bits, 0.0, gen)
     slopes = {}
     for mode in ("soft", "hard"):
-        est = codec.decompress_llrs(llrs, p.header, mode=mode).latents
+        est = codec.decompress(llrs, p.header, llrs=True, estimator=ESTIMATOR[mode]).latents
         e = est - est.mean()
         slopes[mode] = float((e * (x - x.mean())).sum() / (e * e).sum())
     assert abs(slopes["soft"] - 1.0) < 0.05, slopes
@@ -102,7 +104,7 @@ def test_float16_llrs_are_hard_decided():
     x = torch.randn(1, 4, 4, 4, generator=torch.Generator().manual_seed(4))
     p = codec.compress(x)
     llrs = bpsk_awgn_llrs(p.bits, 4.0, torch.Generator().manual_seed(5))
-    a = codec.decompress_llrs(llrs, p.header, mode="soft").latents
+    a = codec.decompress(llrs, p.header, llrs=True, estimator="mmse").latents
     b = codec.decompress((llrs > 0).float(), p.header).latents
     assert torch.equal(a, b)
 
@@ -121,8 +123,8 @@ def test_soft_posterior_variance_is_calibrated(codec):
     p = codec.compress(x)
     clean = codec.roundtrip(x)
     for ebno_db in (0.0, 4.0):
-        out = codec.decompress_llrs(bpsk_awgn_llrs(p.bits, ebno_db, gen), p.header)
+        out = codec.decompress(bpsk_awgn_llrs(p.bits, ebno_db, gen), p.header, llrs=True)
         measured = float(((out.latents - clean) ** 2).mean())
         predicted = float(out.noise_var.mean())
         assert math.isclose(measured, predicted, rel_tol=0.05), (ebno_db, measured, predicted)
-    assert codec.decompress_llrs(p.bits * 0 + 1, p.header, mode="hard").noise_var is None
+    assert codec.decompress(p.bits * 0 + 1, p.header, llrs=True, estimator="hard").noise_var is None
