@@ -154,7 +154,7 @@ def configure_worker(torch_threads: int) -> None:
         pass
 
 
-def _guarded_call(fn, item):
+def guarded_call(fn, item):
     """Runs in the worker: exceptions come back as a PointError (picklable) rather than a traceback."""
     try:
         return fn(item), None
@@ -209,7 +209,7 @@ class ProcessExecutor(Executor):
                 while pending and len(in_flight) < 2 * self.workers:
                     item = pending.pop()
                     try:
-                        fut = self._pool.submit(_guarded_call, fn, item)
+                        fut = self._pool.submit(guarded_call, fn, item)
                     except BrokenProcessPool:
                         pending.append(item)
                         break
@@ -344,5 +344,5 @@ def make_executor(kind: str = "process", workers: int = 2, torch_threads: int = 
     return ex
 
 
-__all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "PointError", "make_executor", "available_executors",
+__all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "PointError", "guarded_call", "make_executor", "available_executors",
            "configure_worker", "ENTRY_POINT_GROUP", "BUILTIN_EXECUTORS"]
