@@ -14,11 +14,11 @@ import pytest
 
 MODULES = [
     "phy.config", "phy.snr", "phy.theory", "phy.coding", "phy.channels", "phy.link", "phy.sweep",
-    "phy.nr_tables", "phy.ldpc", "phy.mcs", "phy.seeding",
+    "phy.nr_tables", "phy.ldpc", "phy.mcs", "phy.seeding", "phy.jscc_bounds",
     "latent_codec", "latent_codec.bitops", "latent_codec.header", "latent_codec.ordering",
     "latent_codec.quantizers", "latent_codec.sanitize", "latent_codec.codecs", "latent_codec.analog",
     "latent_codec.accounting", "latent_codec.config", "latent_codec.base", "latent_codec.float16",
-    "latent_codec.uniform", "latent_codec.lloyd_max", "pipeline.transport",
+    "latent_codec.uniform", "latent_codec.lloyd_max", "latent_codec.learned", "pipeline.transport",
     "pipeline.state", "pipeline.split", "pipeline.chain", "pipeline.grouping", "pipeline.cache",
     "pipeline.metrics", "pipeline.compute", "pipeline.loading", "pipeline.judge",
     "experiments.config", "experiments.grid", "experiments.latency_energy", "experiments.executors",
