@@ -33,13 +33,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import re
 import sys
 import warnings
 from typing import Optional, Sequence
 
-__all__ = ["COMMANDS", "build_parser", "main", "quiet_upstream", "version"]
+__all__ = ["COMMANDS", "build_parser", "parse_args", "main", "quiet_upstream", "version"]
 
 #: subcommand module names under experiments/commands, in help order
 COMMANDS = ["link", "run", "sweep", "plot", "generate"]
@@ -57,23 +58,48 @@ def version() -> str:
         return "unknown (not installed)"
 
 
+#: (logger name, start of the message) of upstream log records dropped by :func:`quiet_upstream`
+QUIET_LOG_RECORDS = (
+    # transformers: image processors need torchvision, which the text-to-image path does not use
+    ("transformers.utils.import_utils", "`CLIPImageProcessor` requires torchvision (not installed)"),
+    ("transformers.utils.import_utils", "`SiglipImageProcessor` requires torchvision (not installed)"),
+    # diffusers: loading without accelerate (the shipped model is small; nothing to gain)
+    ("diffusers.pipelines.pipeline_utils", "Cannot initialize model with low cpu memory usage because `accelerate`"),
+    ("diffusers.models.modeling_utils", "Cannot initialize model with low cpu memory usage because `accelerate`"),
+)
+#: (category, message regex, module regex) of upstream warnings ignored by :func:`quiet_upstream`
+QUIET_WARNINGS = (
+    # numpy 2 about diffusers' schedulers calling np.array(tensor, copy=False) (harmless here)
+    (DeprecationWarning, r"__array__ implementation doesn't accept a copy keyword", r"diffusers\.schedulers\."),
+)
+
+
+class _DropRecords(logging.Filter):
+    def __init__(self, prefixes: tuple[str, ...]):
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefixes)
+
+
 def quiet_upstream() -> None:
     """Silence, narrowly, upstream messages that are noise to a command-line user.
 
-    Each filter names an exact message or module; nothing is silenced globally.
-    Worker processes inherit the environment variables.
+    Drops the exact log records of :data:`QUIET_LOG_RECORDS` (a filter on each named logger,
+    created now; the libraries are not imported) and ignores the exact warnings of
+    :data:`QUIET_WARNINGS`. Nothing else is silenced. Idempotent. Worker processes of a sweep
+    should call it too (their initialiser).
     """
-    # transformers' import notes that torchvision is absent (it is not needed here) and its
-    # logging repeats it; keep the output to what the user asked for
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    # diffusers' logger says "accelerate not found" (or "Cannot initialize model with low cpu
-    # memory usage because `accelerate` was not found") in the middle of progress bars
-    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
-    warnings.filterwarnings("ignore", message=r".*torchvision.*", module=r"transformers(\..*)?")
-    warnings.filterwarnings("ignore", message=r".*`accelerate` was not found.*")
-    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(diffusers|transformers|sionna)(\..*)?")
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(diffusers|transformers)(\..*)?")
+    by_logger: dict[str, list[str]] = {}
+    for name, prefix in QUIET_LOG_RECORDS:
+        by_logger.setdefault(name, []).append(prefix)
+    for name, prefixes in by_logger.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropRecords) for f in logger.filters):
+            logger.addFilter(_DropRecords(tuple(prefixes)))
+    for category, message, module in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category, module=module)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,11 +135,15 @@ def _glue_negative_values(argv: list[str]) -> list[str]:
     return out
 
 
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parse a command line (``sys.argv[1:]`` by default); negative values may follow their option."""
+    return build_parser().parse_args(_glue_negative_values(list(sys.argv[1:] if argv is None else argv)))
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``distdiff`` console script; returns the exit code."""
     quiet_upstream()
-    parser = build_parser()
-    args = parser.parse_args(_glue_negative_values(list(sys.argv[1:] if argv is None else argv)))
+    args = parse_args(argv)
     try:
         if args.command not in _NO_PHY and hasattr(args, "_run"):
             check = getattr(importlib.import_module(f"experiments.commands.{args.command}"), "check", None)
