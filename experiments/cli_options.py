@@ -52,6 +52,7 @@ import hashlib
 import importlib
 import importlib.util
 import json
+import math
 import os
 import re
 import types
@@ -101,8 +102,8 @@ class OptionSpec:
         if self.choices is not None and value not in self.choices:
             raise argparse.ArgumentTypeError(
                 f"invalid choice {text!r} (choose from {', '.join(str(c) for c in self.choices)})")
-        if base == "float" and value != value:
-            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}")
+        if base == "float" and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
         ops = {"ge": (lambda v, b: v >= b, ">="), "gt": (lambda v, b: v > b, ">"),
                "le": (lambda v, b: v <= b, "<="), "lt": (lambda v, b: v < b, "<")}
         for key, bound in self.bounds.items():
