@@ -64,6 +64,7 @@ from typing import Any, Iterable, Optional, Sequence
 __all__ = ["OptionSpec", "model_specs", "specs_from_model", "add_options", "given_values", "cache_dir"]
 
 _CACHE_VERSION = 1
+_CACHE_KEEP = 8  #: source versions kept in the cache
 
 
 @dataclass(frozen=True)
@@ -264,9 +265,11 @@ def model_specs(ref: str, include: Optional[Sequence[str]] = None, exclude: Iter
     cached[key] = [asdict(s) for s in specs]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        for old in path.parent.glob("cli-options-*.json"):
-            if old != path:
-                old.unlink(missing_ok=True)
+        # keep a few source versions (several checkouts may share the cache), drop older ones
+        others = sorted((p for p in path.parent.glob("cli-options-*.json") if p != path),
+                        key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in others[_CACHE_KEEP - 1:]:
+            old.unlink(missing_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(cached), encoding="utf-8")
         os.replace(tmp, path)

@@ -65,7 +65,10 @@ def test_stale_cache_is_rebuilt(monkeypatch):
     assert cli_options.model_specs(ref, fields)[0].default == 0.75  # the cache is used as is ...
     monkeypatch.setattr(cli_options, "_source_hash", lambda: "new")
     assert cli_options.model_specs(ref, fields)[0].default == 0.5  # ... until the source changes
-    assert not path.exists()
+    for i in range(cli_options._CACHE_KEEP + 2):  # old source versions are dropped, a few kept
+        monkeypatch.setattr(cli_options, "_source_hash", lambda i=i: f"v{i}")
+        cli_options.model_specs(ref, fields)
+    assert len(list(cli_options.cache_dir().glob("cli-options-*.json"))) == cli_options._CACHE_KEEP
 
 
 def test_help_prints_each_default_once(capsys):
