@@ -20,93 +20,139 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from pathlib import Path
 
-from .link import _FIELDS, _mcs
+from ..cli_options import add_options, given_values, model_specs
 
 NAME = "generate"
 HELP = "one collaborative generation: shared steps, the link, the receiver's own steps"
 
+#: the models whose fields become options, and which fields
+CHAIN_MODEL, CODEC_MODEL, LINK_MODEL = "pipeline.chain:ChainConfig", "latent_codec.config:CodecConfig", \
+    "phy.config:LinkConfig"
+CHAIN_FIELDS = ["num_inference_steps", "num_shared_steps", "guidance_scale", "scheduler", "transmission",
+                "soft_decoding", "analog_noise_matching", "header_over_link", "compare_alone", "classify"]
+CHAIN_LINK_FIELDS = ["snr_db", "bandwidth_hz"]
+CODEC_FIELDS = ["name", "bits", "clip", "bit_order", "header_repetition", "compression_ratio"]
+LINK_FIELDS = ["modulation", "code", "code_rate", "block_length", "mcs", "mcs_table", "target_bler", "channel",
+               "bit_error_rate", "speed_mps", "carrier_frequency_hz", "delay_spread_s", "coherence_symbols", "csi",
+               "demapping", "decoder", "decoder_iterations"]
+#: command-line defaults that differ from the model's
+SNR_DB_DEFAULT, BANDWIDTH_HZ_DEFAULT = 10.0, 20e6
+SEED_MAX = 2**63 - 1
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be in 0..2**63-1, got {text}")
+    return value
+
+
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+class _Transmission(argparse.Action):
+    """``--analog`` / ``--lossless``: a shortcut for ``--transmission``; two different ones are an error."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        current = getattr(namespace, self.dest, None)
+        if current is not None and current != self.const:
+            parser.error(f"argument {option_string}: contradicts transmission {current!r} given before")
+        setattr(namespace, self.dest, self.const)
+
+
+def _specs():
+    return (model_specs(CHAIN_MODEL, CHAIN_FIELDS), model_specs(CHAIN_MODEL, CHAIN_LINK_FIELDS),
+            model_specs(CODEC_MODEL, CODEC_FIELDS), model_specs(LINK_MODEL, LINK_FIELDS))
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    chain, chain_link, codec, link = _specs()
     p = subparsers.add_parser(NAME, help=HELP, description=__doc__.split("\n\n")[0],
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    g = p.add_argument_group("generation")
+                              usage="distdiff generate --prompt TEXT [options]  (see --help)")
+    g = p.add_argument_group("generation (pipeline.ChainConfig)")
     g.add_argument("--prompt", required=True, help="the receiver's prompt")
     g.add_argument("--shared-prompt", default=None, help="the sender's prompt for the shared steps (default: --prompt)")
-    g.add_argument("--steps", type=int, default=11, help="total denoising steps N")
-    g.add_argument("--shared-steps", type=int, default=5, help="steps run by the sender, 0..N")
-    g.add_argument("--seed", type=int, default=0, help="seed of the diffusion noise and of the channel")
-    g.add_argument("--guidance-scale", type=float, default=7.5, help="classifier-free guidance weight")
-    g.add_argument("--scheduler", default="euler_ancestral",
-                   choices=["euler_ancestral", "euler", "ddim", "dpmsolver++", "dpmsolver++_sde", "pndm"])
+    g.add_argument("--seed", type=_seed, default=0, help="seed of the diffusion noise and of the channel (default: 0)")
     g.add_argument("--model", default=None,
                    help="diffusers folder or hub id (default: the shipped model; 'tiny-random' for smoke tests)")
-    g.add_argument("--device", default="cpu", help="torch device")
-    g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    g = p.add_argument_group("latent codec")
-    g.add_argument("--codec", choices=["uniform", "float16", "lloydmax"], default="uniform", help="digital codec")
-    g.add_argument("--bits", type=int, default=None, help="quantiser bits per latent value (default: 8 / 4)")
-    g.add_argument("--soft", action=argparse.BooleanOptionalAction, default=True,
-                   help="soft decoding of the latents from LLRs (--no-soft: hard bits)")
-    g.add_argument("--analog", action="store_true", help="analog transmission (latents as complex symbols)")
-    g.add_argument("--noise-matching", action="store_true",
-                   help="analog: resume at the noise level matching the channel noise (Euler schedulers)")
-    g.add_argument("--lossless", action="store_true", help="no quantisation and no channel (the reference path)")
-    g.add_argument("--header-error-free", action="store_true", help="do not send the codec header over the link")
-    g = p.add_argument_group("link (as in distdiff link)")
-    g.add_argument("--snr-db", type=float, default=10.0, help="Es/N0 per symbol [dB] (not used by bsc)")
-    g.add_argument("--modulation", choices=["bpsk", "qpsk", "16qam", "64qam", "256qam"], default=None)
-    g.add_argument("--code", choices=["none", "ldpc", "polar"], default=None)
-    g.add_argument("--code-rate", type=float, default=None)
-    g.add_argument("--block-length", type=int, default=None)
-    g.add_argument("--mcs", type=_mcs, default=None, metavar="{auto,N}")
-    g.add_argument("--mcs-table", type=int, choices=[1, 2, 3], default=None)
-    g.add_argument("--target-bler", type=float, default=None)
-    g.add_argument("--channel", choices=["bsc", "awgn", "rayleigh", "tdl-a", "tdl-b", "tdl-c", "tdl-d", "tdl-e"],
-                   default=None)
-    g.add_argument("--bit-error-rate", type=float, default=None, help="BSC crossover probability")
-    g.add_argument("--speed-mps", type=float, default=None)
-    g.add_argument("--carrier-frequency-hz", type=float, default=None)
-    g.add_argument("--delay-spread-s", type=float, default=None)
-    g.add_argument("--coherence-symbols", type=int, default=None)
-    g.add_argument("--csi", choices=["perfect", "ls"], default=None)
-    g.add_argument("--demapping", choices=["app", "maxlog"], default=None)
-    g.add_argument("--decoder", choices=["early-stop", "sionna"], default=None)
-    g.add_argument("--decoder-iterations", type=int, default=None)
-    g.add_argument("--bandwidth-hz", type=float, default=20e6, help="bandwidth for the airtime [Hz]")
+    g.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    g.add_argument("--threads", type=_threads, default=None, help="torch CPU threads (default: torch's)")
+    add_options(g, chain, flags={"num_inference_steps": "--steps", "num_shared_steps": "--shared-steps",
+                                 "soft_decoding": "--soft", "analog_noise_matching": "--noise-matching",
+                                 "compare_alone": "--alone"},
+                help={"num_inference_steps": "total denoising steps N",
+                      "num_shared_steps": "steps run by the sender, 0..N"})
+    g.add_argument("--analog", dest="transmission", action=_Transmission, const="analog", nargs=0,
+                   help="short for --transmission analog (latents as complex symbols)")
+    g.add_argument("--lossless", dest="transmission", action=_Transmission, const="lossless", nargs=0,
+                   help="short for --transmission lossless (no quantisation and no channel: the reference path)")
+    g.add_argument("--header-error-free", dest="header_over_link", action="store_false",
+                   help="short for --no-header-over-link")
+    g = p.add_argument_group("latent codec (latent_codec.CodecConfig)")
+    add_options(g, codec, prefix="codec_", flags={"name": "--codec"},
+                help={"name": "latent codec (default: uniform, or analog with --transmission analog)",
+                      "bits": "quantiser bits per latent value (default: 8 uniform, 4 lloydmax)"})
+    g = p.add_argument_group("link (phy.LinkConfig, as in distdiff link)")
+    add_options(g, chain_link, defaults={"snr_db": SNR_DB_DEFAULT, "bandwidth_hz": BANDWIDTH_HZ_DEFAULT},
+                help={"snr_db": "Es/N0 per complex symbol at the receiver [dB] (not used by bsc)",
+                      "bandwidth_hz": "bandwidth for the airtime [Hz]"})
+    add_options(g, link, prefix="link_")
     g = p.add_argument_group("output")
-    g.add_argument("--out", default="out/generate", help="output directory")
-    g.add_argument("--no-alone", action="store_true", help="skip the receiver's stand-alone generation")
-    g.add_argument("--no-classify", action="store_true", help="skip the prompt-adherence classifier")
+    g.add_argument("--out", default="out/generate", help="output directory (default: out/generate)")
     return p
 
 
+def _check_out(path: str) -> None:
+    """An output folder that can be created and written, checked before any work."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {path}: exists and is not a directory")
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"--out {path}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {path}: {parent} is not writable")
+
+
 def chain_config_from_args(args) -> dict:
-    """The :class:`pipeline.ChainConfig` dict these options describe."""
-    link = {f: getattr(args, opt) for opt, f in _FIELDS.items() if getattr(args, opt, None) is not None}
-    if args.bit_error_rate is not None:
-        link["bit_error_rate"] = args.bit_error_rate
-    if sum([args.analog, args.lossless]) > 1:
-        raise ValueError("give at most one of --analog and --lossless")
-    transmission = "analog" if args.analog else "lossless" if args.lossless else "digital"
-    if args.analog:
-        codec = {"name": "analog"}
-        if args.bits is not None:
+    """The :class:`pipeline.ChainConfig` dict these options describe (checks what the models cannot see)."""
+    chain, chain_link, codec_specs, link_specs = _specs()
+    if not args.prompt.strip():
+        raise ValueError("--prompt must not be empty")
+    if args.shared_prompt is not None and not args.shared_prompt.strip():
+        raise ValueError("--shared-prompt must not be empty (leave it out to use --prompt)")
+    link = given_values(args, link_specs, "link_")
+    codec = given_values(args, codec_specs, "codec_")
+    config = given_values(args, chain)
+    config.update(given_values(args, chain_link))
+    if "bit_error_rate" in link and link.get("channel") != "bsc":
+        raise ValueError("--bit-error-rate only applies to --channel bsc")
+    transmission = config.get("transmission", "digital")
+    if transmission == "analog":
+        codec.setdefault("name", "analog")
+        if "bits" in codec:
             raise ValueError("--bits does not apply to --analog")
-    else:
-        codec = {"name": args.codec}
-        if args.bits is not None:
-            if args.codec == "float16":
-                raise ValueError("--bits does not apply to --codec float16")
-            codec["bits"] = args.bits
-    return {"num_inference_steps": args.steps, "num_shared_steps": args.shared_steps,
-            "guidance_scale": args.guidance_scale, "scheduler": args.scheduler, "transmission": transmission,
-            "codec": codec, "link": link,
-            "snr_db": None if link.get("channel") == "bsc" and not args.analog else args.snr_db,
-            "soft_decoding": args.soft, "analog_noise_matching": args.noise_matching,
-            "header_over_link": not args.header_error_free, "bandwidth_hz": args.bandwidth_hz,
-            "compare_alone": not args.no_alone, "classify": not args.no_classify}
+    elif codec.get("name") == "float16" and "bits" in codec:
+        raise ValueError("--bits does not apply to --codec float16")
+    codec.setdefault("name", "uniform")
+    if link.get("channel") == "bsc" and transmission != "analog":
+        config["snr_db"] = None
+    return {**config, "codec": codec, "link": link}
 
 
 def _json_value(v):
@@ -115,23 +161,39 @@ def _json_value(v):
     return v
 
 
+def check(args) -> None:
+    """The checks that need no heavy import (the command line runs them before torch and Sionna)."""
+    _check_out(args.out)
+    chain_config_from_args(args)
+
+
 def run(args) -> int:
-    import torch
-    from PIL import Image
+    check(args)
+    doc = chain_config_from_args(args)
+    from pipeline import ChainConfig  # pylint: disable=import-outside-toplevel  (torch, Sionna)
 
-    from pipeline import ChainConfig, CollaborativeChain, load_pipeline
+    config = ChainConfig.model_validate(doc)
+    import torch  # pylint: disable=import-outside-toplevel
 
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as exc:
+        raise ValueError(f"--device {args.device!r}: {str(exc).splitlines()[0]}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {args.device}: CUDA is not available on this machine (use --device cpu)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {args.device}: MPS is not available on this machine (use --device cpu)")
     if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    config = ChainConfig.model_validate(chain_config_from_args(args))
-    from pipeline.embedded.model import RANDOM_MODELS, random_pipeline
+    from PIL import Image  # pylint: disable=import-outside-toplevel
+
+    from pipeline import CollaborativeChain, load_pipeline  # pylint: disable=import-outside-toplevel
+    from pipeline.embedded.model import RANDOM_MODELS, random_pipeline  # pylint: disable=import-outside-toplevel
 
     if args.model in RANDOM_MODELS:
-        pipe = random_pipeline(args.model, seed=0, device=args.device)
+        pipe = random_pipeline(args.model, seed=0, device=str(device))
     else:
-        pipe = load_pipeline(args.model, device=args.device)
+        pipe = load_pipeline(args.model, device=str(device))
     shared_prompt = args.shared_prompt or args.prompt
     judge = None
     if config.classify:
