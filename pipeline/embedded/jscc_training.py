@@ -455,7 +455,7 @@ def evaluate(cfg: JsccTrainingConfig, codec: LearnedCodec, data: dict, channel: 
             gen = torch.Generator().manual_seed(cfg.eval_channel_seed)
             p = analog.compress(x)
             out = links(channel, speed_mps)(p.symbols, float(snr_db), generator=gen)
-            x_a = analog.decompress(out.symbols_hat, p.header_bits, noise_var_eff=out.noise_var_eff).latents
+            x_a = analog.decompress(out.symbols_hat, p.header_bits, noise_var=out.noise_var_eff).latents
             err_a = (x_a - x).pow(2).flatten(1).mean(1).cpu().numpy()
             learned, l_lo, l_hi = _interval_db(err_l, variance)
             ana, a_lo, a_hi = _interval_db(err_a, variance)
