@@ -43,6 +43,22 @@ SNR_DB_DEFAULT, BANDWIDTH_HZ_DEFAULT = 10.0, 20e6
 SEED_MAX = 2**63 - 1
 
 
+def describe_judgement(row: dict) -> str:
+    """The judge's verdict on the receiver's image, as ``generate`` prints it.
+
+    Example
+    -------
+    >>> describe_judgement(dict(classified_as="red apple", adherent=True, judge_abstained=False))
+    'classified as red apple (adherent)'
+    >>> describe_judgement(dict(classified_as=None, adherent=False, judge_abstained=True))
+    'the judge abstained (NOT adherent)'
+    """
+    verdict = "adherent" if row["adherent"] else "NOT adherent"
+    if row.get("judge_abstained") or row.get("classified_as") is None:
+        return f"the judge abstained ({verdict})"
+    return f"classified as {row['classified_as']} ({verdict})"
+
+
 def _seed(text: str) -> int:
     try:
         value = int(text)
@@ -223,7 +239,7 @@ def run(args) -> int:
     if row.get("mcs_index") is not None:
         parts.append(f"MCS {row['mcs_index']}")
     if row.get("adherent") is not None:
-        parts.append(f"classified as {row['classified_as']} ({'adherent' if row['adherent'] else 'NOT adherent'})")
+        parts.append(describe_judgement(row))
     parts.append(f"receiver saves {row['receiver_compute_saved_fraction']:.0%} of its UNet evaluations")
     print(f"{', '.join(parts)} -> {out / 'receiver.png'}")
     return 0
