@@ -1,8 +1,8 @@
 """Package hygiene for phy, latent_codec and pipeline: no import cycles between modules,
 no private names imported across modules, and the one-way layering of DESIGN.md
 (phy and latent_codec never import each other, pipeline or experiments; pipeline's
-runtime never imports pipeline.embedded). experiments has its own check in
-tests/experiments/test_robustness.py."""
+runtime never imports pipeline.embedded). experiments is checked here too (this
+check was tests/experiments/test_robustness.py's, for experiments' top level only)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("phy", "latent_codec", "pipeline")
+PACKAGES = ("phy", "latent_codec", "pipeline", "experiments")
 
 
 def _module_name(path: Path) -> str:
