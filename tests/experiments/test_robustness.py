@@ -1,8 +1,8 @@
 """A careless or hostile user: nothing lost, nothing silently wrong, no runaway, no traceback.
 
 One test (or a few) per class of the hostile-user review: data loss, silently wrong
-results, runaways, tracebacks, paper-ready plots, tidy rows, and the module structure
-(no import cycles, no private names across modules). Open-ended inputs (run ids,
+results, runaways, tracebacks, paper-ready plots, tidy rows (the module structure,
+no import cycles and no private names across modules, is tests/test_imports.py's). Open-ended inputs (run ids,
 YAML range strings) are property-tested with hypothesis.
 """
 
