@@ -182,10 +182,16 @@ class BitPayload(Payload):
         Expected squared error caused by flipping each body bit (units:
         quantiser step^2 for uniform, channel std^2 for Lloyd-Max, value^2
         at ``|x| ~ 1`` for float16). Larger = more important.
+    num_clipped : torch.Tensor, int64, shape ``[B]``
+        Values per batch element beyond the float16 range ``|x| > 65504``
+        (:data:`FP16_MAX`), which every digital codec clips to +-65504 before
+        sending (its header parameters are float16): a counted repair, 0 for
+        ordinary latents.
     """
 
     bits: torch.Tensor = None  # type: ignore[assignment]
     bit_importance: torch.Tensor = None  # type: ignore[assignment]
+    num_clipped: torch.Tensor = None  # type: ignore[assignment]
 
     @property
     def num_body_bits(self) -> int:
@@ -578,6 +584,8 @@ class DigitalCodec(LatentCodec):
         ----------
         latents : torch.Tensor, float16/bfloat16/float32, shape ``[B, C, H, W]``
             Finite values (a ValueError names the count of non-finite ones).
+            Values beyond +-65504 are clipped to it and counted in
+            ``num_clipped``.
 
         Returns
         -------
@@ -585,6 +593,7 @@ class DigitalCodec(LatentCodec):
             ``bits`` float32 ``[B, C*H*W*bits_per_value]``.
         """
         x = check_latents(latents)
+        num_clipped = (x.abs() > FP16_MAX).flatten(1).sum(1)
         bsz, c, h, w = x.shape
         flat = x.reshape(bsz, c, h * w)
         params = self._make_params(flat)
@@ -596,7 +605,8 @@ class DigitalCodec(LatentCodec):
             perm = perm.to(x.device)
             bits, importance = bits[:, perm], importance[perm]
         return BitPayload(header=header, header_bits=header.to_bits(self.header_repetition),
-                          num_values=c * h * w, bits=bits, bit_importance=importance)
+                          num_values=c * h * w, bits=bits, bit_importance=importance,
+                          num_clipped=num_clipped)
 
     def _check_received(self, received: torch.Tensor, header: Header, what: str) -> torch.Tensor:
         if not isinstance(received, torch.Tensor) or received.ndim != 2 or received.is_complex():

@@ -6,12 +6,18 @@ from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from . import analog as _analog  # noqa: F401  (registers the codec)
-from . import codecs as _digital  # noqa: F401  (registers the digital codecs)
+from .analog import AnalogCodec
 from .base import CODECS, LatentCodec, codec_init_kwargs
+from .codecs import DIGITAL_CODECS
 from .header import DEFAULT_HEADER_REPETITION, Header
 
-__all__ = ["CodecConfig", "make_codec", "codec_from_header", "codec_kwargs_allowed"]
+__all__ = ["BUILTIN_CODECS", "CodecConfig", "make_codec", "codec_from_header", "codec_kwargs_allowed"]
+
+BUILTIN_CODECS: tuple[type[LatentCodec], ...] = (*DIGITAL_CODECS, AnalogCodec)
+"""The codecs shipped with distdiff, in registry order. Each module registers its
+codec with :func:`latent_codec.base.register_codec` when imported; importing them
+here is what puts every built-in name into :data:`latent_codec.CODECS` before
+:class:`CodecConfig` derives its allowed names from the registry."""
 
 
 def codec_kwargs_allowed(name: str) -> tuple[str, ...]:

@@ -20,6 +20,9 @@ from .nr_tables import MCS_TABLES, MODULATIONS, mcs_entry
 __all__ = [
     "LinkConfig",
     "LinkConfigError",
+    "MAX_DELAY_SPREAD_S",
+    "MAX_SPEED_MPS",
+    "POLAR_DEFAULT_BLOCK_LENGTH",
     "CHANNELS",
     "SYMBOL_CHANNELS",
     "CODES",
@@ -70,6 +73,20 @@ LDPC_RATE_MIN_NATIVE = 0.2
 LDPC_RATE_MIN = 1.0 / 40.0
 #: Polar (5G uplink, no segmentation) limits in Sionna
 POLAR_N_MAX = 1088
+
+#: default ``block_length`` when ``code="polar"`` and none is given: the largest power of
+#: two whose 5G Polar codeword (``K`` + CRC11 at the default rate 1/2) fits in
+#: :data:`POLAR_N_MAX` coded bits (the LDPC/uncoded default, 1024, does not)
+POLAR_DEFAULT_BLOCK_LENGTH = 512
+
+#: largest ``speed_mps`` [m/s]: 500 m/s (1800 km/h) covers every 3GPP scenario with
+#: margin (TR 38.913's 500 km/h high-speed train, TR 38.811's aircraft at ~1000 km/h)
+MAX_SPEED_MPS = 500.0
+
+#: largest ``delay_spread_s`` [s]: 10 us. TR 38.901 Table 7.7.3-1 scales its TDL
+#: profiles from 10 ns ("very short") to 1000 ns ("very long"); the largest medians of
+#: Table 7.5-6 (RMa/UMa NLOS, lgDS) plus two standard deviations stay below ~5 us
+MAX_DELAY_SPREAD_S = 10e-6
 
 
 def ldpc_support_error(k_code: int, n: int) -> Optional[str]:
@@ -140,7 +157,9 @@ class LinkConfig(BaseModel):
         codeword cyclically (5G circular-buffer repetition).
     :param block_length: information bits per code block ``K`` (payload; a
         payload of any length is split into blocks of ``K`` bits and the last
-        block is zero-padded).
+        block is zero-padded). Default 1024, or 512 for ``code="polar"``
+        (:data:`POLAR_DEFAULT_BLOCK_LENGTH`: 5G Polar codewords have at most
+        1088 bits).
     :param crc: CRC attached to every code block: ``"auto"`` (CRC24B for
         LDPC, the code's own CRC11/CRC6 for Polar, none when uncoded),
         ``"none"`` or one of ``"crc24a" | "crc24b" | "crc24c" | "crc16" |
@@ -164,9 +183,11 @@ class LinkConfig(BaseModel):
     :param num_pilot_symbols: pilot symbols at the start of each Rayleigh
         block when ``csi="ls"``.
     :param speed_mps: user speed [m/s] (TDL; the Doppler shift follows from
-        it and the carrier frequency).
+        it and the carrier frequency), at most 500 m/s (:data:`MAX_SPEED_MPS`).
     :param carrier_frequency_hz: carrier frequency [Hz].
-    :param delay_spread_s: RMS delay spread of the TDL profile [s].
+    :param delay_spread_s: RMS delay spread of the TDL profile [s], in
+        (0, 10 us] (:data:`MAX_DELAY_SPREAD_S`; TR 38.901 Table 7.7.3-1 uses
+        10 ns to 1000 ns).
     :param subcarrier_spacing_hz: OFDM subcarrier spacing [Hz].
     :param fft_size: OFDM subcarriers (all used, no guard bands).
     :param num_ofdm_symbols: OFDM symbols per slot.
@@ -221,9 +242,9 @@ class LinkConfig(BaseModel):
     bit_error_rate: float = Field(0.01, ge=0.0, le=0.5)
     coherence_symbols: int = Field(100, ge=1)
     num_pilot_symbols: int = Field(4, ge=1)
-    speed_mps: float = Field(0.0, ge=0.0)
+    speed_mps: float = Field(0.0, ge=0.0, le=MAX_SPEED_MPS)
     carrier_frequency_hz: float = Field(3.5e9, gt=0.0)
-    delay_spread_s: float = Field(100e-9, gt=0.0)
+    delay_spread_s: float = Field(100e-9, gt=0.0, le=MAX_DELAY_SPREAD_S)
     subcarrier_spacing_hz: float = Field(30e3, gt=0.0)
     fft_size: int = Field(72, ge=2)
     num_ofdm_symbols: int = Field(14, ge=2)
@@ -261,11 +282,13 @@ class LinkConfig(BaseModel):
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        for key in ("modulation", "code_rate", "crc", "mcs_table", "decoder"):
+        for key in ("modulation", "code_rate", "crc", "mcs_table", "decoder", "block_length"):
             if key in data and data[key] is None:
                 del data[key]
         code = data.get("code", "ldpc")
         mcs = data.get("mcs")
+        if code == "polar" and data.get("block_length") is None:
+            data["block_length"] = POLAR_DEFAULT_BLOCK_LENGTH
         if code == "none" and data.get("code_rate") is None:
             data["code_rate"] = 1.0
         if isinstance(mcs, bool):

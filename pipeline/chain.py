@@ -48,7 +48,6 @@ from __future__ import annotations
 
 
 import inspect
-import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -62,6 +61,7 @@ from phy.config import format_validation_error
 from phy.seeding import derive_generator
 
 from .cache import MEMO, clear_memo, state_key
+from .chain_rules import check_chain_rules
 from .compute import ComputeAccount
 from .judge import Judge
 from .metrics import image_metrics
@@ -71,7 +71,6 @@ from .transport import build_transport
 
 __all__ = ["ChainConfig", "ChainConfigError", "CollaborativeChain", "ReceiverRecord", "clear_memo"]
 
-_EULER = ("euler_ancestral", "euler")
 
 
 def _default_codec() -> CodecConfig:
@@ -158,25 +157,12 @@ class ChainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> "ChainConfig":
-        if self.num_shared_steps > self.num_inference_steps:
-            raise ValueError(f"num_shared_steps ({self.num_shared_steps}) must be <= num_inference_steps "
-                             f"({self.num_inference_steps})")
-        if self.transmission == "analog" and self.codec.name != "analog":
-            raise ValueError(f"transmission='analog' needs codec name 'analog', got {self.codec.name!r}")
-        if self.transmission == "digital" and self.codec.name == "analog":
-            raise ValueError("codec 'analog' needs transmission='analog'")
-        if self.analog_noise_matching and self.transmission != "analog":
-            raise ValueError("analog_noise_matching needs transmission='analog'")
-        if self.analog_noise_matching and self.scheduler is not None and self.scheduler not in _EULER:
-            raise ValueError(f"analog_noise_matching needs an Euler-type scheduler {_EULER}, got {self.scheduler!r}")
-        if self.transmission != "lossless" and self.snr_db is None and \
-                (self.link.channel != "bsc" or self.transmission == "analog"):
-            raise ValueError(f"snr_db is needed for channel {self.link.channel!r} ({self.transmission})")
-        if self.snr_db is not None and not math.isfinite(self.snr_db):
-            raise ValueError(f"snr_db must be finite, got {self.snr_db}")
-        if "decoding" in self.codec.model_fields_set and (self.codec.decoding == "soft") != self.soft_decoding:
-            raise ValueError(f"codec.decoding={self.codec.decoding!r} contradicts soft_decoding={self.soft_decoding}; "
-                             "set only soft_decoding")
+        check_chain_rules(dict(
+            num_inference_steps=self.num_inference_steps, num_shared_steps=self.num_shared_steps,
+            transmission=self.transmission, codec_name=self.codec.name,
+            codec_decoding=self.codec.decoding if "decoding" in self.codec.model_fields_set else None,
+            soft_decoding=self.soft_decoding, analog_noise_matching=self.analog_noise_matching,
+            scheduler=self.scheduler, snr_db=self.snr_db, channel=self.link.channel))
         return self
 
 

@@ -26,11 +26,12 @@ import importlib.util
 import json
 import os
 import re
+import warnings
 from pathlib import Path
 
 import torch
 
-__all__ = ["ModelNotFoundError", "DEFAULT_MODEL_DIR", "load_pipeline", "model_fingerprint", "resolve_dtype"]
+__all__ = ["ModelNotFoundError", "DEFAULT_MODEL_DIR", "load_pipeline", "model_fingerprint", "quiet_upstream", "resolve_dtype"]
 
 #: the shipped model (a diffusers folder inside the package)
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "distdiff-tiny-sd"
@@ -97,6 +98,20 @@ def _quiet_loading():
                 m.enable_progress_bar()
 
 
+@contextlib.contextmanager
+def quiet_upstream():
+    """Silence, deliberately and only around our own calls, upstream warnings a user cannot act on.
+
+    diffusers' schedulers call ``np.array(tensor)``, which numpy 2 answers with a
+    ``DeprecationWarning`` about the ``copy`` keyword at every construction and
+    ``set_timesteps`` (and at each ``step`` of some).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"__array__ implementation doesn't accept a copy keyword",
+                                category=DeprecationWarning)
+        yield
+
+
 def load_pipeline(model: str | os.PathLike | None = None, device: str | torch.device = "cpu", dtype=None,
                   allow_download: bool = False):
     """Load a Stable-Diffusion-family text-to-image pipeline.
@@ -149,8 +164,6 @@ def load_pipeline(model: str | os.PathLike | None = None, device: str | torch.de
         source, kwargs["local_files_only"] = str(path), True
     else:
         source, kwargs["local_files_only"] = str(model), not allow_download
-    from .split import quiet_upstream
-
     try:
         with _quiet_loading(), quiet_upstream():
             pipe = StableDiffusionPipeline.from_pretrained(source, **kwargs)

@@ -31,7 +31,6 @@ Example
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import json
 import warnings
@@ -41,8 +40,8 @@ import numpy as np
 import torch
 
 from .compute import evals_per_step, uses_cfg
-from .loading import model_fingerprint
-from .state import IntermediateState, StateError, _equal, _to_cpu
+from .loading import model_fingerprint, quiet_upstream
+from .state import IntermediateState, StateError, cpu_copy, exactly_equal
 
 __all__ = ["SplitDiffusion", "SCHEDULERS", "make_scheduler", "scheduler_name_of", "quiet_upstream", "ResumeWarning",
            "PromptWarning",
@@ -71,20 +70,6 @@ class ResumeWarning(UserWarning):
 
 class PromptWarning(UserWarning):
     """Part of a prompt does not reach the model: words unknown to its tokenizer, or tokens beyond its length."""
-
-
-@contextlib.contextmanager
-def quiet_upstream():
-    """Silence, deliberately and only around our own calls, upstream warnings a user cannot act on.
-
-    diffusers' schedulers call ``np.array(tensor)``, which numpy 2 answers with a
-    ``DeprecationWarning`` about the ``copy`` keyword at every construction and
-    ``set_timesteps`` (and at each ``step`` of some).
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"__array__ implementation doesn't accept a copy keyword",
-                                category=DeprecationWarning)
-        yield
 
 
 def make_scheduler(name: str, base_config: dict):
@@ -132,9 +117,9 @@ def _capture(scheduler) -> dict:
         if k in ("_internal_dict", "config"):
             continue
         if isinstance(v, (list, tuple)) and all(isinstance(x, _STATE_TYPES) for x in v):
-            out[k] = _to_cpu(list(v))
+            out[k] = cpu_copy(list(v))
         elif isinstance(v, _STATE_TYPES):
-            out[k] = _to_cpu(v)
+            out[k] = cpu_copy(v)
     return out
 
 
@@ -539,7 +524,7 @@ class SplitDiffusion:
             sched = getattr(diffusers, state.scheduler_class).from_config(state.scheduler_config)
             sched.set_timesteps(state.num_inference_steps, device=self.device)
         saved = state.scheduler_state.get("timesteps")
-        if saved is not None and not _equal(saved.cpu(), sched.timesteps.cpu()):
+        if saved is not None and not exactly_equal(saved.cpu(), sched.timesteps.cpu()):
             raise StateError("the state's timesteps do not match its scheduler config for "
                              f"{state.num_inference_steps} steps (other scheduler config or diffusers version); "
                              "it cannot be resumed exactly")

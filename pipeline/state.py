@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["IntermediateState", "StateError", "FORMAT_VERSION"]
+__all__ = ["IntermediateState", "StateError", "FORMAT_VERSION", "cpu_copy", "exactly_equal"]
 
 FORMAT_VERSION = 1
 
@@ -50,24 +50,39 @@ class StateError(ValueError):
     """A state that is malformed or cannot be resumed exactly by a given pipeline."""
 
 
-def _to_cpu(value):
+def cpu_copy(value):
+    """A detached CPU copy of ``value``: tensors cloned, lists, tuples and dicts copied through.
+
+    Example
+    -------
+    >>> cpu_copy({"a": [torch.ones(2, requires_grad=True)], "b": 3})
+    {'a': [tensor([1., 1.])], 'b': 3}
+    """
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().clone()
     if isinstance(value, (list, tuple)):
-        return type(value)(_to_cpu(v) for v in value)
+        return type(value)(cpu_copy(v) for v in value)
     if isinstance(value, dict):
-        return {k: _to_cpu(v) for k, v in value.items()}
+        return {k: cpu_copy(v) for k, v in value.items()}
     return value
 
 
-def _equal(a, b) -> bool:
+def exactly_equal(a, b) -> bool:
+    """True when ``a`` and ``b`` are equal bit for bit: tensors of the same shape, dtype and values,
+    through lists, tuples and dicts.
+
+    Example
+    -------
+    >>> exactly_equal([torch.zeros(2)], [torch.zeros(2)]), exactly_equal(torch.zeros(2), torch.zeros(2, dtype=torch.float64))
+    (True, False)
+    """
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
         return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape
                 and a.dtype == b.dtype and torch.equal(a.cpu(), b.cpu()))
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(exactly_equal(x, y) for x, y in zip(a, b))
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+        return a.keys() == b.keys() and all(exactly_equal(a[k], b[k]) for k in a)
     return a == b
 
 
@@ -261,7 +276,7 @@ class IntermediateState:
                 return torch.cat(values)
             if isinstance(v, (list, tuple)) and all(isinstance(x, (list, tuple)) and len(x) == len(v) for x in values):
                 return type(v)(merge(key, [x[j] for x in values]) for j in range(len(v)))
-            if not all(_equal(x, v) for x in values[1:]):
+            if not all(exactly_equal(x, v) for x in values[1:]):
                 raise StateError(f"cannot stack states whose scheduler state {key!r} differs")
             return v
 
@@ -275,11 +290,11 @@ class IntermediateState:
 
     def equals(self, other: "IntermediateState") -> bool:
         """Bit-exact equality of every field."""
-        return all(_equal(getattr(self, f.name), getattr(other, f.name)) for f in fields(self))
+        return all(exactly_equal(getattr(self, f.name), getattr(other, f.name)) for f in fields(self))
 
     # ----------------------------------------------------------------- on disk
     def to_dict(self) -> dict:
-        d = {f.name: _to_cpu(getattr(self, f.name)) for f in fields(self)}
+        d = {f.name: cpu_copy(getattr(self, f.name)) for f in fields(self)}
         d["format_version"] = FORMAT_VERSION
         return d
 

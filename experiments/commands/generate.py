@@ -23,6 +23,8 @@ import math
 import os
 from pathlib import Path
 
+from pipeline.chain_rules import RULE_DEFAULTS, check_chain_rules
+
 from ..cli_options import add_options, given_values, model_specs
 
 NAME = "generate"
@@ -41,6 +43,22 @@ LINK_FIELDS = ["modulation", "code", "code_rate", "block_length", "mcs", "mcs_ta
 #: command-line defaults that differ from the model's
 SNR_DB_DEFAULT, BANDWIDTH_HZ_DEFAULT = 10.0, 20e6
 SEED_MAX = 2**63 - 1
+
+
+def describe_judgement(row: dict) -> str:
+    """The judge's verdict on the receiver's image, as ``generate`` prints it.
+
+    Example
+    -------
+    >>> describe_judgement(dict(classified_as="red apple", adherent=True, judge_abstained=False))
+    'classified as red apple (adherent)'
+    >>> describe_judgement(dict(classified_as=None, adherent=False, judge_abstained=True))
+    'the judge abstained (NOT adherent)'
+    """
+    verdict = "adherent" if row["adherent"] else "NOT adherent"
+    if row.get("judge_abstained") or row.get("classified_as") is None:
+        return f"the judge abstained ({verdict})"
+    return f"classified as {row['classified_as']} ({verdict})"
 
 
 def _seed(text: str) -> int:
@@ -164,7 +182,25 @@ def _json_value(v):
 def check(args) -> None:
     """The checks that need no heavy import (the command line runs them before torch and Sionna)."""
     _check_out(args.out)
-    chain_config_from_args(args)
+    check_rules(chain_config_from_args(args))
+
+
+def check_rules(doc: dict) -> None:
+    """ChainConfig's cross-field rules on a :func:`chain_config_from_args` dict, before torch is imported
+    (the models' defaults come from the cached option specs; the message is ChainConfig's own)."""
+    chain, chain_link, codec_specs, link_specs = _specs()
+    defaults = {s.name: s.default for s in (*chain, *chain_link) if s.default is not None}
+    values = {**defaults, **{k: v for k, v in doc.items() if k not in ("codec", "link")}}
+    values.pop("snr_db", None)
+    if "snr_db" in doc:
+        values["snr_db"] = doc["snr_db"]
+    values["codec_name"] = doc["codec"].get("name", "uniform")
+    values["codec_decoding"] = doc["codec"].get("decoding")
+    values["channel"] = doc["link"].get("channel", next((s.default for s in link_specs if s.name == "channel"), "awgn"))
+    try:
+        check_chain_rules({k: values[k] for k in RULE_DEFAULTS if k in values})
+    except ValueError as exc:
+        raise ValueError(f"ChainConfig: {exc}") from None
 
 
 def run(args) -> int:
@@ -223,7 +259,7 @@ def run(args) -> int:
     if row.get("mcs_index") is not None:
         parts.append(f"MCS {row['mcs_index']}")
     if row.get("adherent") is not None:
-        parts.append(f"classified as {row['classified_as']} ({'adherent' if row['adherent'] else 'NOT adherent'})")
+        parts.append(describe_judgement(row))
     parts.append(f"receiver saves {row['receiver_compute_saved_fraction']:.0%} of its UNet evaluations")
     print(f"{', '.join(parts)} -> {out / 'receiver.png'}")
     return 0

@@ -108,8 +108,8 @@ def write_card(folder: Path, result: dict) -> None:
 A small text-to-image latent diffusion model in the exact diffusers Stable
 Diffusion folder format (`StableDiffusionPipeline`: `AutoencoderKL`,
 `UNet2DConditionModel` with cross-attention, `CLIPTextModel`, a word-level
-tokenizer, `EulerAncestralDiscreteScheduler`), trained by `pipeline/training.py`
-on procedurally drawn scenes (`pipeline/scenes.py`): one object (fruits: apple,
+tokenizer, `EulerAncestralDiscreteScheduler`), trained by `pipeline/embedded/training.py`
+on procedurally drawn scenes (`pipeline/embedded/scenes.py`): one object (fruits: apple,
 lemon, orange; animals: bird, cat, rabbit; vehicles: car, bus, boat) on a table
 against a wall, 64x64 RGB, captions such as "a red apple on a wooden table".
 Latents are 4x{training['config']['image_size'] // 4}x{training['config']['image_size'] // 4}.
@@ -137,7 +137,7 @@ python -m pipeline.embedded.training --seed {args['seed']} --vae-steps {training
 
 Training stops on whichever comes first, a step count or a training-time budget
 (defaults: 12 min VAE, 68 min UNet, 8 min decoder), and checkpoints every
-minute: an interrupted run resumes where it stopped (`pipeline/training.py`).
+minute: an interrupted run resumes where it stopped (`pipeline/embedded/training.py`).
 These weights were trained on this 2-core CPU while other jobs shared it
 (about 1.5 s per UNet step on average instead of 0.7 s alone), so the same
 budget on an idle machine or a GPU gives more steps and a better model.

@@ -53,7 +53,7 @@ def _save_atomic(obj, path: Path) -> None:
 def make_dataset(workdir: Path, num_scenes: int, seed: int, resolution: int) -> dict:
     path = workdir / "data.pt"
     if path.exists():
-        return torch.load(path, weights_only=False)
+        return torch.load(path, weights_only=True)
     gen = SceneGenerator(seed=seed, resolution=resolution)
     images, captions, labels = [], [], []
     for start in tqdm(range(0, num_scenes, 1000), desc="drawing scenes"):
@@ -78,7 +78,7 @@ class _Stage:
         self.extra = extra or {}
         self.step, self.elapsed_s = 0, 0.0
         if path.exists():
-            state = torch.load(path, weights_only=False)
+            state = torch.load(path, weights_only=True)
             for name, module in modules.items():
                 module.load_state_dict(state["modules"][name])
             optimizer.load_state_dict(state["optimizer"])
@@ -141,7 +141,7 @@ def train_vae(vae, data, workdir: Path, args) -> None:
 def encode_latents(vae, data, workdir: Path, args) -> dict:
     path = workdir / "latents.pt"
     if path.exists():
-        return torch.load(path, weights_only=False)
+        return torch.load(path, weights_only=True)
     vae.to(args.device).eval()
     out = []
     for start in tqdm(range(0, len(data["images"]), 256), desc="encoding latents"):
@@ -319,7 +319,7 @@ def main(argv=None) -> None:
     if not (args.workdir / "vae.done").exists():
         train_vae(components["vae"], data, args.workdir, args)
     else:
-        components["vae"].load_state_dict(torch.load(args.workdir / "vae.pt", weights_only=False)["modules"]["vae"])
+        components["vae"].load_state_dict(torch.load(args.workdir / "vae.pt", weights_only=True)["modules"]["vae"])
     latents = encode_latents(components["vae"], data, args.workdir, args)
     if args.only_stage == "decoder":
         train_decoder(components["vae"], data, latents, args.workdir, args)
@@ -328,7 +328,7 @@ def main(argv=None) -> None:
     if not (args.workdir / "decoder.done").exists():
         train_decoder(components["vae"], data, latents, args.workdir, args)
     components["vae"].load_state_dict(
-        torch.load(args.workdir / "decoder.pt", weights_only=False)["modules"]["vae"])
+        torch.load(args.workdir / "decoder.pt", weights_only=True)["modules"]["vae"])
     done = {name: json.loads((args.workdir / f"{name}.done").read_text()) for name in ("vae", "unet", "decoder")}
     info = dict(config=config.to_dict(), args={k: str(v) for k, v in vars(args).items()}, **done,
                 scaling_factor=latents["scaling_factor"], torch=torch.__version__,

@@ -1,14 +1,13 @@
 """A careless or hostile user: nothing lost, nothing silently wrong, no runaway, no traceback.
 
 One test (or a few) per class of the hostile-user review: data loss, silently wrong
-results, runaways, tracebacks, paper-ready plots, tidy rows, and the module structure
-(no import cycles, no private names across modules). Open-ended inputs (run ids,
+results, runaways, tracebacks, paper-ready plots, tidy rows (the module structure,
+no import cycles and no private names across modules, is tests/test_imports.py's). Open-ended inputs (run ids,
 YAML range strings) are property-tested with hypothesis.
 """
 
 from __future__ import annotations
 
-import ast
 import io
 import os
 import sys
@@ -28,7 +27,6 @@ from experiments.grid import PointResult, count_points, iter_points
 from experiments.results import ResultsStore, read_results
 from experiments.runner import RunIdentityError, run_dir_for, run_sweep
 
-EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
 RAW = {
     "name": "hostile",
@@ -57,46 +55,7 @@ def _sweep(cfg, out, **kw):
 
 
 # --------------------------------------------------------------------------- structure
-def _imports(path: Path) -> list[tuple[str, list[str]]]:
-    """(module imported relative to experiments, names) for every import in a file, local ones included."""
-    out = []
-    tree = ast.parse(path.read_text())
-    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
-                   and getattr(node.test, "id", "") == "TYPE_CHECKING" for n in ast.walk(node)}
-    for node in ast.walk(tree):
-        if id(node) in typing_only:
-            continue
-        if isinstance(node, ast.ImportFrom):
-            mod = node.module or ""
-            if node.level == 1:
-                mod = f"experiments.{mod}" if mod else "experiments"
-            if mod.startswith("experiments."):
-                out.append((mod, [a.name for a in node.names]))
-        elif isinstance(node, ast.Import):
-            out += [(a.name, []) for a in node.names if a.name.startswith("experiments.")]
-    return out
-
-
-def test_no_import_cycles_and_no_private_names_across_modules():
-    graph = {}
-    for path in sorted(EXPERIMENTS.glob("*.py")):
-        name = f"experiments.{path.stem}"
-        imports = _imports(path)
-        private = [(m, n) for m, ns in imports for n in ns if n.startswith("_") and not n.startswith("__")]
-        assert not private, f"{name} imports private names {private}"
-        graph[name] = {m for m, _ in imports if m != name}
-
-    def reach(start):
-        seen, todo = set(), [start]
-        while todo:
-            for nxt in graph.get(todo.pop(), ()):
-                if nxt not in seen:
-                    seen.add(nxt)
-                    todo.append(nxt)
-        return seen
-
-    cycles = [m for m in graph if m in reach(m)]
-    assert not cycles, f"import cycles through {cycles}"
+# import cycles and private names across modules: tests/test_imports.py (every package)
 
 
 # --------------------------------------------------------------------------- data loss
