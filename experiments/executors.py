@@ -160,7 +160,7 @@ def configure_worker(torch_threads: int) -> None:
         pass
 
 
-def _guarded_call(fn, item):
+def guarded_call(fn, item):
     """Runs in the worker: exceptions come back as a PointError (picklable) rather than a traceback."""
     try:
         return fn(item), None
@@ -250,7 +250,7 @@ class ProcessExecutor(Executor):
                             lane.queue = chunks.pop()[::-1]
                         item = lane.queue.pop()
                         try:
-                            fut = lane.pool.submit(_guarded_call, fn, item)
+                            fut = lane.pool.submit(guarded_call, fn, item)
                         except BrokenProcessPool:
                             lane.queue.append(item)
                             lane.restart()
@@ -387,4 +387,4 @@ def make_executor(kind: str = "process", workers: int = 2, torch_threads: int = 
 
 
 __all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "PointError", "make_executor", "available_executors",
-           "configure_worker", "ENTRY_POINT_GROUP", "BUILTIN_EXECUTORS", "FORKSERVER_PRELOAD"]
+           "configure_worker", "guarded_call", "ENTRY_POINT_GROUP", "BUILTIN_EXECUTORS", "FORKSERVER_PRELOAD"]

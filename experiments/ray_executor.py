@@ -42,7 +42,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .executors import Executor, PointError, _guarded_call
+from .executors import Executor, PointError, guarded_call
 
 #: keywords of ``ray.init`` for the local cluster a sweep starts when it is given no address
 LOCAL_INIT = {"include_dashboard": False, "log_to_driver": True}
@@ -70,7 +70,7 @@ def _run_point(fn: Callable[[Any], Any], item: Any, torch_threads: int):
         except RuntimeError:   # already set in this process
             pass
         _WORKER_THREADS[:] = [torch_threads]
-    return _guarded_call(fn, item)
+    return guarded_call(fn, item)
 
 
 class RayExecutor(Executor):
