@@ -39,6 +39,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))          # this checkout, not an installed distdiff
 
 
 def _timed(fn):
@@ -54,7 +55,7 @@ def bench_link_workers(workers: int) -> list[list]:
     snrs = [float(s) for s in range(-4, 21)]
     sweeps = [(LinkConfig(code="ldpc", modulation=m, block_length=512), snrs, None)
               for m in ("qpsk", "16qam", "64qam", "256qam")]
-    kw = dict(num_bits=16384, seed=0, progress=False)
+    kw = dict(num_bits=32768, seed=0, progress=False)
     one, t1 = _timed(lambda: sweep_links(sweeps, workers=1, **kw))
     many, tn = _timed(lambda: sweep_links(sweeps, workers=workers, **kw))
     assert repr(one) == repr(many), "rows differ between 1 and N workers"

@@ -229,8 +229,9 @@ def sweep_links(
 
     :param sweeps: ``(config, snr_db_list, bit_error_rates)`` triples; the points of
         each are numbered from 0 (its seeds are those :func:`sweep_link` gives it alone).
-    :param workers: worker processes (one torch thread each, started by a forkserver
-        that preloaded :mod:`phy`); points are handed out slowest first
+    :param workers: worker processes (one torch thread each, forked from this process,
+        or from a forkserver that preloaded :mod:`phy` when this process runs several torch
+        threads); points are handed out slowest first
         (:func:`point_cost`); 1 runs everything in this process.
     :output rows: the rows of every sweep, in the order of ``sweeps`` and their points;
         identical for every ``workers``.
@@ -274,8 +275,9 @@ def sweep_links(
         import multiprocessing  # pylint: disable=import-outside-toplevel
         from concurrent.futures import ProcessPoolExecutor, as_completed  # pylint: disable=import-outside-toplevel
 
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["torch", "sionna.phy", "phy", "phy.sweep"])
+        ctx = multiprocessing.get_context(_start_method())
+        if ctx.get_start_method() == "forkserver":
+            ctx.set_forkserver_preload(["torch", "sionna.phy", "phy", "phy.sweep"])
         order = sorted(range(len(tasks)), key=lambda j: -point_cost(tasks[j][0], tasks[j][1], target_block_errors))
         with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx,
                                  initializer=_init_worker) as pool:
@@ -289,6 +291,15 @@ def sweep_links(
                     fut.cancel()
                 raise
     return out
+
+
+def _start_method() -> str:
+    """'fork' where it is safe and cheapest (Linux, this process computes with one torch thread, so no
+    OpenMP team exists to break in the child: the workers start in milliseconds with everything imported);
+    else 'forkserver' with :mod:`phy` preloaded (a few seconds once)."""
+    if sys.platform.startswith("linux") and torch.get_num_threads() == 1:
+        return "fork"
+    return "forkserver"
 
 
 def _init_worker() -> None:
