@@ -2,6 +2,9 @@
 
 Sections (``--only`` picks some; all by default), each ratio measured in this one run:
 
+- ``capacity`` (the control, run before and after the worker benchmarks): N pure-Python
+  processes against the same work in series; on a machine shared with other jobs it is
+  below N, and no sweep can scale better than it.
 - ``link-workers``: a 100-point link sweep (LDPC, 4 modulations x 25 SNRs) with 2 worker
   processes against 1 (in-process); the rows must be identical.
 - ``diffusion-workers``: a 40-point diffusion sweep (the main job on the tiny random model,
@@ -22,7 +25,7 @@ Run (the whole set takes ~15 minutes on a 2-core CPU; run on an idle machine, th
 shared machine are lower)::
 
     python benchmarks/bench_sweeps.py
-    python benchmarks/bench_sweeps.py --only link-workers,target
+    python benchmarks/bench_sweeps.py --only capacity,link-workers,target
     python benchmarks/bench_sweeps.py --only main --base /tmp/base
 """
 
@@ -46,6 +49,25 @@ def _timed(fn):
     t0 = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - t0
+
+
+def _burn(n: int) -> int:
+    s = 0
+    for i in range(n):
+        s += i * i
+    return s
+
+
+def bench_capacity(workers: int) -> list[list]:
+    """The control: what N processes of pure Python get from this machine now (a shared machine gives < N)."""
+    import multiprocessing
+
+    n = 6_000_000
+    _, t1 = _timed(lambda: [_burn(n) for _ in range(workers)])
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        _, tn = _timed(lambda: pool.map(_burn, [n] * workers))
+    return [[f"control: {workers} busy loops, in series vs {workers} processes", f"{t1:.2f} s", f"{tn:.2f} s",
+             f"{t1 / tn:.2f}x"]]
 
 
 def bench_link_workers(workers: int) -> list[list]:
@@ -149,7 +171,7 @@ def bench_main(base: Path) -> list[list]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", default="link-workers,diffusion-workers,target,link-1000",
+    ap.add_argument("--only", default="capacity,link-workers,diffusion-workers,capacity,target,link-1000",
                     help="comma list of sections (main needs --base)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--start-method", default="forkserver", choices=["spawn", "forkserver", "fork"])
@@ -161,7 +183,9 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     table = []
     for section in [s.strip() for s in args.only.split(",") if s.strip()]:
-        if section == "link-workers":
+        if section == "capacity":
+            table += bench_capacity(args.workers)
+        elif section == "link-workers":
             table += bench_link_workers(args.workers)
         elif section == "diffusion-workers":
             table += bench_diffusion_workers(args.workers, args.start_method)
