@@ -47,8 +47,27 @@ def get_pipeline(model: str | None, device: str = "cpu"):
             from pipeline import load_pipeline
 
             pipe = load_pipeline(None if model in (None, "embedded") else model, device=device)
+        import torch
+
+        unet = getattr(pipe, "unet", None)
+        if isinstance(unet, torch.nn.Module):
+            unet.register_forward_hook(_count_unet_call)
         _PIPELINES[key] = pipe
     return _PIPELINES[key]
+
+
+#: UNet forward calls in this process (all models): the sweep runner records each point's share
+#: in ``timings.csv`` (``unet_calls``), which shows the work a schedule saves or repeats
+UNET_CALLS = [0]
+
+
+def _count_unet_call(_module, _inputs, _output) -> None:
+    UNET_CALLS[0] += 1
+
+
+def unet_calls() -> int:
+    """UNet forward calls so far in this process (pipelines loaded by :func:`get_pipeline`)."""
+    return UNET_CALLS[0]
 
 
 _JUDGES: dict = {}
@@ -165,4 +184,4 @@ def _evaluate(point: Point) -> PointResult:
     return PointResult(rows=rows, images=images)
 
 
-__all__ = ["evaluate_point", "get_pipeline", "user_groups", "POINT_TORCH_THREADS"]
+__all__ = ["evaluate_point", "get_pipeline", "user_groups", "unet_calls", "POINT_TORCH_THREADS"]

@@ -93,6 +93,12 @@ class Executor(ABC):
     def imap_unordered(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[tuple[Any, Any, PointError | None]]:
         ...
 
+    def imap_grouped(self, fn: Callable[[Any], Any], chunks: Iterable[Iterable[Any]]) -> Iterator[tuple[Any, Any, PointError | None]]:
+        """Like :meth:`imap_unordered` over the items of ``chunks``, with a scheduling hint: the items of one
+        chunk share work (a sender state, a reference image memoised in the worker), so an executor that can
+        should run them on one worker, one after the other. The default ignores the hint."""
+        return self.imap_unordered(fn, [item for chunk in chunks for item in chunk])
+
     def close(self, cancel: bool = False) -> None:
         """Release resources; ``cancel=True`` drops items not yet started."""
 
@@ -162,8 +168,31 @@ def guarded_call(fn, item):
         return None, PointError("exception", f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
 
+#: modules a ``forkserver`` start preloads once (``multiprocessing.set_forkserver_preload``): every worker forks
+#: from a process that has already imported them instead of importing them itself (several seconds each)
+FORKSERVER_PRELOAD = ("torch", "numpy", "sionna.phy", "phy", "latent_codec", "pipeline", "experiments.evaluate")
+
+
+class _Lane:
+    """One worker process (a one-process pool) with its own queue: the items of a chunk run there in order."""
+
+    def __init__(self, new_pool):
+        self.new_pool = new_pool
+        self.pool = new_pool()
+        self.queue: list = []             # a stack of the items still to submit (pop() gives them in order)
+        self.in_flight: dict[Future, Any] = {}
+
+    def restart(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool = self.new_pool()
+
+
 class ProcessExecutor(Executor):
     """Local worker processes with ``torch_threads`` threads each.
+
+    Each worker is a lane with its own queue; :meth:`imap_grouped` hands a whole chunk
+    to one lane (the chunk's items run on that worker, consecutively) and a free lane
+    takes the next chunk, so work is balanced and shared state stays in one worker.
 
     Parameters
     ----------
@@ -172,84 +201,97 @@ class ProcessExecutor(Executor):
     torch_threads : int
         torch (and OpenMP/BLAS) threads per worker (>= 1).
     start_method : str
-        'spawn' (default: safe with torch's thread pools), 'forkserver' or 'fork'.
+        'spawn' (default: safe with torch's thread pools), 'forkserver' (workers fork from a
+        server that preloaded :data:`FORKSERVER_PRELOAD`: no per-worker import time) or 'fork'.
     max_retries : int
-        How many times an item whose worker died is retried in a fresh pool.
+        How many times an item whose worker died is retried in a fresh worker.
     """
 
     def __init__(self, workers: int = 2, torch_threads: int = 1, start_method: str = "spawn",
-                 max_retries: int = 1):
+                 max_retries: int = 1, preload: tuple[str, ...] = FORKSERVER_PRELOAD):
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         if torch_threads < 1:
             raise ValueError(f"torch_threads must be >= 1, got {torch_threads}")
+        if start_method not in ("spawn", "forkserver", "fork"):
+            raise ValueError(f"start_method must be one of spawn, forkserver, fork; got {start_method!r}")
         self.workers = int(workers)
         self.torch_threads = int(torch_threads)
         self.start_method = start_method
         self.max_retries = int(max_retries)
-        self._pool: ProcessPoolExecutor | None = None
+        self.preload = tuple(preload)
+        self._lanes: list[_Lane] = []
 
     @property
     def description(self) -> str:
         return f"ProcessExecutor(workers={self.workers}, torch_threads={self.torch_threads}, start={self.start_method})"
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=self.workers,
-                                   mp_context=multiprocessing.get_context(self.start_method),
+        ctx = multiprocessing.get_context(self.start_method)
+        if self.start_method == "forkserver":
+            ctx.set_forkserver_preload(list(self.preload))     # no effect once the server runs
+        return ProcessPoolExecutor(max_workers=1, mp_context=ctx,
                                    initializer=configure_worker, initargs=(self.torch_threads,))
 
     def imap_unordered(self, fn, items):
-        pending = list(items)[::-1]          # a stack: pop() gives the items in order
+        return self.imap_grouped(fn, [[item] for item in items])
+
+    def imap_grouped(self, fn, chunks):
+        chunks = [list(c) for c in chunks if c]
+        chunks.reverse()                     # a stack: pop() gives the chunks in order
         attempts: dict[int, int] = {}
-        self._pool = self._new_pool()
-        in_flight: dict[Future, Any] = {}
+        self._lanes = [_Lane(self._new_pool) for _ in range(self.workers)]
         try:
-            while pending or in_flight:
-                # keep at most 2 items per worker queued, so an interrupt loses little queued work
-                while pending and len(in_flight) < 2 * self.workers:
-                    item = pending.pop()
-                    try:
-                        fut = self._pool.submit(guarded_call, fn, item)
-                    except BrokenProcessPool:
-                        pending.append(item)
-                        break
-                    in_flight[fut] = item
-                if not in_flight:      # the pool broke before anything was submitted
-                    self._restart()
-                    continue
-                done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
-                broken = []
-                for fut in done:
-                    item = in_flight.pop(fut)
-                    try:
-                        result, error = fut.result()
-                    except BrokenProcessPool:
-                        broken.append(item)
+            while True:
+                for lane in self._lanes:
+                    # at most 2 items per worker queued, so an interrupt loses little queued work
+                    while len(lane.in_flight) < 2 and (lane.queue or chunks):
+                        if not lane.queue:
+                            lane.queue = chunks.pop()[::-1]
+                        item = lane.queue.pop()
+                        try:
+                            fut = lane.pool.submit(guarded_call, fn, item)
+                        except BrokenProcessPool:
+                            lane.queue.append(item)
+                            lane.restart()
+                            break
+                        lane.in_flight[fut] = item
+                futures = [f for lane in self._lanes for f in lane.in_flight]
+                if not futures:
+                    if chunks or any(lane.queue for lane in self._lanes):
                         continue
-                    yield item, result, error
-                if broken:
-                    # every item still in flight died with the pool; which one killed it is unknown
-                    broken.extend(in_flight.values())
-                    in_flight.clear()
-                    self._restart()
-                    for item in reversed(broken):
-                        n = attempts[id(item)] = attempts.get(id(item), 0) + 1
-                        if n > self.max_retries:
-                            yield item, None, PointError(
-                                "crash", f"worker process died {n} times while running this point")
-                        else:
-                            pending.append(item)
+                    return
+                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for lane in self._lanes:
+                    broken = False
+                    for fut in [f for f in lane.in_flight if f in done]:
+                        item = lane.in_flight.pop(fut)
+                        try:
+                            result, error = fut.result()
+                        except BrokenProcessPool:
+                            lane.in_flight[fut] = item
+                            broken = True
+                            continue
+                        yield item, result, error
+                    if broken:
+                        # every item in flight on this worker died with it; which one killed it is unknown
+                        dead = list(lane.in_flight.values())
+                        lane.in_flight.clear()
+                        lane.restart()
+                        for item in reversed(dead):
+                            n = attempts[id(item)] = attempts.get(id(item), 0) + 1
+                            if n > self.max_retries:
+                                yield item, None, PointError(
+                                    "crash", f"worker process died {n} times while running this point")
+                            else:
+                                lane.queue.append(item)
         finally:
             self.close(cancel=True)
 
-    def _restart(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-        self._pool = self._new_pool()
-
     def close(self, cancel: bool = False) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
+        lanes, self._lanes = self._lanes, []
+        for lane in lanes:
+            pool = lane.pool
             if cancel:
                 # terminate workers still computing: an interrupted sweep must stop now
                 procs = list(getattr(pool, "_processes", {}).values())
@@ -344,5 +386,5 @@ def make_executor(kind: str = "process", workers: int = 2, torch_threads: int = 
     return ex
 
 
-__all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "PointError", "guarded_call", "make_executor", "available_executors",
-           "configure_worker", "ENTRY_POINT_GROUP", "BUILTIN_EXECUTORS"]
+__all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "PointError", "make_executor", "available_executors",
+           "configure_worker", "guarded_call", "ENTRY_POINT_GROUP", "BUILTIN_EXECUTORS", "FORKSERVER_PRELOAD"]

@@ -256,6 +256,54 @@ def resolved_columns(point: Point) -> dict[str, Any]:
     return out
 
 
+#: chain fields that determine a point's sender state, error-free references and stand-alone images
+#: (everything before and beside the link): points equal in these, the seed, the users and the model share them
+SENDER_FIELDS = ("num_inference_steps", "num_shared_steps", "guidance_scale", "scheduler", "compare_alone")
+
+
+def sender_key(point: Point) -> str:
+    """Hash of what the point's sender state, references and stand-alone images depend on.
+
+    Points with one sender key recompute nothing of each other's when they run in one
+    worker (the pipeline memoises those per process): :func:`plan_chunks` keeps them together.
+    """
+    chain = point.extra.get("chain_resolved", point.chain)
+    return stable_hash({"model": point.model, "device": point.device, "seed": point.seed,
+                        "groups": point.groups, "grouping": point.grouping,
+                        "chain": {k: chain.get(k) for k in SENDER_FIELDS}})
+
+
+def plan_chunks(points: list[Point], workers: int, max_chunk: int = 16) -> list[list[Point]]:
+    """Cut ``points`` into chunks of one sender key each, in the order a pool should start them.
+
+    Points of one sender key (:func:`sender_key`) form a group; groups go whole (biggest
+    first) as long as every worker gets one; the groups of the last, partial round are
+    split so that every worker has work (each split repeats the group's shared work once,
+    cheaper than an idle worker); no chunk holds more than ``max_chunk`` points, so an
+    interrupted sweep loses little. Within a chunk the points keep their grid order.
+
+    >>> from types import SimpleNamespace as P
+    >>> pts = [P(index=i, seed=i % 3, model=None, device="cpu", groups=None, grouping=None, chain={}, extra={})
+    ...        for i in range(21)]
+    >>> [[p.index for p in c] for c in plan_chunks(pts, workers=2)]
+    [[0, 3, 6, 9, 12, 15, 18], [1, 4, 7, 10, 13, 16, 19], [2, 5, 8, 11], [14, 17, 20]]
+    """
+    groups: dict[str, list[Point]] = {}
+    for p in points:
+        groups.setdefault(sender_key(p), []).append(p)
+    ordered = sorted(groups.values(), key=len, reverse=True)      # stable: grid order among equals
+    workers = max(1, int(workers))
+    whole = len(ordered) - len(ordered) % workers if len(ordered) >= workers else 0
+    chunks: list[list[Point]] = []
+    for i, group in enumerate(ordered):
+        pieces = 1 if i < whole else max(1, -(-workers // (len(ordered) - whole)))
+        pieces = min(len(group), max(pieces, -(-len(group) // max_chunk)))
+        size = -(-len(group) // pieces)
+        chunks.extend(group[j:j + size] for j in range(0, len(group), size))
+    chunks.sort(key=len, reverse=True)                            # slowest first (stable)
+    return chunks
+
+
 @dataclass
 class PointResult:
     """What one point returns.
@@ -270,4 +318,5 @@ class PointResult:
 
 
 __all__ = ["Point", "PointResult", "SPECIAL_AXES", "ALIASES", "RESOLVED_COLUMNS", "axis_paths", "resolve_axis",
-           "resolve_chain", "full_chain", "count_points", "iter_points", "expand_grid", "resolved_columns"]
+           "resolve_chain", "full_chain", "count_points", "iter_points", "expand_grid", "resolved_columns",
+           "SENDER_FIELDS", "sender_key", "plan_chunks"]

@@ -36,7 +36,7 @@ from .config import ExperimentConfig
 from .configtools import check_plain_name
 from .evaluate import evaluate_point
 from .executors import Executor, PointError, make_executor
-from .grid import Point, PointResult, expand_grid, resolved_columns
+from .grid import Point, PointResult, expand_grid, plan_chunks, resolved_columns
 from .results import ResultsStore, append_csv_row, environment_info, save_png
 
 
@@ -107,14 +107,16 @@ def check_run_identity(cfg: ExperimentConfig, run_dir: Path, points: list[Point]
 
 
 def _timed_call(fn_and_point):
+    from .evaluate import unet_calls
+
     fn, point = fn_and_point
-    t0 = time.perf_counter()
+    t0, calls0 = time.perf_counter(), unet_calls()
     result = fn(point)
-    return result, time.perf_counter() - t0, os.getpid()
+    return result, time.perf_counter() - t0, os.getpid(), unet_calls() - calls0
 
 
 class _Job:
-    """Picklable wrapper: (point function, point) -> (PointResult, wall_s, pid)."""
+    """Picklable wrapper: (point function, point) -> (PointResult, wall_s, pid, unet_calls)."""
 
     def __init__(self, fn):
         self.fn = fn
@@ -244,15 +246,18 @@ def _run_locked(cfg, point_fn, points, run_dir, executor, progress, limit, make_
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc=f"{cfg.name}", unit="pt", file=sys.stderr, dynamic_ncols=True)
-    results = executor.imap_unordered(_Job(point_fn), todo)
+    # points that share a sender state run together on one worker (nothing recomputed), biggest groups first
+    chunks = plan_chunks(todo, getattr(executor, "workers", 1))
+    results = executor.imap_grouped(_Job(point_fn), chunks)
     fatal = None
     try:
         for point, result, error in results:
             if error is None:
-                point_result, wall_s, pid = result
+                point_result, wall_s, pid, calls = result
                 _store_point(store, run_dir, point, point_result)
                 append_csv_row(run_dir / "timings.csv", {"point_index": point.index, "point_key": point.key,
-                                                          "wall_s": round(wall_s, 4), "worker_pid": pid})
+                                                          "wall_s": round(wall_s, 4), "worker_pid": pid,
+                                                          "unet_calls": calls})
                 outcome.num_done += 1
             else:
                 outcome.num_failed += 1

@@ -10,13 +10,15 @@ interface of Sionna's LMMSE equalisers, which a demapper turns into LLRs.
 * :class:`RayleighBlockFadingChannel` -- flat Rayleigh fading, one
   coefficient per block of ``coherence_symbols`` channel uses (Sionna's
   :class:`~sionna.phy.channel.RayleighBlockFading`), perfect CSI or LS
-  estimation on pilot symbols, LMMSE equalisation
-  (:func:`sionna.phy.mimo.lmmse_equalizer`).
+  estimation on pilot symbols, LMMSE equalisation (one antenna: the division
+  :func:`single_antenna_lmmse`, equal to :func:`sionna.phy.mimo.lmmse_equalizer`).
 * :class:`OfdmTdlChannel` -- 3GPP TDL-A..E (Sionna's
   :class:`~sionna.phy.channel.tr38901.TDL`) over an OFDM resource grid with
   Kronecker pilots, user speed (Doppler) and carrier frequency; perfect CSI
   or :class:`~sionna.phy.ofdm.LSChannelEstimator`;
-  :class:`~sionna.phy.ofdm.LMMSEEqualizer`.  Each slot of each row is an
+  Sionna's :class:`~sionna.phy.ofdm.OFDMEqualizer` with the one-antenna LMMSE
+  division :func:`single_antenna_lmmse` (what
+  :class:`~sionna.phy.ofdm.LMMSEEqualizer` computes).  Each slot of each row is an
   independent channel realisation (block fading per slot, aging within it).
 
 ``snr_db`` is the average :math:`E_s/N_0` per received symbol; all channel
@@ -37,8 +39,8 @@ from sionna.phy import config as sionna_config
 from sionna.phy.channel import AWGN, GenerateOFDMChannel, RayleighBlockFading
 from sionna.phy.channel import ApplyOFDMChannel
 from sionna.phy.channel.tr38901 import TDL
-from sionna.phy.mimo import StreamManagement, lmmse_equalizer
-from sionna.phy.ofdm import LMMSEEqualizer, LSChannelEstimator, ResourceGrid, ResourceGridMapper
+from sionna.phy.mimo import StreamManagement
+from sionna.phy.ofdm import LSChannelEstimator, OFDMEqualizer, ResourceGrid, ResourceGridMapper
 
 from ._rng import resolve_generator, sionna_generator
 from .config import LinkConfig
@@ -52,6 +54,7 @@ __all__ = [
     "RayleighBlockFadingChannel",
     "OfdmTdlChannel",
     "make_symbol_channel",
+    "single_antenna_lmmse",
     "PILOT_SYMBOL",
     "PILOT_SEED",
 ]
@@ -228,6 +231,38 @@ class AwgnChannel(SymbolChannel):
         return ChannelOutput(y, no.expand(x.shape), channel_uses=x.shape[1])
 
 
+def single_antenna_lmmse(y: torch.Tensor, h: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""LMMSE equalisation of one stream on one receive antenna: a division.
+
+    Same contract as :func:`sionna.phy.mimo.lmmse_equalizer` with ``M = K = 1``
+    (whose general matrix inverse it replaces): with
+    :math:`\hat{x} = \mathrm{diag}(GH)^{-1} G y` the filter reduces to
+    :math:`\hat{x} = y / h` and the effective noise variance to
+    :math:`\sigma^2 = s / |h|^2`.
+
+    :input y: [..., 1], complex -- received symbols.
+    :input h: [..., 1, 1], complex -- channel (estimate).
+    :input s: [..., 1, 1], complex or real -- noise (plus estimation error) variance.
+    :output x_hat: [..., 1], complex64 -- equalised symbols.
+    :output no_eff: [..., 1], float32 -- effective noise variance.
+
+    Example::
+
+        >>> import torch
+        >>> y = torch.tensor([[1 + 1j]], dtype=torch.complex64)
+        >>> h = torch.tensor([[[2 + 0j]]], dtype=torch.complex64)
+        >>> s = torch.tensor([[[0.5 + 0j]]], dtype=torch.complex64)
+        >>> x_hat, no_eff = single_antenna_lmmse(y, h, s)
+        >>> x_hat, no_eff
+        (tensor([[0.5000+0.5000j]]), tensor([[0.1250]]))
+    """
+    h11 = h[..., 0, 0].to(torch.complex64)
+    s11 = s[..., 0, 0].real.to(torch.float32) if s.is_complex() else s[..., 0, 0].to(torch.float32)
+    x_hat = y[..., 0].to(torch.complex64) / h11
+    no_eff = s11 / (h11.real.square() + h11.imag.square())
+    return x_hat.unsqueeze(-1), no_eff.unsqueeze(-1)
+
+
 class RayleighBlockFadingChannel(SymbolChannel):
     """Flat Rayleigh block fading with perfect CSI or LS pilot estimation.
 
@@ -276,7 +311,7 @@ class RayleighBlockFadingChannel(SymbolChannel):
             h_hat, err_var = h, torch.zeros_like(no)
         h_mat = h_hat.expand(batch, nb, d).reshape(-1, 1, 1)
         s_mat = (no + err_var).expand(batch, nb, d).reshape(-1, 1, 1).to(h_mat.dtype)
-        x_hat, no_eff = lmmse_equalizer(y.reshape(-1, 1), h_mat, s_mat)
+        x_hat, no_eff = single_antenna_lmmse(y.reshape(-1, 1), h_mat, s_mat)
         x_hat = x_hat.reshape(batch, nb * d)[:, :s]
         no_eff = no_eff.reshape(batch, nb * d)[:, :s].to(torch.float32)
         h_est = h_hat.expand(batch, nb, d).reshape(batch, nb * d)[:, :s]
@@ -329,7 +364,9 @@ class OfdmTdlChannel(SymbolChannel):
         self.generate = GenerateOFDMChannel(self.tdl, self.rg, normalize_channel=False)
         self.apply_channel = ApplyOFDMChannel()
         self.estimator = LSChannelEstimator(self.rg, interpolation_type=config.ls_interpolation)
-        self.equalizer = LMMSEEqualizer(self.rg, StreamManagement(np.ones([1, 1], dtype=int), 1))
+        # one transmit and one receive antenna: the LMMSE filter is a division (same numbers as Sionna's
+        # general matrix inverse, LMMSEEqualizer, to float rounding; tests/phy/test_channels_lmmse.py)
+        self.equalizer = OFDMEqualizer(single_antenna_lmmse, self.rg, StreamManagement(np.ones([1, 1], dtype=int), 1))
 
     @property
     def doppler_hz(self) -> float:

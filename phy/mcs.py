@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from .config import CRCS, LDPC_RATE_MIN, ldpc_support_error
+from .mi_tables import MI_GRID_DB, mi_table
 from .nr_tables import MCS_TABLES, mcs_table
 
 __all__ = [
@@ -234,18 +235,20 @@ def select_mcs(
     )
 
 
-#: SNR grid [dB] of the BICM mutual-information tables used for MIESM
-_MI_GRID_DB = np.arange(-30.0, 60.01, 0.1)
+#: SNR grid [dB] of the BICM mutual-information tables used for MIESM (shipped: :mod:`phy.mi_tables`)
+_MI_GRID_DB = MI_GRID_DB
 MODULATIONS_QAM = ("qpsk", "16qam", "64qam", "256qam")
 
 
-@functools.lru_cache(maxsize=None)
 def _mi_table(modulation: str) -> np.ndarray:
-    """BICM mutual information [bit/symbol] of ``modulation`` on :data:`_MI_GRID_DB`."""
-    from .theory import constellation_capacity_curve  # pylint: disable=import-outside-toplevel
+    """BICM mutual information [bit/symbol] of ``modulation`` on :data:`_MI_GRID_DB` (shipped, cached per process)."""
+    return mi_table(modulation)
 
-    mi = constellation_capacity_curve(_MI_GRID_DB, modulation, "bicm", order=60)
-    return np.maximum.accumulate(mi)  # strictly monotone up to float noise
+
+#: probe rows of :func:`effective_snr_db`. 128 rows would cost a quarter but change the choice of the main
+#: job's TDL-C link at 20 and 25 dB (MCS 16 vs 15, 22 vs 21), so the probe keeps 512; links of one
+#: configuration share it per process instead (:class:`phy.DigitalLink`)
+PROBE_CODEWORDS = 512
 
 
 def effective_snr_db(
@@ -253,7 +256,7 @@ def effective_snr_db(
     snr_db: float,
     symbols_per_codeword: int,
     quantile: float = 0.1,
-    num_codewords: int = 512,
+    num_codewords: int = PROBE_CODEWORDS,
     seed: int = 0,
     device: "torch.device | str" = "cpu",
     modulations: tuple[str, ...] = MODULATIONS_QAM,

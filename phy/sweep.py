@@ -18,7 +18,7 @@ from .config import LinkConfig
 from .seeding import derive_seed
 from .link import DigitalLink
 
-__all__ = ["SWEEP_COLUMNS", "sweep_link", "parse_snr_db_list", "parse_float_list", "wilson_interval", "MIN_ERRORS"]
+__all__ = ["SWEEP_COLUMNS", "sweep_link", "sweep_links", "simulate_point", "point_cost", "parse_snr_db_list", "parse_float_list", "wilson_interval", "MIN_ERRORS"]
 
 #: a point with fewer block errors than this is flagged ``too_few_errors``:
 #: its BLER interval is wider than about +-60% of the estimate
@@ -135,6 +135,7 @@ def sweep_link(
     bits_per_call: int = 65536,
     target_block_errors: Optional[int] = None,
     max_bits: Optional[int] = None,
+    workers: int = 1,
 ) -> list[dict]:
     """Simulate ``num_bits`` information bits at every SNR and count errors.
 
@@ -144,7 +145,8 @@ def sweep_link(
     :param num_bits: information bits per point (rounded up to whole code
         blocks).
     :param seed: seed; point ``i`` uses its own generator derived from
-        ``(seed, i)``, so a point's result does not depend on the others.
+        ``(seed, i)``, so a point's result does not depend on the others
+        (nor on ``workers``).
     :param progress: show a tqdm progress bar on stderr.
     :param bit_error_rates: BSC crossover probabilities to sweep (default:
         ``[config.bit_error_rate]``); only for ``channel="bsc"``.
@@ -154,6 +156,7 @@ def sweep_link(
         `None`: simulate the whole budget.
     :param max_bits: the bit budget of a point when ``target_block_errors``
         is given (default: ``num_bits``).
+    :param workers: worker processes (:func:`sweep_links`); 1: in this process.
     :output rows: one dict per point with the keys :data:`SWEEP_COLUMNS`:
         counts, BER/BLER with 95% Wilson intervals (``ber_low`` ...
         ``bler_high``), ``too_few_errors`` (fewer than :data:`MIN_ERRORS`
@@ -167,26 +170,88 @@ def sweep_link(
         >>> [r["snr_db"] for r in rows], rows[0]["ber"] > rows[1]["ber"]
         ([0.0, 6.0], True)
     """
+    return sweep_links([(config, snr_db_list, bit_error_rates)], num_bits, seed=seed, progress=progress,
+                       bits_per_call=bits_per_call, target_block_errors=target_block_errors, max_bits=max_bits,
+                       workers=workers)
+
+
+def _points_of(config: LinkConfig, snr_db_list, bit_error_rates) -> list[tuple[Optional[float], LinkConfig]]:
     if not isinstance(config, LinkConfig):
         raise ValueError(f"config must be a phy.LinkConfig, got {type(config).__name__}")
-    if isinstance(num_bits, bool) or not isinstance(num_bits, int) or num_bits < 1:
-        raise ValueError(f"num_bits must be a positive integer, got {num_bits!r}")
     if config.channel == "bsc":
         rates = list(bit_error_rates) if bit_error_rates is not None else [config.bit_error_rate]
         if not rates:
             raise ValueError("bit_error_rate: empty list")
-        points = [(None, config.replace(bit_error_rate=float(p))) for p in rates]
-    else:
-        if bit_error_rates is not None:
-            raise ValueError("bit_error_rates only applies to channel='bsc'")
-        snrs = list(snr_db_list) if snr_db_list is not None else []
-        if not snrs:
-            raise ValueError("snr_db: empty list; give at least one SNR [dB]")
-        for s in snrs:
-            if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s):
-                raise ValueError(f"snr_db: values must be finite numbers, got {s!r}")
-        points = [(float(s), config) for s in snrs]
+        return [(None, config.replace(bit_error_rate=float(p))) for p in rates]
+    if bit_error_rates is not None:
+        raise ValueError("bit_error_rates only applies to channel='bsc'")
+    snrs = list(snr_db_list) if snr_db_list is not None else []
+    if not snrs:
+        raise ValueError("snr_db: empty list; give at least one SNR [dB]")
+    for s in snrs:
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s):
+            raise ValueError(f"snr_db: values must be finite numbers, got {s!r}")
+    return [(float(s), config) for s in snrs]
 
+
+#: relative cost of one information bit per channel (OFDM with a TDL channel costs most)
+_CHANNEL_COST = {"bsc": 0.2, "awgn": 1.0, "rayleigh": 1.5}
+
+
+def point_cost(snr_db: Optional[float], config: LinkConfig, target_block_errors: Optional[int]) -> float:
+    """A rough relative cost of a sweep point, to start the slowest points first.
+
+    Per bit: the channel (OFDM/TDL most) and the code (LDPC decoding). With a
+    block-error target, points at high SNR run their whole budget while points at
+    low SNR stop early, so the cost grows with the SNR.
+
+    >>> from phy import LinkConfig
+    >>> point_cost(20.0, LinkConfig(channel="tdl-a"), 100) > point_cost(0.0, LinkConfig(), 100)
+    True
+    """
+    cost = _CHANNEL_COST.get(config.channel, 4.0) * (2.0 if config.code != "none" else 1.0)
+    if target_block_errors is not None and snr_db is not None:
+        cost *= 1.0 + max(0.0, min(40.0, snr_db + 10.0)) / 10.0
+    return cost
+
+
+def sweep_links(
+    sweeps: Sequence[tuple],
+    num_bits: int,
+    seed: int = 0,
+    progress: bool = True,
+    bits_per_call: int = 65536,
+    target_block_errors: Optional[int] = None,
+    max_bits: Optional[int] = None,
+    workers: int = 1,
+) -> list[dict]:
+    """:func:`sweep_link` over several configurations, in parallel worker processes.
+
+    :param sweeps: ``(config, snr_db_list, bit_error_rates)`` triples; the points of
+        each are numbered from 0 (its seeds are those :func:`sweep_link` gives it alone).
+    :param workers: worker processes (one torch thread each, forked from this process,
+        or from a forkserver that preloaded :mod:`phy` when this process runs several torch
+        threads); points are handed out slowest first
+        (:func:`point_cost`); 1 runs everything in this process.
+    :output rows: the rows of every sweep, in the order of ``sweeps`` and their points;
+        identical for every ``workers``.
+
+    Example::
+
+        >>> from phy import LinkConfig
+        >>> rows = sweep_links([(LinkConfig(code="none"), [0.0], None),
+        ...                     (LinkConfig(code="none", modulation="16qam"), [0.0], None)], 4000, progress=False)
+        >>> [r["modulation"] for r in rows]
+        ['qpsk', '16qam']
+    """
+    if isinstance(num_bits, bool) or not isinstance(num_bits, int) or num_bits < 1:
+        raise ValueError(f"num_bits must be a positive integer, got {num_bits!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    tasks = []
+    for config, snr_db_list, rates in sweeps:
+        for i, (snr_db, cfg) in enumerate(_points_of(config, snr_db_list, rates)):
+            tasks.append((snr_db, cfg, _point_seed(seed, i)))
     if target_block_errors is not None and (isinstance(target_block_errors, bool) or int(target_block_errors) < 1):
         raise ValueError(f"target_block_errors must be a positive integer, got {target_block_errors!r}")
     if max_bits is not None:
@@ -195,67 +260,115 @@ def sweep_link(
         if isinstance(max_bits, bool) or int(max_bits) < 1:
             raise ValueError(f"max_bits must be a positive integer, got {max_bits!r}")
         num_bits = int(max_bits)
-    k = config.block_length
-    total_blocks = math.ceil(num_bits / k)
-    blocks_per_row = max(1, min(total_blocks, _ROW_BITS // k))
-    rows_per_call = max(1, bits_per_call // (blocks_per_row * k))
-    calls_per_point = math.ceil(total_blocks / (blocks_per_row * rows_per_call))
+    budget = (num_bits, bits_per_call, target_block_errors)
 
     from tqdm import tqdm  # pylint: disable=import-outside-toplevel
 
-    links: dict[LinkConfig, DigitalLink] = {}
-    out = []
-    with tqdm(total=len(points) * calls_per_point, desc="link sweep", disable=not progress,
-              file=sys.stderr, leave=False) as bar, torch.no_grad():
-        for i, (snr_db, cfg) in enumerate(points):
-            link = links.setdefault(cfg, DigitalLink(cfg))
-            point_seed = _point_seed(seed, i)
-            gen = torch.Generator().manual_seed(point_seed)
-            acc = dict(num_bits=0, bit_errors=0, num_blocks=0, block_errors=0, channel_uses=0)
-            res = None
-            remaining = total_blocks
-            while remaining > 0:
-                blocks = min(remaining, blocks_per_row * rows_per_call)
-                full_rows, tail = divmod(blocks, blocks_per_row)
-                for nr, bpr in ((full_rows, blocks_per_row), (1 if tail else 0, tail)):
-                    if nr == 0:
-                        continue
-                    bits = torch.randint(0, 2, (nr, bpr * k), generator=gen).float()
-                    res = link(bits, snr_db, gen)
-                    for key in acc:
-                        acc[key] += getattr(res, key)
-                remaining -= blocks
+    out: list = [None] * len(tasks)
+    with tqdm(total=len(tasks), desc="link sweep", unit="pt", disable=not progress, file=sys.stderr,
+              leave=False) as bar:
+        if workers == 1 or len(tasks) == 1:
+            for j, task in enumerate(tasks):
+                out[j] = simulate_point(*task, *budget)
                 bar.update()
-                if target_block_errors is not None and acc["block_errors"] >= target_block_errors:
-                    bar.update(math.ceil(remaining / (blocks_per_row * rows_per_call)))
-                    break
-            out.append(
-                dict(
-                    snr_db=res.snr_db,
-                    ebno_db=res.ebno_db,
-                    modulation=res.modulation,
-                    code=cfg.code,
-                    code_rate=res.code_rate,
-                    mcs_index=res.mcs_index,
-                    channel=cfg.channel,
-                    speed_mps=cfg.speed_mps,
-                    csi=cfg.csi,
-                    bit_error_rate=cfg.bit_error_rate if cfg.channel == "bsc" else None,
-                    num_bits=acc["num_bits"],
-                    bit_errors=acc["bit_errors"],
-                    ber=acc["bit_errors"] / acc["num_bits"],
-                    num_blocks=acc["num_blocks"],
-                    block_errors=acc["block_errors"],
-                    bler=acc["block_errors"] / acc["num_blocks"],
-                    channel_uses=acc["channel_uses"],
-                    spectral_efficiency=res.spectral_efficiency,
-                    ber_low=wilson_interval(acc["bit_errors"], acc["num_bits"])[0],
-                    ber_high=wilson_interval(acc["bit_errors"], acc["num_bits"])[1],
-                    bler_low=wilson_interval(acc["block_errors"], acc["num_blocks"])[0],
-                    bler_high=wilson_interval(acc["block_errors"], acc["num_blocks"])[1],
-                    too_few_errors=acc["block_errors"] < MIN_ERRORS,
-                    seed=point_seed,
-                    config=json.dumps(cfg.model_dump(), sort_keys=True),
-                )
-            )
+            return out
+        import multiprocessing  # pylint: disable=import-outside-toplevel
+        from concurrent.futures import ProcessPoolExecutor, as_completed  # pylint: disable=import-outside-toplevel
+
+        ctx = multiprocessing.get_context(_start_method())
+        if ctx.get_start_method() == "forkserver":
+            ctx.set_forkserver_preload(["torch", "sionna.phy", "phy", "phy.sweep"])
+        order = sorted(range(len(tasks)), key=lambda j: -point_cost(tasks[j][0], tasks[j][1], target_block_errors))
+        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx,
+                                 initializer=_init_worker) as pool:
+            futures = {pool.submit(simulate_point, *tasks[j], *budget): j for j in order}
+            try:
+                for fut in as_completed(futures):
+                    out[futures[fut]] = fut.result()
+                    bar.update()
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
     return out
+
+
+def _start_method() -> str:
+    """'fork' where it is safe and cheapest (Linux, this process computes with one torch thread, so no
+    OpenMP team exists to break in the child: the workers start in milliseconds with everything imported);
+    else 'forkserver' with :mod:`phy` preloaded (a few seconds once)."""
+    if sys.platform.startswith("linux") and torch.get_num_threads() == 1:
+        return "fork"
+    return "forkserver"
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)
+
+
+#: links of this process, one per configuration (a worker reuses its links, their chains and probes)
+_LINKS: dict[LinkConfig, DigitalLink] = {}
+
+
+def simulate_point(snr_db: Optional[float], cfg: LinkConfig, point_seed: int, num_bits: int,
+                   bits_per_call: int = 65536, target_block_errors: Optional[int] = None) -> dict:
+    """One sweep point: ``num_bits`` (or up to ``target_block_errors`` block errors) through ``cfg``.
+
+    :output row: the :data:`SWEEP_COLUMNS` of the point (see :func:`sweep_link`).
+    """
+    k = cfg.block_length
+    total_blocks = math.ceil(num_bits / k)
+    blocks_per_row = max(1, min(total_blocks, _ROW_BITS // k))
+    rows_per_call = max(1, bits_per_call // (blocks_per_row * k))
+    if len(_LINKS) > 64:
+        _LINKS.clear()
+    link = _LINKS.get(cfg)
+    if link is None:
+        link = _LINKS[cfg] = DigitalLink(cfg)
+    gen = torch.Generator().manual_seed(point_seed)
+    acc = dict(num_bits=0, bit_errors=0, num_blocks=0, block_errors=0, channel_uses=0)
+    res = None
+    remaining = total_blocks
+    with torch.no_grad():
+        while remaining > 0:
+            blocks = min(remaining, blocks_per_row * rows_per_call)
+            full_rows, tail = divmod(blocks, blocks_per_row)
+            for nr, bpr in ((full_rows, blocks_per_row), (1 if tail else 0, tail)):
+                if nr == 0:
+                    continue
+                bits = torch.randint(0, 2, (nr, bpr * k), generator=gen).float()
+                res = link(bits, snr_db, gen)
+                for key in acc:
+                    acc[key] += getattr(res, key)
+            remaining -= blocks
+            if target_block_errors is not None and acc["block_errors"] >= target_block_errors:
+                break
+    ber_ci = wilson_interval(acc["bit_errors"], acc["num_bits"])
+    bler_ci = wilson_interval(acc["block_errors"], acc["num_blocks"])
+    return dict(
+        snr_db=res.snr_db,
+        ebno_db=res.ebno_db,
+        modulation=res.modulation,
+        code=cfg.code,
+        code_rate=res.code_rate,
+        mcs_index=res.mcs_index,
+        channel=cfg.channel,
+        speed_mps=cfg.speed_mps,
+        csi=cfg.csi,
+        bit_error_rate=cfg.bit_error_rate if cfg.channel == "bsc" else None,
+        num_bits=acc["num_bits"],
+        bit_errors=acc["bit_errors"],
+        ber=acc["bit_errors"] / acc["num_bits"],
+        num_blocks=acc["num_blocks"],
+        block_errors=acc["block_errors"],
+        bler=acc["block_errors"] / acc["num_blocks"],
+        channel_uses=acc["channel_uses"],
+        spectral_efficiency=res.spectral_efficiency,
+        ber_low=ber_ci[0],
+        ber_high=ber_ci[1],
+        bler_low=bler_ci[0],
+        bler_high=bler_ci[1],
+        too_few_errors=acc["block_errors"] < MIN_ERRORS,
+        seed=point_seed,
+        config=json.dumps(cfg.model_dump(), sort_keys=True),
+    )

@@ -12,13 +12,16 @@ Example
 ``distdiff link --channel tdl-c --speed-mps 30 --csi ls --mcs auto --snr-db 0,10,20 --format json``  ·
 ``distdiff link --channel bsc --code none --bit-error-rate 0.001,0.01,0.02``  ·
 ``distdiff link --mcs 0:27 --snr-db -5:1:25 --target-block-errors 100 --max-bits 1000000``  ·
-``distdiff link --modulation qpsk,16qam --channel awgn,rayleigh --code none --snr-db -3,0,3``
+``distdiff link --modulation qpsk,16qam --channel awgn,rayleigh --code none --snr-db -3,0,3``  ·
+``distdiff link --mcs 0:27 --snr-db -5:1:25 --target-block-errors 100 --workers 2 --output link.csv``
+then ``distdiff plot link.csv``
 
 Each point stops at ``--num-bits``, or with ``--target-block-errors`` at that
 many block errors (at most ``--max-bits``); BER and BLER come with 95% Wilson
 intervals, points with fewer than 10 block errors are flagged
 (``too_few_errors``), and each row carries its seed and resolved configuration
-(``config``, JSON; left out of the table).
+(``config``, JSON; left out of the table). ``--workers N`` runs the points in N
+processes, slowest first (:func:`phy.sweep.sweep_links`); the rows are the same for any N.
 """
 
 from __future__ import annotations
@@ -199,6 +202,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--output", default=None, metavar="FILE.csv", help="also write the rows to a CSV file")
     g.add_argument("--threads", type=int, default=1, metavar="N",
                    help="torch threads; 1 is fastest for this workload on a shared machine (default: 1)")
+    g.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="worker processes, one torch thread each; the slowest points start first; the rows do "
+                        "not depend on N (default: 1)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -252,13 +258,14 @@ def run(args) -> int:
             rates = phy.sweep.parse_float_list(args.bit_error_rate, "bit_error_rate")
             fields["bit_error_rate"] = rates[0]
         configs.append((phy.LinkConfig(**fields), rates))  # validate every configuration before simulating
+    if args.workers < 1:
+        raise ValueError(f"--workers must be a positive integer, got {args.workers}")
     phy.tune_malloc()
-    rows = []
-    for config, rates in configs:
-        snrs = None if config.channel == "bsc" else phy.parse_snr_db_list(args.snr_db)
-        rows += phy.sweep_link(config, snrs, args.num_bits, seed=args.seed, progress=not args.no_progress,
-                               bit_error_rates=rates, target_block_errors=args.target_block_errors,
-                               max_bits=args.max_bits)
+    sweeps = [(config, None if config.channel == "bsc" else phy.parse_snr_db_list(args.snr_db), rates)
+              for config, rates in configs]
+    rows = phy.sweep.sweep_links(sweeps, args.num_bits, seed=args.seed, progress=not args.no_progress,
+                                 target_block_errors=args.target_block_errors, max_bits=args.max_bits,
+                                 workers=args.workers)
     columns = list(phy.SWEEP_COLUMNS)
     if args.format == "json":
         for r in rows:

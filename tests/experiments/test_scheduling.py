@@ -1,0 +1,66 @@
+"""Points that share a sender state run together on one worker; forkserver workers preload imports."""
+
+import os
+
+import pytest
+
+from experiments.config import load_config
+from experiments.executors import ProcessExecutor
+from experiments.grid import expand_grid, plan_chunks, sender_key
+
+
+def _pid_of(item):
+    return item, os.getpid()
+
+
+def test_a_chunk_runs_on_one_worker_in_order():
+    chunks = [[("a", i) for i in range(4)], [("b", i) for i in range(4)], [("c", 0)], [("d", 0)]]
+    with ProcessExecutor(workers=2, start_method="fork") as ex:
+        out = [(item, pid) for item, (_, pid), err in ex.imap_grouped(_pid_of, chunks)]
+    assert len(out) == 10 and len({item for item, _ in out}) == 10
+    for name in "ab":
+        mine = [(item, pid) for item, pid in out if item[0] == name]
+        assert len({pid for _, pid in mine}) == 1                       # one worker
+        assert [item[1] for item, _ in mine] == [0, 1, 2, 3]           # in order
+    assert len({pid for _, pid in out}) == 2                             # both workers used
+
+
+def test_forkserver_workers_preload_and_run():
+    with ProcessExecutor(workers=2, start_method="forkserver", preload=("json",)) as ex:
+        out = sorted(r for _, (r, _pid), e in ex.imap_unordered(_pid_of, range(4)))
+    assert out == [0, 1, 2, 3]
+
+
+def test_plan_groups_the_main_job_by_seed_and_balances_two_workers():
+    cfg = load_config("default")
+    points = expand_grid(cfg)
+    assert len({sender_key(p) for p in points}) == len(cfg.seeds)
+    chunks = plan_chunks(points, workers=2)
+    assert sorted(p.index for c in chunks for p in c) == [p.index for p in points]    # every point once
+    assert all(len({sender_key(p) for p in c}) == 1 for c in chunks)                   # one state per chunk
+    # 3 groups of 7 on 2 workers: two whole groups, the third split in two
+    assert sorted(len(c) for c in chunks) == [3, 4, 7, 7]
+    # other link settings (SNR) do not split a group; another seed or k does
+    a, b = points[0], next(p for p in points if p.seed == points[0].seed and p.params != points[0].params)
+    assert sender_key(a) == sender_key(b)
+
+
+def test_points_of_one_sender_state_share_the_unet_calls():
+    """Second point of the same seed and state: its sender state, references and alone images are memoised."""
+    from experiments.evaluate import evaluate_point, unet_calls
+    from pipeline.cache import clear_memo
+
+    cfg = load_config("default", overrides=["model=tiny-random", "seeds=[5]", "grid.snr_db=[5,25]",
+                                            "chain.num_inference_steps=4", "chain.num_shared_steps=2",
+                                            "chain.classify=false"])
+    first, second = expand_grid(cfg)
+    clear_memo()
+    c0 = unet_calls()
+    evaluate_point(first)
+    c1 = unet_calls()
+    evaluate_point(second)
+    c2 = unet_calls()
+    n_rx = len(first.groups[0]["receiver_prompts"])
+    # first: shared 2 steps + per receiver: reference 2 + alone 4 + received 2 (one UNet call per step)
+    assert c1 - c0 == 2 + n_rx * (2 + 4 + 2)
+    assert c2 - c1 == n_rx * 2                   # only the received images are new
