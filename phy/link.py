@@ -421,13 +421,34 @@ class DigitalLink(torch.nn.Module):
             )
         return dict(self._effective_snr_cache[key])
 
+    def fading_profile(self, snr_db: float):
+        """The :class:`~phy.mcs.FadingProfile` of the configured channel at
+        ``snr_db`` (`None` over AWGN): the information of the receiver's own
+        LLRs per symbol, so the channel-estimation loss counts.  Cached per SNR."""
+        from .mcs import FadingProfile, max_codeword_bits  # pylint: disable=import-outside-toplevel
+
+        snr = _check_snr(snr_db, True)
+        if self.config.channel == "awgn" and self.user_channel is None:
+            return None
+        key = ("profile", round(snr, 6))
+        if key not in self._effective_snr_cache:
+            if self._probe_channel is None:
+                with sionna_device(self.device):
+                    self._probe_channel = make_symbol_channel(self.config)
+            self._effective_snr_cache[key] = FadingProfile.measure(
+                self._probe_channel, snr, max_codeword_bits(self.config.mcs_table, self.config.block_length),
+                device=self.device)
+        return self._effective_snr_cache[key]
+
     def select_mcs(self, snr_db: float):
-        """The :class:`~phy.McsChoice` for ``snr_db`` (``mcs="auto"``), chosen
-        at :meth:`effective_snr_db`."""
+        """The :class:`~phy.McsChoice` for ``snr_db`` (``mcs="auto"``): over
+        AWGN at ``snr_db``, over fading at its :meth:`fading_profile` (the
+        expected BLER over the channel's codewords meets the target)."""
         from .mcs import select_mcs  # pylint: disable=import-outside-toplevel
 
+        profile = self.fading_profile(snr_db)
         return select_mcs(
-            self.effective_snr_db(snr_db),
+            _check_snr(snr_db, True) if profile is None else profile,
             target_bler=self.config.target_bler,
             table=self.config.mcs_table,
             block_length=self.config.block_length,
