@@ -346,8 +346,9 @@ class DigitalLink(torch.nn.Module):
     :output result: :class:`LinkResult`.
 
     With ``mcs="auto"`` each call picks the MCS for ``snr_db``
-    (:func:`~phy.select_mcs` at :meth:`effective_snr_db`, which accounts for
-    fading) and uses that MCS's chain.
+    (:meth:`select_mcs`: over fading at the channel's
+    :meth:`fading_profile`, which counts the channel-estimation loss) and
+    uses that MCS's chain.
 
     Example::
 
@@ -393,17 +394,17 @@ class DigitalLink(torch.nn.Module):
         return self.chains[key]
 
     def effective_snr_db(self, snr_db: float) -> dict[str, float]:
-        r"""The AWGN-equivalent SNR [dB] per modulation the adaptive MCS uses.
+        r"""The AWGN-equivalent SNR [dB] per modulation at the ``target_bler`` outage (informative).
 
         Over AWGN it is ``snr_db`` for every modulation.  Over a fading
-        channel the receiver's own post-equalisation SINR is measured
-        (:func:`~phy.mcs.effective_snr_db`): rows of ``block_length`` QPSK
-        symbols (about one rate-1/2 codeword) cross the configured channel and
-        estimator, each row's SINRs are averaged in BICM mutual information
-        per modulation (MIESM), and the ``target_bler`` quantile over rows is
-        returned: the MCS is then chosen so that about that fraction of
-        codewords falls below its AWGN threshold (outage-based link adaptation
-        without per-slot CSI feedback).  Cached per SNR.
+        channel (:func:`~phy.mcs.effective_snr_db`): rows of ``block_length``
+        QPSK symbols' worth of coded bits (about one rate-1/2 codeword) cross
+        the configured channel and estimator, each row's information is that
+        of the demapper's LLRs (so the estimation loss counts), mapped back
+        through the AWGN BICM curve (MIESM), and the ``target_bler`` quantile
+        over rows is returned.  :meth:`select_mcs` uses the finer
+        :meth:`fading_profile` (codewords of each MCS's own length, expected
+        BLER).  Cached per SNR.
         """
         from .mcs import MODULATIONS_QAM, effective_snr_db  # pylint: disable=import-outside-toplevel
 
@@ -435,9 +436,12 @@ class DigitalLink(torch.nn.Module):
             if self._probe_channel is None:
                 with sionna_device(self.device):
                     self._probe_channel = make_symbol_channel(self.config)
+            from .nr_tables import mcs_table  # pylint: disable=import-outside-toplevel
+
+            mods = tuple(sorted({e.modulation for e in mcs_table(self.config.mcs_table)} - {"bpsk"}))
             self._effective_snr_cache[key] = FadingProfile.measure(
                 self._probe_channel, snr, max_codeword_bits(self.config.mcs_table, self.config.block_length),
-                device=self.device)
+                device=self.device, modulations=mods)
         return self._effective_snr_cache[key]
 
     def select_mcs(self, snr_db: float):
