@@ -362,13 +362,18 @@ class FadingProfile:
         channel: "torch.nn.Module",
         snr_db: float,
         max_codeword_bits: int,
-        symbols_per_modulation: int = 1 << 17,
+        symbols_per_modulation: int = 1 << 18,
         seed: int = 0,
         device: "torch.device | str" = "cpu",
         modulations: tuple[str, ...] = MODULATIONS_QAM,
     ) -> "FadingProfile":
         """Measure ``symbols_per_modulation`` symbols per modulation in rows long enough for a codeword of
         ``max_codeword_bits`` coded bits (the lowest-rate MCS).
+
+        The expected BLER's precision is set by the number of independent
+        channel draws (OFDM slots, fading blocks) the rows cover: with 2**17
+        QPSK symbols (~150 TDL slots) an expected BLER of 0.13 read 0.09-0.16
+        across seeds, with 2**19 0.12-0.14; 2**18 is the default.
 
         Example::
 
