@@ -41,12 +41,20 @@ from .mcs import CALIBRATION_FILE, BlerCurve
 from .nr_tables import mcs_table, modulation_from_bits
 from .theory import bicm_ebno_limit_db
 
-__all__ = ["CurveSpec", "measure_point", "measure_curve", "sionna_sys_snr_at_bler", "sionna_sys_block_sizes", "main"]
+__all__ = ["CurveSpec", "measure_point", "measure_curve", "sionna_sys_snr_at_bler", "sionna_sys_block_sizes",
+           "sionna_bler_tables", "main"]
 
 
 @dataclasses.dataclass(frozen=True)
 class CurveSpec:
-    """One curve to measure: modulation order, rate (x1024) and block length."""
+    """One curve to measure: modulation order, rate (x1024) and block length.
+
+    Example::
+
+        >>> spec = CurveSpec(bits_per_symbol=4, code_rate_x1024=378.0, block_length=1024)
+        >>> round(spec.code_rate, 4)
+        0.3691
+    """
 
     bits_per_symbol: int
     code_rate_x1024: float
@@ -206,6 +214,47 @@ def compare_with_sionna(path: Path, table: int, block_length: int, cbs: int, tar
     return out
 
 
+def sionna_bler_tables(calibration: Optional[str] = None, table: int = 1, category: int = 1) -> dict:
+    """This project's calibration as a BLER table in Sionna SYS's ``PHYAbstraction`` JSON schema.
+
+    ``{"category": {category: {"index": {table: {"MCS": {mcs: {"SNR_db": [...],
+    "CBS": {block_length: {"BLER": [...]}}}}}}}}}``: per MCS of 38.214's PDSCH
+    ``table`` (category 1 is Sionna's PDSCH), one SNR grid (the union of the
+    measured points of every block length) and, per calibrated block length,
+    the BLER of the conservative envelope there (:meth:`phy.mcs.BlerCurve.bler_at`).
+    Written to a file, ``sionna.sys.PHYAbstraction(load_bler_tables_from=path)``
+    loads it.
+
+    :param calibration: calibration CSV (default: the shipped AWGN one).
+    :param table: MCS table (1, 2 or 3).
+    :param category: Sionna's table category (0: PUSCH, 1: PDSCH).
+    :output tables: the JSON-ready dict.
+
+    Example::
+
+        >>> t = sionna_bler_tables(table=1)
+        >>> entry = t["category"]["1"]["index"]["1"]["MCS"]["9"]
+        >>> sorted(entry["CBS"], key=int), len(entry["SNR_db"]) == len(entry["CBS"]["1024"]["BLER"])
+        (['256', '1024', '4096'], True)
+    """
+    from .mcs import _rate_key, load_calibration  # pylint: disable=import-outside-toplevel
+
+    curves = load_calibration(calibration)
+    mcs: dict[str, dict] = {}
+    for e in mcs_table(table):
+        found = {k: c for (q, r, k), c in curves.items() if q == e.bits_per_symbol and r == _rate_key(e.code_rate)}
+        if not found:
+            continue
+        grid = sorted({float(x) for c in found.values() for x in c.snr_db})
+        mcs[str(e.index)] = dict(
+            SNR_db=grid,
+            CBS={str(k): dict(BLER=[c.bler_at(x) for x in grid]) for k, c in sorted(found.items())},
+        )
+    return {"_comment": f"BLER vs SNR over AWGN of distdiff's bit-true chain (python -m phy.calibrate), "
+                        f"MCS table {table}",
+            "category": {str(category): {"index": {str(table): {"MCS": mcs}}}}}
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Command-line entry point of ``python -m phy.calibrate``."""
     p = argparse.ArgumentParser(prog="python -m phy.calibrate", description=__doc__.split("\n\n")[0])
@@ -220,12 +269,21 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--workers", type=int, default=1, help="worker processes (one torch thread each)")
     p.add_argument("--output", default=str(CALIBRATION_FILE))
     p.add_argument("--compare-sionna", action="store_true", help="only compare --output with Sionna SYS")
+    p.add_argument("--sionna-json", default=None, metavar="PATH",
+                   help="only write --output as Sionna SYS PHYAbstraction BLER tables (JSON) of --tables to PATH")
     p.add_argument("--resume", action="store_true",
                    help="keep the curves already measured (in --output or its .partial.csv), measure the rest")
     args = p.parse_args(argv)
     tables = [int(t) for t in args.tables.split(",")]
     lengths = [int(k) for k in args.block_lengths.split(",")]
     out = Path(args.output)
+
+    if args.sionna_json:
+        for table in tables:
+            path = Path(args.sionna_json.replace("{table}", str(table))) if len(tables) > 1 else Path(args.sionna_json)
+            path.write_text(json.dumps(sionna_bler_tables(str(out), table)), encoding="utf-8")
+            print(f"wrote {path}")
+        return 0
 
     if args.compare_sionna:
         for table in tables:

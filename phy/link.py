@@ -322,7 +322,8 @@ class LinkChain(torch.nn.Module):
         )
 
 
-#: process-wide cache of the adaptive-MCS probe: (probe identity, snr_db, device) -> effective SNRs [dB].
+#: process-wide cache of the adaptive-MCS probes: (probe identity, snr_db, device) -> effective SNRs [dB],
+#: and ("profile", probe identity, mcs_table, snr_db, device) -> FadingProfile.
 #: The probe is deterministic (fixed seed), so links of equal configuration share it.
 _PROBE_CACHE: dict[tuple, dict[str, float]] = {}
 
@@ -362,8 +363,9 @@ class DigitalLink(torch.nn.Module):
     :output result: :class:`LinkResult`.
 
     With ``mcs="auto"`` each call picks the MCS for ``snr_db``
-    (:func:`~phy.select_mcs` at :meth:`effective_snr_db`, which accounts for
-    fading) and uses that MCS's chain.
+    (:meth:`select_mcs`: over fading at the channel's
+    :meth:`fading_profile`, which counts the channel-estimation loss) and
+    uses that MCS's chain.
 
     Example::
 
@@ -409,17 +411,17 @@ class DigitalLink(torch.nn.Module):
         return self.chains[key]
 
     def effective_snr_db(self, snr_db: float) -> dict[str, float]:
-        r"""The AWGN-equivalent SNR [dB] per modulation the adaptive MCS uses.
+        r"""The AWGN-equivalent SNR [dB] per modulation at the ``target_bler`` outage (informative).
 
         Over AWGN it is ``snr_db`` for every modulation.  Over a fading
-        channel the receiver's own post-equalisation SINR is measured
-        (:func:`~phy.mcs.effective_snr_db`): rows of ``block_length`` QPSK
-        symbols (about one rate-1/2 codeword) cross the configured channel and
-        estimator, each row's SINRs are averaged in BICM mutual information
-        per modulation (MIESM), and the ``target_bler`` quantile over rows is
-        returned: the MCS is then chosen so that about that fraction of
-        codewords falls below its AWGN threshold (outage-based link adaptation
-        without per-slot CSI feedback).  Cached per SNR.
+        channel (:func:`~phy.mcs.effective_snr_db`): rows of ``block_length``
+        QPSK symbols' worth of coded bits (about one rate-1/2 codeword) cross
+        the configured channel and estimator, each row's information is that
+        of the demapper's LLRs (so the estimation loss counts), mapped back
+        through the AWGN BICM curve (MIESM), and the ``target_bler`` quantile
+        over rows is returned.  :meth:`select_mcs` uses the finer
+        :meth:`fading_profile` (codewords of each MCS's own length, expected
+        BLER).  Cached per SNR.
         """
         from .mcs import MODULATIONS_QAM, effective_snr_db  # pylint: disable=import-outside-toplevel
 
@@ -445,13 +447,45 @@ class DigitalLink(torch.nn.Module):
                 _PROBE_CACHE[shared] = self._effective_snr_cache[key]
         return dict(self._effective_snr_cache[key])
 
+    def fading_profile(self, snr_db: float):
+        """The :class:`~phy.mcs.FadingProfile` of the configured channel at
+        ``snr_db`` (`None` over AWGN): the information of the receiver's own
+        LLRs per symbol, so the channel-estimation loss counts.  Cached per SNR."""
+        from .mcs import FadingProfile, max_codeword_bits  # pylint: disable=import-outside-toplevel
+
+        snr = _check_snr(snr_db, True)
+        if self.config.channel == "awgn" and self.user_channel is None:
+            return None
+        key = ("profile", round(snr, 6))
+        shared = None
+        if key not in self._effective_snr_cache and self.user_channel is None:
+            # the configured channel: the profile is a pure function of these, shared by equal links
+            shared = ("profile", _probe_identity(self.config), self.config.mcs_table, key[1], str(self.device))
+            if shared in _PROBE_CACHE:
+                self._effective_snr_cache[key] = _PROBE_CACHE[shared]
+        if key not in self._effective_snr_cache:
+            if self._probe_channel is None:
+                with sionna_device(self.device):
+                    self._probe_channel = make_symbol_channel(self.config)
+            from .nr_tables import mcs_table  # pylint: disable=import-outside-toplevel
+
+            mods = tuple(sorted({e.modulation for e in mcs_table(self.config.mcs_table)} - {"bpsk"}))
+            self._effective_snr_cache[key] = FadingProfile.measure(
+                self._probe_channel, snr, max_codeword_bits(self.config.mcs_table, self.config.block_length),
+                device=self.device, modulations=mods)
+            if shared is not None:
+                _PROBE_CACHE[shared] = self._effective_snr_cache[key]
+        return self._effective_snr_cache[key]
+
     def select_mcs(self, snr_db: float):
-        """The :class:`~phy.McsChoice` for ``snr_db`` (``mcs="auto"``), chosen
-        at :meth:`effective_snr_db`."""
+        """The :class:`~phy.McsChoice` for ``snr_db`` (``mcs="auto"``): over
+        AWGN at ``snr_db``, over fading at its :meth:`fading_profile` (the
+        expected BLER over the channel's codewords meets the target)."""
         from .mcs import select_mcs  # pylint: disable=import-outside-toplevel
 
+        profile = self.fading_profile(snr_db)
         return select_mcs(
-            self.effective_snr_db(snr_db),
+            _check_snr(snr_db, True) if profile is None else profile,
             target_bler=self.config.target_bler,
             table=self.config.mcs_table,
             block_length=self.config.block_length,

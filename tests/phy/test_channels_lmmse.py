@@ -68,3 +68,24 @@ def test_probe_is_shared_between_links_of_one_configuration(monkeypatch):
     assert calls == [5.0, 7.0]
     other = DigitalLink(cfg.model_copy(update={"coherence_symbols": 50})).effective_snr_db(5.0)
     assert calls == [5.0, 7.0, 5.0] and other != a
+
+
+def test_fading_profile_is_shared_between_links_of_one_configuration(monkeypatch):
+    """select_mcs measures the profile once per (channel configuration, SNR) in a process."""
+    from phy import mcs
+
+    calls = []
+    real = mcs.FadingProfile.measure
+
+    def counting(*args, **kwargs):
+        calls.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mcs.FadingProfile, "measure", staticmethod(counting))
+    monkeypatch.setattr(link_module, "_PROBE_CACHE", {})
+    cfg = LinkConfig(channel="rayleigh", csi="ls", mcs="auto", block_length=256)
+    a = DigitalLink(cfg).select_mcs(5.0)
+    b = DigitalLink(cfg.model_copy(update={"modulation": "16qam"})).select_mcs(5.0)
+    assert a == b and calls == [5.0]
+    DigitalLink(cfg.model_copy(update={"coherence_symbols": 50})).select_mcs(5.0)
+    assert calls == [5.0, 5.0]

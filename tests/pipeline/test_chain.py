@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from pipeline.chain import ChainConfig, ChainConfigError, CollaborativeChain, clear_memo
 from pipeline.compute import ComputeAccount
@@ -51,13 +52,49 @@ def test_lossless_path_gives_exactly_the_reference(pipe):
     np.testing.assert_array_equal(records[0].alone_image, sd.generate(RECEIVERS[0], N, seed=2))
 
 
+def _coded_awgn(**kw):
+    """QPSK, rate-1/2 5G LDPC with CRC over AWGN at 6 dB: every code block decodes (BLER < 1e-4 at 1.5 dB)."""
+    return ChainConfig(num_inference_steps=N, num_shared_steps=K, compare_alone=False, classify=False,
+                       codec={"name": "uniform", "bits": 8}, snr_db=6.0,
+                       link={"channel": "awgn", "code": "ldpc", "modulation": "qpsk", "code_rate": 0.5,
+                             "block_length": 1024}, **kw)
+
+
 def test_near_perfect_link_with_8_bit_quantisation_comes_close(pipe):
-    records = CollaborativeChain(pipe, _bsc(0.0, codec={"name": "uniform", "bits": 8})).run(APPLE, RECEIVERS, seed=2)
-    for rec in records:
+    """Over a coded link where every block decodes, the soft (default) receiver gets exactly the bits that
+    were sent: its images equal those of an error-free bit pipe with the same 8-bit codec, and are close to
+    the unquantised reference (only the 8-bit quantisation separates them)."""
+    exact = CollaborativeChain(pipe, _bsc(0.0, codec={"name": "uniform", "bits": 8})).run(APPLE, RECEIVERS, seed=2)
+    coded = CollaborativeChain(pipe, _coded_awgn()).run(APPLE, RECEIVERS, seed=2)
+    assert _coded_awgn().soft_decoding is True  # the default path is the one tested
+    for rec, ref in zip(coded, exact):
         row = rec.to_row()
-        assert row["bit_errors"] == 0 and row["header_corrupted"] is False
+        assert row["bit_errors"] == 0 and row["header_corrupted"] is False, row
+        assert row["block_errors"] == 0 and row["num_blocks"] > 0, row
+        np.testing.assert_array_equal(rec.image, ref.image)
         assert row["psnr_db"] > 35.0 and row["ssim"] > 0.99, row
-        assert not np.array_equal(rec.image, rec.reference_image) or row["mse"] == 0.0
+        assert row["psnr_db"] == pytest.approx(ref.to_row()["psnr_db"])
+
+
+def test_the_coded_link_test_catches_soft_decoding_of_clean_blocks(pipe, monkeypatch):
+    """Without the link's CRC flags the codec decodes clean blocks softly (MMSE on finite LLRs) and the image
+    changes: the test above would fail if the transport ignored ``crc_ok_bits``."""
+    import dataclasses
+
+    from phy import DigitalLink
+
+    forward = DigitalLink.forward
+
+    def forward_without_crc(self, *args, **kwargs):
+        res = forward(self, *args, **kwargs)
+        return dataclasses.replace(res, crc_ok_bits=torch.zeros_like(res.crc_ok_bits))
+
+    exact = CollaborativeChain(pipe, _bsc(0.0, codec={"name": "uniform", "bits": 8})).run(APPLE, RECEIVERS, seed=2)
+    monkeypatch.setattr(DigitalLink, "forward", forward_without_crc)
+    clear_memo()
+    damaged = CollaborativeChain(pipe, _coded_awgn()).run(APPLE, RECEIVERS, seed=2)
+    assert all(r.to_row()["bit_errors"] == 0 for r in damaged)
+    assert any(not np.array_equal(r.image, e.image) for r, e in zip(damaged, exact))
 
 
 def test_heavier_noise_gives_lower_quality_on_average(pipe):
