@@ -58,6 +58,7 @@ __all__ = ["LearnedCodec", "LearnedCodecConfig", "BANDWIDTH_RATIOS"]
 BANDWIDTH_RATIOS = (0.5, 0.25, 0.125, 0.0625)
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+SCHEDULER_NAME = "scheduler_config.json"
 
 Number = Union[float, torch.Tensor]
 
@@ -176,7 +177,14 @@ class LearnedCodec(nn.Module):
     * :meth:`forward` ``(latents, snr_db, sigma, generator)``: encode, complex
       AWGN at ``snr_db``, decode (differentiable, for training);
     * :meth:`save_pretrained` / :meth:`from_pretrained` (``config.json`` +
-      ``model.safetensors``).
+      ``model.safetensors``, and ``scheduler_config.json`` when
+      :attr:`scheduler_config` is set: the diffusion scheduler of the training
+      states, from which a receiver computes ``sigma_k``).
+
+    It does not implement the header-based :class:`latent_codec.LatentCodec`
+    contract: encoding needs ``snr_db`` and ``sigma`` besides the latents and
+    nothing but symbols is sent (no header); the pipeline carries it with
+    ``pipeline.transport.LearnedTransport``.
 
     ``snr_db`` (:math:`E_s/N_0` [dB]) and ``sigma`` (the state's noise level
     :math:`\sigma_k`) are floats or ``[B]`` tensors.
@@ -186,6 +194,8 @@ class LearnedCodec(nn.Module):
         super().__init__()
         cfg = _config(config)
         self.config = cfg
+        #: the diffusion scheduler config of the states it was trained on (sigma_k of a step k), or None
+        self.scheduler_config: Optional[dict] = None
         w, c, d = cfg.width, cfg.latent_channels, cfg.cond_dim
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
@@ -318,6 +328,8 @@ class LearnedCodec(nn.Module):
                                                    indent=2) + "\n")
         save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()},
                   str(path / WEIGHTS_NAME))
+        if self.scheduler_config is not None:
+            (path / SCHEDULER_NAME).write_text(json.dumps(dict(self.scheduler_config), indent=2) + "\n")
         return path
 
     @classmethod
@@ -340,6 +352,8 @@ class LearnedCodec(nn.Module):
         if missing or unexpected:
             raise ValueError(f"{path / WEIGHTS_NAME} does not match its config (missing {len(missing)}, "
                              f"unexpected {len(unexpected)} tensors)")
+        if (path / SCHEDULER_NAME).is_file():
+            codec.scheduler_config = json.loads((path / SCHEDULER_NAME).read_text())
         return codec.to(device)
 
     def extra_repr(self) -> str:

@@ -84,6 +84,9 @@ class DataSection(BaseModel):
     max_prompts: Optional[int] = Field(None, ge=2)
     guidance_scale: float = Field(7.5, ge=0.0)
     batch_size: int = Field(32, ge=1, description="samples per shared() call when building the dataset")
+    renoise: bool = Field(True, description="train on x0_k + sigma_k * fresh eps per batch (x0_k: the sender's "
+                                            "guided x0-prediction at the state) instead of the stored states")
+    flips: bool = Field(True, description="random horizontal/vertical flips of x0_k per training sample")
 
 
 class LossSection(BaseModel):
@@ -115,6 +118,9 @@ class JsccTrainingConfig(BaseModel):
     steps: int = Field(2000, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0, description="AdamW decoupled weight decay")
+    dataset: Optional[str] = Field(None, description="dataset cache file (default workdir/dataset.pt); "
+                                                     "runs with the same model and data section may share it")
     checkpoint_seconds: float = Field(60.0, ge=0.0)
     time_limit_s: Optional[float] = Field(None, gt=0.0, description="stop this run after so many seconds "
                                                                       "(checkpointed; rerun to continue)")
@@ -139,7 +145,7 @@ class JsccTrainingConfig(BaseModel):
     def digest(self) -> str:
         """Hash of everything that changes the training trajectory (not steps, out, eval)."""
         keep = self.model_dump(exclude={"steps", "out", "checkpoint_seconds", "time_limit_s", "eval_snr_db", "eval_channel_seed",
-                                        "max_eval_states", "workdir", "device"})
+                                        "max_eval_states", "workdir", "device", "dataset"})
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -206,8 +212,9 @@ def _prompts(max_prompts: Optional[int]) -> list[tuple[str, str]]:
 
 def build_dataset(cfg: JsccTrainingConfig, sd=None) -> dict:
     """Intermediate states ``{split: {latents [n,C,H,W], sigma [n], step [n], sender, receiver}}`` (cached)."""
-    path = Path(cfg.workdir) / DATASET
-    digest = hashlib.sha256(json.dumps([cfg.model, cfg.data.model_dump(), cfg.seed]).encode()).hexdigest()[:16]
+    path = Path(cfg.dataset) if cfg.dataset else Path(cfg.workdir) / DATASET
+    digest = hashlib.sha256(json.dumps([cfg.model, cfg.data.model_dump(exclude={"flips"}),
+                                        cfg.seed]).encode()).hexdigest()[:16]
     if path.is_file():
         data = torch.load(path, weights_only=False)
         if data.get("digest") == digest:
@@ -226,6 +233,7 @@ def build_dataset(cfg: JsccTrainingConfig, sd=None) -> dict:
     for p, obj in prompts:
         by_group.setdefault(OBJECT_GROUPS[obj], []).append(p)
     data = {"digest": digest, "sigmas": sigmas, "timesteps": [float(t) for t in sched.timesteps]}
+    denoiser = _Denoiser(sd, data, dc.guidance_scale) if dc.renoise else None
     ks = sorted(set(dc.shared_steps))
     for split in ("train", "heldout"):
         held = split == "heldout"
@@ -233,7 +241,7 @@ def build_dataset(cfg: JsccTrainingConfig, sd=None) -> dict:
         base = 0 if not held else 1_000_000
         nseeds = dc.heldout_seeds if held else dc.train_seeds
         jobs = [(p, o, base + 1000 * cfg.seed + s) for p, o in chosen for s in range(nseeds)]
-        lat, sig, step, send, recv = [], [], [], [], []
+        lat, x0s, sig, step, send, recv = [], [], [], [], [], []
         for start in range(0, len(jobs), dc.batch_size):
             part = jobs[start:start + dc.batch_size]
             state = sd.shared([j[0] for j in part], dc.num_inference_steps, ks[0], seed=[j[2] for j in part],
@@ -246,12 +254,18 @@ def build_dataset(cfg: JsccTrainingConfig, sd=None) -> dict:
                 if k > state.step:
                     state = sd.resume(state, until=k)
                 lat.append(state.latents.float().cpu())
+                if denoiser is not None:  # the signal part of the state: its guided x0-prediction
+                    with torch.no_grad():
+                        x0s.append(denoiser.x0(state.latents.float(), torch.full((len(part),), k),
+                                               torch.full((len(part),), sigmas[k]), [j[0] for j in part]).cpu())
                 sig += [sigmas[k]] * len(part)
                 step += [k] * len(part)
                 send += [j[0] for j in part]
                 recv += receivers
         data[split] = {"latents": torch.cat(lat), "sigma": torch.tensor(sig), "step": torch.tensor(step),
                        "sender": send, "receiver": recv}
+        if x0s:
+            data[split]["x0"] = torch.cat(x0s)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(data, path)
     return data
@@ -305,6 +319,24 @@ def _transmit(codec, links, x, sigma, snr_db: float, channel: str, speed: float,
     s = codec.encode(x, snr_db, sigma)
     out = links(channel, speed)(s, snr_db, generator=gen)
     return codec.decode(out.symbols_hat, out.noise_var_eff, snr_db, sigma)
+
+
+def _training_latents(cfg: JsccTrainingConfig, tr: dict, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """The batch's states: stored, or (``data.renoise``) ``x0_k`` (flipped at random) ``+ sigma_k * fresh eps``.
+
+    For an Euler-type sampler the state at step ``k`` is its x0-prediction
+    plus ``sigma_k`` times (nearly white) noise; drawing that noise afresh for
+    every batch leaves the codec nothing to memorise but the smooth signal part.
+    """
+    if not cfg.data.renoise or "x0" not in tr:
+        return tr["latents"][idx]
+    x0 = tr["x0"][idx]
+    if cfg.data.flips:
+        u = torch.rand(2, x0.shape[0], generator=gen) < 0.5
+        x0 = torch.where(u[0][:, None, None, None], x0.flip(-1), x0)
+        x0 = torch.where(u[1][:, None, None, None], x0.flip(-2), x0)
+    eps = torch.randn(x0.shape, generator=gen)
+    return x0 + tr["sigma"][idx][:, None, None, None] * eps
 
 
 def _step_variance(train_split: dict) -> torch.Tensor:
@@ -365,7 +397,7 @@ def train(cfg: JsccTrainingConfig, data: Optional[dict] = None, sd=None, *, stop
     data = data or build_dataset(cfg, sd)
     tr = data["train"]
     codec = _make_codec(cfg, tr)
-    opt = torch.optim.Adam(codec.parameters(), lr=cfg.lr)
+    opt = torch.optim.AdamW(codec.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     step, history = 0, []
     ckpt = workdir / CHECKPOINT
@@ -394,8 +426,8 @@ def train(cfg: JsccTrainingConfig, data: Optional[dict] = None, sd=None, *, stop
     codec.train()
     while step < end:
         idx = torch.randint(n, (min(cfg.batch_size, n),), generator=gen)
-        batch = (tr["latents"][idx].to(cfg.device), tr["sigma"][idx].to(cfg.device), tr["step"][idx],
-                 [tr["receiver"][i] for i in idx.tolist()])
+        batch = (_training_latents(cfg, tr, idx, gen).to(cfg.device), tr["sigma"][idx].to(cfg.device),
+                 tr["step"][idx], [tr["receiver"][i] for i in idx.tolist()])
         loss, parts = _loss(cfg, codec, links, denoiser, batch, gen, variance)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -516,6 +548,7 @@ def run(cfg: JsccTrainingConfig, command: str = "", progress: bool = True) -> Pa
     data = build_dataset(cfg, sd)
     start = time.monotonic()
     codec = train(cfg, data, sd, progress=progress)
+    codec.scheduler_config = {**dict(sd.pipe.scheduler.config), "_class_name": type(sd.pipe.scheduler).__name__}
     rows = evaluate(cfg, codec, data)
     return export(cfg, codec, data, rows, command, time.monotonic() - start)
 
