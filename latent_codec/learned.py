@@ -1,22 +1,26 @@
 r"""A learned latent JSCC codec: diffusion latent -> complex channel symbols -> latent.
 
-Architecture (small, CPU-fast; about 0.3 M parameters at the default width)::
+Architecture (small, CPU-fast; about 0.1-0.3 M parameters)::
 
-    encoder: x [B,C,H,W] / sqrt(sigma^2 + 1)  (noise-level normalisation)
-      -> conv3x3(C -> w) -> FiLM-ResBlock -> conv3x3 stride 2 (H/2, W/2)
-      -> FiLM-ResBlock x depth -> conv1x1(w -> 8 rho C)
-         + a linear path: conv1x1 on 2x2 patches (pixel-unshuffle) -> 8 rho C
-      -> pairs of reals = complex symbols [B, m], m = rho C H W,
-         scaled per example to mean |s|^2 = 1
-    decoder: [Re s, Im s, log noise_var, |h|^2] on the (H/2, W/2) grid
-      -> conv1x1 -> FiLM-ResBlock x depth -> pixel-shuffle up (H, W)
-      -> FiLM-ResBlock -> conv3x3(w -> C)
-         + a linear path: conv1x1(Re/Im -> 4C) -> pixel-shuffle
-      -> * latent_std sqrt(sigma^2 + 1)
+    encoder: x [B,C,H,W] / (latent_std sqrt(sigma^2 + 1))   (noise-level normalisation)
+      linear path:  orthonormal 2-D DCT per channel, the K = 2 m lowest-frequency
+                    coefficients (the analog codec's order), each times a gain
+                    exp(a_i(cond)) -- a learned power allocation
+      + nonlinear:  conv3x3(C -> w) -> FiLM-ResBlock -> conv3x3 stride 2 (H/2, W/2)
+                    -> FiLM-ResBlock x depth -> conv1x1(w -> 8 rho C), zero at start
+      -> K reals = m complex symbols, scaled per example to mean |s|^2 = 1
+    decoder: linear path:  per coefficient r_i exp(b_i(cond)) / (1 + nv_i exp(c_i(cond)))
+                    (the form of the per-coefficient MMSE estimate, nv_i the symbol's
+                    noise variance), zeros elsewhere, inverse DCT
+      + nonlinear:  [r, log nv, |h|^2] on the (H/2, W/2) grid -> conv1x1 -> FiLM-ResBlock x depth
+                    -> pixel-shuffle up (H, W) -> FiLM-ResBlock -> conv3x3(w -> C), zero at start
+      -> * exp(g(cond)) latent_std sqrt(sigma^2 + 1)
 
-Both output convolutions start at zero (the untrained decoder estimates 0);
-the linear paths learn an analog-like mapping fast, the convolutional trunk
-the nonlinear rest.
+At initialisation the codec is the analog codec's linear scheme (equal power
+on the low DCT band, a shrinkage decoder); training learns the allocation
+across coefficients (towards the optimal linear scheme) and the nonlinear
+trunks learn what a linear scheme cannot. The structured linear path has
+few parameters per coefficient and generalises; the trunks are small.
 
 FiLM: a small MLP maps ``(snr_db / 10, log(sigma), log(noise_var))`` to a
 per-channel scale and shift in every residual block (the ADJSCC idea of
@@ -51,6 +55,8 @@ from typing import Optional, Union
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from torch import nn
+
+from .analog import _lowpass_order, dct_matrix
 
 __all__ = ["LearnedCodec", "LearnedCodecConfig", "BANDWIDTH_RATIOS"]
 
@@ -206,7 +212,15 @@ class LearnedCodec(nn.Module):
             self.enc_down = nn.Conv2d(w, w, 3, stride=2, padding=1)
             self.enc_blocks = nn.ModuleList(_FiLMBlock(w, d) for _ in range(cfg.depth))
             self.enc_out = nn.Conv2d(w, cfg.out_channels, 1)
-            self.enc_linear = nn.Conv2d(4 * c, cfg.out_channels, 1)  # linear path on 2x2 patches
+            nn.init.zeros_(self.enc_out.weight)  # starts as the linear (analog-like) scheme
+            nn.init.zeros_(self.enc_out.bias)
+            kept = 2 * cfg.num_symbols
+            self.enc_alloc = nn.Linear(d, kept)  # log-gain of each sent DCT coefficient
+            self.dec_scale = nn.Linear(d, kept)  # log of the per-coefficient estimator's numerator
+            self.dec_shrink = nn.Linear(d, kept)  # log of its noise-variance weight
+            for lin in (self.enc_alloc, self.dec_scale, self.dec_shrink):
+                nn.init.zeros_(lin.weight)
+                nn.init.zeros_(lin.bias)
             self.dec_in = nn.Conv2d(3 * cfg.out_channels, w, 1)
             self.dec_blocks = nn.ModuleList(_FiLMBlock(w, d) for _ in range(cfg.depth))
             self.dec_up = nn.Conv2d(w, 4 * w, 1)
@@ -214,12 +228,12 @@ class LearnedCodec(nn.Module):
             self.dec_out = nn.Conv2d(w, c, 3, padding=1)
             nn.init.zeros_(self.dec_out.weight)  # starts by estimating 0: NMSE about 1, never worse
             nn.init.zeros_(self.dec_out.bias)
-            self.dec_linear = nn.Conv2d(cfg.out_channels, 4 * c, 1)  # linear path back to 2x2 patches
-            nn.init.zeros_(self.dec_linear.weight)
-            nn.init.zeros_(self.dec_linear.bias)
             self.dec_gain = nn.Linear(d, 1)  # per-example log-gain of the output from the condition
             nn.init.zeros_(self.dec_gain.weight)
             nn.init.zeros_(self.dec_gain.bias)
+        order = _lowpass_order(c, cfg.latent_size, cfg.latent_size)[: 2 * cfg.num_symbols]
+        self.register_buffer("kept_order", order, persistent=False)  # the sent DCT coefficients
+        self.register_buffer("dct", dct_matrix(cfg.latent_size), persistent=False)
 
     # -- geometry --------------------------------------------------------------------
     @property
@@ -254,13 +268,14 @@ class LearnedCodec(nn.Module):
             raise ValueError("sigma must be >= 0 (the state's noise level)")
         cond = self.enc_cond(torch.stack([snr / 10.0, torch.log(sig + 1e-3)], 1))
         xn = x / self._scale(sig)
+        coeffs = (self.dct @ xn @ self.dct.T).reshape(bsz, -1)[:, self.kept_order]
+        lin = coeffs * torch.exp(self.enc_alloc(cond))
         h = self.enc_in(xn)
         h = self.enc_full(h, cond)
         h = self.enc_down(h)
         for block in self.enc_blocks:
             h = block(h, cond)
-        z = self.enc_out(nn.functional.silu(h)) + self.enc_linear(nn.functional.pixel_unshuffle(xn, 2))
-        z = z.reshape(bsz, -1)
+        z = self.enc_out(nn.functional.silu(h)).reshape(bsz, -1) + lin
         z = z * torch.rsqrt(z.pow(2).mean(1, keepdim=True).clamp_min(1e-12) * 2.0)  # mean |s|^2 = 1
         return torch.complex(z[:, 0::2], z[:, 1::2])
 
@@ -303,7 +318,13 @@ class LearnedCodec(nn.Module):
             h = block(h, cond)
         h = nn.functional.pixel_shuffle(self.dec_up(h), 2)
         h = self.dec_full(h, cond)
-        linear = nn.functional.pixel_shuffle(self.dec_linear(reals), 2)
+        r = reals.reshape(bsz, -1)
+        nv_real = nv.repeat_interleave(2, 1)
+        coef = r * torch.exp(self.dec_scale(cond)) / (1.0 + nv_real * torch.exp(self.dec_shrink(cond)))
+        c, size = self.config.latent_channels, self.config.latent_size
+        full = torch.zeros(bsz, c * size * size, device=dev, dtype=coef.dtype)
+        full = full.index_copy(1, self.kept_order, coef).reshape(bsz, c, size, size)
+        linear = self.dct.T @ full @ self.dct
         gain = torch.exp(self.dec_gain(cond))[:, :, None, None]
         return (self.dec_out(nn.functional.silu(h)) + linear) * gain * self._scale(sig)
 
