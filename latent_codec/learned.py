@@ -2,7 +2,9 @@ r"""A learned latent JSCC codec: diffusion latent -> complex channel symbols -> 
 
 Architecture (small, CPU-fast; about 0.1-0.3 M parameters)::
 
-    encoder: x [B,C,H,W] / (latent_std sqrt(sigma^2 + 1))   (noise-level normalisation)
+    encoder: x [B,C,H,W] / (latent_std sqrt(sigma^2 + 1)) - mu(sigma)
+                    (noise-level normalisation; mu: a learned prior mean of the state
+                    at noise level sigma, known to both ends and not sent)
       linear path:  orthonormal 2-D DCT per channel, the K = 2 m lowest-frequency
                     coefficients (the analog codec's order), each times a gain
                     exp(a_i(cond)) -- a learned power allocation
@@ -14,7 +16,7 @@ Architecture (small, CPU-fast; about 0.1-0.3 M parameters)::
                     noise variance), zeros elsewhere, inverse DCT
       + nonlinear:  [r, log nv, |h|^2] on the (H/2, W/2) grid -> conv1x1 -> FiLM-ResBlock x depth
                     -> pixel-shuffle up (H, W) -> FiLM-ResBlock -> conv3x3(w -> C), zero at start
-      -> * exp(g(cond)) latent_std sqrt(sigma^2 + 1)
+      -> (* exp(g(cond)) + mu(sigma)) * latent_std sqrt(sigma^2 + 1)
 
 At initialisation the codec is the analog codec's linear scheme (equal power
 on the low DCT band, a shrinkage decoder); training learns the allocation
@@ -228,6 +230,10 @@ class LearnedCodec(nn.Module):
             self.dec_out = nn.Conv2d(w, c, 3, padding=1)
             nn.init.zeros_(self.dec_out.weight)  # starts by estimating 0: NMSE about 1, never worse
             nn.init.zeros_(self.dec_out.bias)
+            # the prior mean of the normalised state at noise level sigma (known to both ends: not sent)
+            self.prior_mean = nn.Sequential(nn.Linear(1, d), nn.SiLU(), nn.Linear(d, c * cfg.latent_size ** 2))
+            nn.init.zeros_(self.prior_mean[2].weight)
+            nn.init.zeros_(self.prior_mean[2].bias)
             self.dec_gain = nn.Linear(d, 1)  # per-example log-gain of the output from the condition
             nn.init.zeros_(self.dec_gain.weight)
             nn.init.zeros_(self.dec_gain.bias)
@@ -254,6 +260,11 @@ class LearnedCodec(nn.Module):
             raise ValueError(f"latents must be a tensor of shape [B, {', '.join(map(str, shape))}], got {got}")
         return latents.to(torch.float32)
 
+    def _prior(self, sigma: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        mu = self.prior_mean(torch.log(sigma + 1e-3)[:, None])
+        return mu.reshape(-1, cfg.latent_channels, cfg.latent_size, cfg.latent_size)
+
     def _scale(self, sigma: torch.Tensor) -> torch.Tensor:
         return self.config.latent_std * torch.sqrt(sigma.pow(2) + 1.0)[:, None, None, None]
 
@@ -267,7 +278,7 @@ class LearnedCodec(nn.Module):
         if bool((sig < 0).any()):
             raise ValueError("sigma must be >= 0 (the state's noise level)")
         cond = self.enc_cond(torch.stack([snr / 10.0, torch.log(sig + 1e-3)], 1))
-        xn = x / self._scale(sig)
+        xn = x / self._scale(sig) - self._prior(sig)
         coeffs = (self.dct @ xn @ self.dct.T).reshape(bsz, -1)[:, self.kept_order]
         lin = coeffs * torch.exp(self.enc_alloc(cond))
         h = self.enc_in(xn)
@@ -326,7 +337,7 @@ class LearnedCodec(nn.Module):
         full = full.index_copy(1, self.kept_order, coef).reshape(bsz, c, size, size)
         linear = self.dct.T @ full @ self.dct
         gain = torch.exp(self.dec_gain(cond))[:, :, None, None]
-        return (self.dec_out(nn.functional.silu(h)) + linear) * gain * self._scale(sig)
+        return ((self.dec_out(nn.functional.silu(h)) + linear) * gain + self._prior(sig)) * self._scale(sig)
 
     def forward(self, latents: torch.Tensor, snr_db: Number, sigma: Number,
                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
