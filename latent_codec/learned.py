@@ -10,7 +10,9 @@ Architecture (small, CPU-fast; about 0.1-0.3 M parameters)::
                     exp(a_i(cond)) -- a learned power allocation
       + nonlinear:  conv3x3(C -> w) -> FiLM-ResBlock -> conv3x3 stride 2 (H/2, W/2)
                     -> FiLM-ResBlock x depth -> conv1x1(w -> 8 rho C), zero at start
-      -> K reals = m complex symbols, scaled per example to mean |s|^2 = 1
+      -> K reals = m complex symbols, scaled to average |s|^2 = 1 (over the batch
+         in training, by the tracked training power at inference: the receiver
+         knows the scale, a per-example normalisation would lose each latent's norm)
     decoder: linear path:  per coefficient r_i exp(b_i(cond)) / (1 + nv_i exp(c_i(cond)))
                     (the form of the per-coefficient MMSE estimate, nv_i the symbol's
                     noise variance), zeros elsewhere, inverse DCT
@@ -178,7 +180,7 @@ class LearnedCodec(nn.Module):
     Methods:
 
     * :meth:`encode` ``(latents [B, C, H, W] float32, snr_db [dB], sigma [-])
-      -> symbols [B, m] complex64`` with mean :math:`|s|^2 = 1` per example;
+      -> symbols [B, m] complex64`` with average :math:`|s|^2 = 1` (over the training batches; see :meth:`_tx_power`);
     * :meth:`decode` ``(received [B, m] complex, noise_var [B, m] or scalar,
       snr_db, sigma, channel_estimate [B, m] complex or None) -> latents
       [B, C, H, W] float32``;
@@ -240,6 +242,9 @@ class LearnedCodec(nn.Module):
         order = _lowpass_order(c, cfg.latent_size, cfg.latent_size)[: 2 * cfg.num_symbols]
         self.register_buffer("kept_order", order, persistent=False)  # the sent DCT coefficients
         self.register_buffer("dct", dct_matrix(cfg.latent_size), persistent=False)
+        # running power per real of the unnormalised symbols (average-power constraint)
+        self.register_buffer("tx_power", torch.ones(()))
+        self.register_buffer("tx_batches", torch.zeros((), dtype=torch.int64))
 
     # -- geometry --------------------------------------------------------------------
     @property
@@ -270,7 +275,7 @@ class LearnedCodec(nn.Module):
 
     # -- sender -----------------------------------------------------------------------
     def encode(self, latents: torch.Tensor, snr_db: Number, sigma: Number) -> torch.Tensor:
-        """Latents ``[B, C, H, W]`` -> complex64 symbols ``[B, m]``, mean power 1 per example."""
+        """Latents ``[B, C, H, W]`` -> complex64 symbols ``[B, m]``, average power 1 (over the batch in training mode, tracked at inference)."""
         x = self._check_latents(latents)
         bsz = x.shape[0]
         snr = _as_batch(snr_db, bsz, "snr_db", x.device)
@@ -287,8 +292,25 @@ class LearnedCodec(nn.Module):
         for block in self.enc_blocks:
             h = block(h, cond)
         z = self.enc_out(nn.functional.silu(h)).reshape(bsz, -1) + lin
-        z = z * torch.rsqrt(z.pow(2).mean(1, keepdim=True).clamp_min(1e-12) * 2.0)  # mean |s|^2 = 1
+        z = z * torch.rsqrt(self._tx_power(z) * 2.0)  # average |s|^2 = 1
         return torch.complex(z[:, 0::2], z[:, 1::2])
+
+    def _tx_power(self, z: torch.Tensor) -> torch.Tensor:
+        """Power per real of the unnormalised symbols: the batch's in training (and tracked), the tracked one else.
+
+        Average power, not per example: a per-example normalisation would
+        lose each latent's norm (the receiver cannot know it), an error floor
+        of about -20 dB for these latents.
+        """
+        if self.training:
+            power = z.pow(2).mean().clamp_min(1e-12)
+            with torch.no_grad():
+                mom = 1.0 if int(self.tx_batches) == 0 else 0.02
+                self.tx_power.mul_(1 - mom).add_(mom * power.detach())
+                self.tx_batches.add_(1)
+            return power
+        return self.tx_power.clamp_min(1e-12)
+
 
     # -- receiver -----------------------------------------------------------------------
     def decode(self, received: torch.Tensor, noise_var: Number, snr_db: Number, sigma: Number,

@@ -95,6 +95,8 @@ class LossSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
     latent: float = Field(1.0, ge=0.0)
     denoiser: float = Field(0.0, ge=0.0)
+    latent_db: bool = Field(False, description="the latent term as the batch NMSE in dB: every SNR of the "
+                                                "range weighs alike (in linear NMSE the low SNRs dominate)")
 
 
 class JsccTrainingConfig(BaseModel):
@@ -119,6 +121,8 @@ class JsccTrainingConfig(BaseModel):
     batch_size: int = Field(32, ge=1)
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0, description="AdamW decoupled weight decay")
+    lr_schedule: Literal["constant", "cosine"] = Field("constant", description="cosine: from lr down to lr/20 "
+                                                                                "at `steps`")
     dataset: Optional[str] = Field(None, description="dataset cache file (default workdir/dataset.pt); "
                                                      "runs with the same model and data section may share it")
     checkpoint_seconds: float = Field(60.0, ge=0.0)
@@ -359,7 +363,7 @@ def _loss(cfg, codec, links, denoiser, batch, gen, variance) -> tuple[torch.Tens
     loss, parts = torch.zeros(()), {}
     if cfg.loss.latent > 0:  # NMSE per sample: each state's error over its step's per-value variance
         lat = ((x_hat - x).pow(2).flatten(1).mean(1) / variance[step].to(x)).mean()
-        loss = loss + cfg.loss.latent * lat
+        loss = loss + cfg.loss.latent * (10 * torch.log10(lat) if cfg.loss.latent_db else lat)
         parts["latent"] = float(lat.detach())
     if cfg.loss.denoiser > 0:
         with torch.no_grad():
@@ -428,6 +432,9 @@ def train(cfg: JsccTrainingConfig, data: Optional[dict] = None, sd=None, *, stop
         idx = torch.randint(n, (min(cfg.batch_size, n),), generator=gen)
         batch = (_training_latents(cfg, tr, idx, gen).to(cfg.device), tr["sigma"][idx].to(cfg.device),
                  tr["step"][idx], [tr["receiver"][i] for i in idx.tolist()])
+        if cfg.lr_schedule == "cosine":
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step / cfg.steps, 1.0))))
         loss, parts = _loss(cfg, codec, links, denoiser, batch, gen, variance)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -484,17 +491,22 @@ def evaluate(cfg: JsccTrainingConfig, codec: LearnedCodec, data: dict, channel: 
             gen = torch.Generator().manual_seed(cfg.eval_channel_seed)
             x_hat = _transmit(codec, links, x, sigma, float(snr_db), channel, speed_mps, gen)
             err_l = (x_hat - x).pow(2).flatten(1).mean(1).cpu().numpy()
-            gen = torch.Generator().manual_seed(cfg.eval_channel_seed)
-            p = analog.compress(x)
-            out = links(channel, speed_mps)(p.symbols, float(snr_db), generator=gen)
-            x_a = analog.decompress(out.symbols_hat, p.header_bits, noise_var_eff=out.noise_var_eff).latents
-            err_a = (x_a - x).pow(2).flatten(1).mean(1).cpu().numpy()
+            errs = []
+            for codec_a in (analog, AnalogCodec(compression_ratio=min(1.0, 2 * rho), num_bands=32,
+                                                power_allocation="optimal", design_snr_db=float(snr_db))):
+                gen = torch.Generator().manual_seed(cfg.eval_channel_seed)
+                p = codec_a.compress(x)
+                out = links(channel, speed_mps)(p.symbols, float(snr_db), generator=gen)
+                x_a = codec_a.decompress(out.symbols_hat, p.header, noise_var=out.noise_var_eff).latents
+                errs.append((x_a - x).pow(2).flatten(1).mean(1).cpu().numpy())
             learned, l_lo, l_hi = _interval_db(err_l, variance)
-            ana, a_lo, a_hi = _interval_db(err_a, variance)
+            ana, a_lo, a_hi = _interval_db(errs[0], variance)
+            opt, o_lo, o_hi = _interval_db(errs[1], variance)
             row = {"k": k, "sigma": float(sigma[0]), "snr_db": float(snr_db), "channel": channel,
                    "speed_mps": speed_mps, "bandwidth_ratio": rho, "n": int(x.shape[0]),
                    "learned_nmse_db": learned, "learned_ci95_db": [l_lo, l_hi],
-                   "analog_nmse_db": ana, "analog_ci95_db": [a_lo, a_hi]}
+                   "analog_nmse_db": ana, "analog_ci95_db": [a_lo, a_hi],
+                   "analog_optimal_nmse_db": opt, "analog_optimal_ci95_db": [o_lo, o_hi]}
             if channel == "awgn" and rho <= 0.5:
                 row.update({"opta_nmse_db": 10 * math.log10(opta_nmse(lam, rho, snr_db)),
                             "linear_optimal_nmse_db": 10 * math.log10(linear_nmse(lam, rho, snr_db, "optimal")),
