@@ -78,3 +78,11 @@ def test_the_chain_runs_learned_end_to_end(folder):
     assert rows == again
     assert rows[0]["channel_uses"] == 128 and rows[0]["transmission"] == "learned"
     assert rows[0]["airtime_s"] == pytest.approx(128 / 1e6)
+
+
+def test_the_shipped_weights_load_by_default():
+    t = build_transport(ChainConfig(num_inference_steps=20, num_shared_steps=8, transmission="learned",
+                                    bandwidth_ratio=0.125, snr_db=10.0))
+    assert t.codec.bandwidth_ratio == 0.125 and t.codec.scheduler_config["_class_name"]
+    assert t.sigma == pytest.approx(learned_sigma(20, 8))
+    assert int(t.codec.tx_batches) > 0  # trained: its average power is tracked
