@@ -1,7 +1,8 @@
 """The ``distdiff`` command line.
 
 ``distdiff <command> [options]``; each command lives in
-``experiments/commands/<command>.py`` and exposes ``add_parser(subparsers)``
+``experiments/commands/<command>.py`` (``-`` in a command's name is ``_`` in
+its module's) and exposes ``add_parser(subparsers)``
 and ``run(args) -> int``.  Add a command by adding its module name to
 :data:`COMMANDS`.
 
@@ -43,7 +44,7 @@ from typing import Optional, Sequence
 __all__ = ["COMMANDS", "build_parser", "parse_args", "main", "quiet_upstream", "version"]
 
 #: subcommand module names under experiments/commands, in help order
-COMMANDS = ["link", "run", "sweep", "plot", "generate"]
+COMMANDS = ["link", "run", "sweep", "plot", "generate", "train_jscc"]
 #: commands that need no link simulation (no malloc tuning, no phy import)
 _NO_PHY = {"plot"}
 
@@ -146,7 +147,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     try:
         if args.command not in _NO_PHY and hasattr(args, "_run"):
-            check = getattr(importlib.import_module(f"experiments.commands.{args.command}"), "check", None)
+            check = getattr(importlib.import_module(f"experiments.commands.{args.command.replace('-', '_')}"), "check", None)
             if check is not None:  # the command's own checks, before the heavy imports
                 check(args)
             import phy  # pylint: disable=import-outside-toplevel

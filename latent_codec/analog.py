@@ -1,4 +1,4 @@
-"""Analog (uncoded) transmission of latents as complex channel symbols.
+r"""Analog (uncoded) transmission of latents as complex channel symbols.
 
 Sender: per channel, subtract the mean; orthonormal 2-D DCT-II per channel
 (``selection="lowpass"`` or ``"custom"``) or none (``"identity"``); keep the
@@ -18,6 +18,18 @@ very different energies), and each group is shrunk with its own ``v``.
 Dropped coefficients are estimated as 0 (their mean), the inverse DCT and
 the channel mean restore the latent, which is finally clipped to the
 channel's ``[min, max]`` (float16 in the header).
+
+Power allocation (``power_allocation="optimal"``): instead of one gain for
+every symbol, each band gets the power of the optimal linear scheme with
+MMSE decoding (Lee & Petersen 1976) for the band variances in the header at
+a design SNR ``design_snr_db`` known to both ends (configuration): a band of
+per-real variance :math:`\lambda_b` gets power
+:math:`q_b = \max(0, \sigma\sqrt{\lambda_b/\mu} - \sigma^2)` per real
+dimension, :math:`\sigma^2 = 10^{-\mathrm{design\_snr\_db}/10}`, mean power
+1 per symbol; weak bands may get none (estimated as their mean, 0). Both ends
+compute the allocation from the float16 band variances of the header, so it
+costs no extra header bits. The receiver's MMSE shrinkage uses each band's
+allocated power.
 
 Noise bookkeeping: the unbiased estimate is ``x + e`` with ``e`` zero-mean
 Gaussian of per-value variance ``latent_noise_var(...)`` -- exactly extra
@@ -44,10 +56,53 @@ from .base import (
 from .header import DEFAULT_HEADER_REPETITION, Header
 from .sanitize import sanitize
 
-__all__ = ["AnalogCodec", "dct_matrix"]
+__all__ = ["AnalogCodec", "dct_matrix", "optimal_linear_power"]
 
 ESTIMATORS = ("mmse", "unbiased")
 SELECTIONS = ("lowpass", "custom", "identity")
+ALLOCATIONS = ("equal", "optimal")
+
+
+def optimal_linear_power(variances: torch.Tensor, counts: torch.Tensor, noise_var: float) -> torch.Tensor:
+    r"""Lee-Petersen power per real dimension of each band (optimal linear transmission, MMSE decoding).
+
+    Parameters
+    ----------
+    variances : torch.Tensor, float, shape ``[B, nb]``
+        Per-real-dimension variance :math:`\lambda_b` of each band's values (>= 0).
+    counts : torch.Tensor, int or float, shape ``[nb]``
+        Real dimensions in each band.
+    noise_var : float
+        Noise variance per real dimension :math:`\sigma^2 > 0` relative to a
+        mean power of 1 per real dimension.
+
+    Returns
+    -------
+    torch.Tensor, float32, shape ``[B, nb]``
+        :math:`q_b = \max(0, \sigma\sqrt{\lambda_b/\mu} - \sigma^2)` with
+        :math:`\sum_b n_b q_b = \sum_b n_b` (mean power 1 per real); the
+        distortion of band ``b`` is then :math:`\lambda_b\sigma^2/(q_b+\sigma^2)`.
+
+    Example
+    -------
+    >>> q = optimal_linear_power(torch.tensor([[4.0, 1.0]]), torch.tensor([1, 1]), 0.1)
+    >>> [round(v, 4) for v in q[0].tolist()], round(float(q.sum()), 4)
+    ([1.3667, 0.6333], 2.0)
+    """
+    lam = variances.to(torch.float64).clamp_min(0.0)
+    n = torch.as_tensor(counts, dtype=torch.float64, device=lam.device).expand_as(lam)
+    sigma = math.sqrt(float(noise_var))
+    order = torch.argsort(lam, dim=1, descending=True)
+    lam_s, n_s = lam.gather(1, order), n.gather(1, order)
+    root = lam_s.sqrt()
+    budget = n.sum(1, keepdim=True)
+    # with the j strongest bands active: sigma * s * sum n sqrt(lam) - sigma^2 sum n = budget
+    s = (budget + sigma**2 * n_s.cumsum(1)) / (sigma * (n_s * root).cumsum(1)).clamp_min(1e-300)
+    valid = (root * s > sigma) & (lam_s > 0)
+    j = (valid.to(torch.int64).cumprod(1).sum(1, keepdim=True) - 1).clamp_min(0)
+    q_s = (sigma * root * s.gather(1, j) - sigma**2).clamp_min(0.0)
+    q_s = torch.where(torch.arange(lam.shape[1], device=lam.device) <= j, q_s, torch.zeros_like(q_s))
+    return torch.zeros_like(q_s).scatter(1, order, q_s).to(torch.float32)
 
 
 @lru_cache(maxsize=32)
@@ -122,6 +177,12 @@ class AnalogCodec(LatentCodec):
         Groups of symbols whose mean power is sent for the MMSE shrinkage
         (1..255; 1 gives the plain ``1 / (1 + noise_var_eff)`` scaling).
     header_repetition : int
+    power_allocation : str
+        ``"equal"`` (one gain for every symbol, the default) or ``"optimal"``
+        (Lee-Petersen power per band at ``design_snr_db``, see the module docstring).
+    design_snr_db : float or None
+        Es/N0 [dB] the optimal allocation is designed for (both ends); needed
+        with ``power_allocation="optimal"``.
 
     Example
     -------
@@ -144,8 +205,17 @@ class AnalogCodec(LatentCodec):
 
     def __init__(self, compression_ratio: float = 1.0, *, selection: str = "lowpass",
                  coefficient_order: torch.Tensor | None = None, num_bands: int = 8,
-                 header_repetition: int = DEFAULT_HEADER_REPETITION):
+                 header_repetition: int = DEFAULT_HEADER_REPETITION, power_allocation: str = "equal",
+                 design_snr_db: float | None = None):
         super().__init__(header_repetition=header_repetition)
+        if power_allocation not in ALLOCATIONS:
+            raise ValueError(f"power_allocation must be one of {ALLOCATIONS}, got {power_allocation!r}")
+        if power_allocation == "optimal" and (isinstance(design_snr_db, bool) or not isinstance(
+                design_snr_db, (int, float)) or not math.isfinite(design_snr_db)):
+            raise ValueError(f"power_allocation='optimal' needs design_snr_db, a finite number [dB], "
+                             f"got {design_snr_db!r}")
+        self.power_allocation = power_allocation
+        self.design_snr_db = None if design_snr_db is None else float(design_snr_db)
         if isinstance(compression_ratio, bool) or not isinstance(compression_ratio, (int, float)) or not (
             0.0 < compression_ratio <= 1.0
         ):
@@ -197,6 +267,18 @@ class AnalogCodec(LatentCodec):
     def _bands(self, m: int, device) -> torch.Tensor:
         nb = min(self.num_bands, m)
         return (torch.arange(m, device=device) * nb) // m  # band index of each symbol
+
+    def _band_amplitude(self, band_var: torch.Tensor, m: int) -> torch.Tensor:
+        """Amplitude factor of each symbol [B, m] (1 with equal power) from the header's band powers."""
+        band = self._bands(m, band_var.device)
+        if self.power_allocation == "equal":
+            return torch.ones(band_var.shape[0], m, device=band_var.device)
+        counts = torch.bincount(band, minlength=band_var.shape[1])
+        q = optimal_linear_power(band_var / 2.0, 2 * counts, 10.0 ** (-self.design_snr_db / 10.0))
+        # per real dimension: power q_b wanted, variance band_var/2 present -> amplitude^2 = q / (band_var / 2),
+        # then halved (a real dimension carries half a unit-power symbol)
+        amp = (q / band_var.clamp_min(2.0**-24)).sqrt()
+        return amp[:, band]
 
     def _transform(self, x: torch.Tensor) -> torch.Tensor:
         if self.selection == "identity":
@@ -287,6 +369,7 @@ class AnalogCodec(LatentCodec):
         bsz, c, h, w = x.shape
         params = self._make_params(x.reshape(bsz, c, -1))
         symbols, gain, band_var = self._analyse(x, params)
+        symbols = symbols * self._band_amplitude(band_var, symbols.shape[1])
         header = Header("analog", (c, h, w), params, num_kept=self.num_kept(c * h * w), gain=gain,
                         selection=self.selection, order_hash=self._hash((c, h, w)), band_var=band_var)
         return SymbolPayload(header=header, header_bits=header.to_bits(self.header_repetition),
@@ -320,22 +403,24 @@ class AnalogCodec(LatentCodec):
 
     def _shrink(self, header: Header, nv: torch.Tensor, estimator: str) -> torch.Tensor:
         """Per-symbol factor applied to the unbiased symbols [B, m]."""
+        a = self._band_amplitude(header.band_var.to(nv.device), nv.shape[1])
         if estimator == "unbiased":
-            return torch.ones_like(nv)
+            return torch.where(a > 0, 1.0 / a.clamp_min(1e-30), torch.zeros_like(a))
         band = self._bands(nv.shape[1], nv.device)
         v = header.band_var.to(nv.device)[:, band]
-        alpha = v / (v + nv)
-        return torch.where(torch.isinf(nv), torch.zeros_like(alpha), alpha)
+        alpha = a * v / (a * a * v + nv)
+        return torch.where(torch.isinf(nv) | (a == 0), torch.zeros_like(alpha), alpha)
 
     def _coeff_error_var(self, header: Header, nv: torch.Tensor, estimator: str) -> torch.Tensor:
         """Error variance of each real coefficient [B, 2m] (coefficient units)."""
         g2 = header.gain.to(nv.device).pow(2).unsqueeze(1)
         band = self._bands(nv.shape[1], nv.device)
-        if estimator == "unbiased":
-            per_sym = nv / 2.0
-        else:  # posterior variance per real dimension of a Gaussian prior v/2 with noise nv/2
-            v = header.band_var.to(nv.device)[:, band]
-            per_sym = torch.where(torch.isinf(nv), v / 2.0, v * nv / (2.0 * (v + nv)))
+        a2 = self._band_amplitude(header.band_var.to(nv.device), nv.shape[1]).pow(2)
+        v = header.band_var.to(nv.device)[:, band]
+        if estimator == "unbiased":  # a band without power is estimated as 0: its error is its variance
+            per_sym = torch.where(a2 > 0, nv / (2.0 * a2.clamp_min(1e-30)), v / 2.0)
+        else:  # posterior variance per real dimension of a Gaussian prior v/2 with noise nv/(2 a^2)
+            per_sym = torch.where(torch.isinf(nv) | (a2 == 0), v / 2.0, v * nv / (2.0 * (a2 * v + nv)))
         per_sym = per_sym / g2
         return per_sym.repeat_interleave(2, dim=1)
 
@@ -495,6 +580,7 @@ class AnalogCodec(LatentCodec):
         bsz, c, h, w = x.shape
         params = self._make_params(x.detach().reshape(bsz, c, -1))
         symbols, gain, band_var = self._analyse(x, params)
+        symbols = symbols * self._band_amplitude(band_var, symbols.shape[1])
         if noise_var > 0:
             z = torch.randn(symbols.shape + (2,), generator=generator, device=x.device)
             symbols = symbols + math.sqrt(noise_var / 2) * torch.complex(z[..., 0], z[..., 1])
@@ -508,5 +594,7 @@ class AnalogCodec(LatentCodec):
         return out.to(latents.dtype)
 
     def extra_repr(self) -> str:
+        alloc = "" if self.power_allocation == "equal" else \
+            f"power_allocation='optimal', design_snr_db={self.design_snr_db}, "
         return (f"compression_ratio={self.compression_ratio}, selection={self.selection!r}, "
-                f"num_bands={self.num_bands}, " + super().extra_repr())
+                f"num_bands={self.num_bands}, " + alloc + super().extra_repr())

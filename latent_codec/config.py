@@ -133,6 +133,10 @@ class CodecConfig(BaseModel):
     compression_ratio: float = Field(default=1.0, gt=0.0, le=1.0)
     selection: Literal["lowpass", "identity"] = "lowpass"
     num_bands: int = Field(default=8, ge=1, le=255)
+    power_allocation: Literal["equal", "optimal"] = Field(
+        default="equal", description="analog: power per band, equal or the MSE-optimal linear allocation")
+    design_snr_db: float | None = Field(default=None, allow_inf_nan=False,
+                                        description="analog, power_allocation='optimal': design SNR [dB]")
     header_repetition: int = Field(default=DEFAULT_HEADER_REPETITION, ge=1, le=63)
     decoding: Literal["soft", "hard"] = "soft"
     estimator: Literal[tuple(dict.fromkeys(e for c in CODECS.values() for e in c.estimators))] = "mmse"  # type: ignore[valid-type]
@@ -153,6 +157,8 @@ class CodecConfig(BaseModel):
                            if getattr(self, k) != fields[k].default)
         if misplaced:
             raise ValueError(f"codec {self.name!r} does not use {', '.join(misplaced)}")
+        if self.power_allocation == "optimal" and self.design_snr_db is None:
+            raise ValueError("power_allocation='optimal' needs design_snr_db [dB]")
         if self.name == "lloydmax" and self.bits is not None and self.bits > 10:
             raise ValueError(f"bits must be in [1, 10] for lloydmax, got {self.bits}")
         if isinstance(self.clip, float) and not self.clip > 0:

@@ -1,22 +1,30 @@
 r"""A learned latent JSCC codec: diffusion latent -> complex channel symbols -> latent.
 
-Architecture (small, CPU-fast; about 0.3 M parameters at the default width)::
+Architecture (small, CPU-fast; about 0.1-0.3 M parameters)::
 
-    encoder: x [B,C,H,W] / sqrt(sigma^2 + 1)  (noise-level normalisation)
-      -> conv3x3(C -> w) -> FiLM-ResBlock -> conv3x3 stride 2 (H/2, W/2)
-      -> FiLM-ResBlock x depth -> conv1x1(w -> 8 rho C)
-         + a linear path: conv1x1 on 2x2 patches (pixel-unshuffle) -> 8 rho C
-      -> pairs of reals = complex symbols [B, m], m = rho C H W,
-         scaled per example to mean |s|^2 = 1
-    decoder: [Re s, Im s, log noise_var, |h|^2] on the (H/2, W/2) grid
-      -> conv1x1 -> FiLM-ResBlock x depth -> pixel-shuffle up (H, W)
-      -> FiLM-ResBlock -> conv3x3(w -> C)
-         + a linear path: conv1x1(Re/Im -> 4C) -> pixel-shuffle
-      -> * latent_std sqrt(sigma^2 + 1)
+    encoder: x [B,C,H,W] / (latent_std sqrt(sigma^2 + 1)) - mu(sigma)
+                    (noise-level normalisation; mu: a learned prior mean of the state
+                    at noise level sigma, known to both ends and not sent)
+      linear path:  orthonormal 2-D DCT per channel, the K = 2 m lowest-frequency
+                    coefficients (the analog codec's order), each times a gain
+                    exp(a_i(cond)) -- a learned power allocation
+      + nonlinear:  conv3x3(C -> w) -> FiLM-ResBlock -> conv3x3 stride 2 (H/2, W/2)
+                    -> FiLM-ResBlock x depth -> conv1x1(w -> 8 rho C), zero at start
+      -> K reals = m complex symbols, scaled to average |s|^2 = 1 (over the batch
+         in training, by the tracked training power at inference: the receiver
+         knows the scale, a per-example normalisation would lose each latent's norm)
+    decoder: linear path:  per coefficient r_i exp(b_i(cond)) / (1 + nv_i exp(c_i(cond)))
+                    (the form of the per-coefficient MMSE estimate, nv_i the symbol's
+                    noise variance), zeros elsewhere, inverse DCT
+      + nonlinear:  [r, log nv, |h|^2] on the (H/2, W/2) grid -> conv1x1 -> FiLM-ResBlock x depth
+                    -> pixel-shuffle up (H, W) -> FiLM-ResBlock -> conv3x3(w -> C), zero at start
+      -> (* exp(g(cond)) + mu(sigma)) * latent_std sqrt(sigma^2 + 1)
 
-Both output convolutions start at zero (the untrained decoder estimates 0);
-the linear paths learn an analog-like mapping fast, the convolutional trunk
-the nonlinear rest.
+At initialisation the codec is the analog codec's linear scheme (equal power
+on the low DCT band, a shrinkage decoder); training learns the allocation
+across coefficients (towards the optimal linear scheme) and the nonlinear
+trunks learn what a linear scheme cannot. The structured linear path has
+few parameters per coefficient and generalises; the trunks are small.
 
 FiLM: a small MLP maps ``(snr_db / 10, log(sigma), log(noise_var))`` to a
 per-channel scale and shift in every residual block (the ADJSCC idea of
@@ -52,12 +60,15 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from torch import nn
 
+from .analog import _lowpass_order, dct_matrix
+
 __all__ = ["LearnedCodec", "LearnedCodecConfig", "BANDWIDTH_RATIOS"]
 
 #: bandwidth ratios the issue asks for [complex channel uses per latent value]
 BANDWIDTH_RATIOS = (0.5, 0.25, 0.125, 0.0625)
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+SCHEDULER_NAME = "scheduler_config.json"
 
 Number = Union[float, torch.Tensor]
 
@@ -169,14 +180,21 @@ class LearnedCodec(nn.Module):
     Methods:
 
     * :meth:`encode` ``(latents [B, C, H, W] float32, snr_db [dB], sigma [-])
-      -> symbols [B, m] complex64`` with mean :math:`|s|^2 = 1` per example;
+      -> symbols [B, m] complex64`` with average :math:`|s|^2 = 1` (over the training batches; see :meth:`_tx_power`);
     * :meth:`decode` ``(received [B, m] complex, noise_var [B, m] or scalar,
       snr_db, sigma, channel_estimate [B, m] complex or None) -> latents
       [B, C, H, W] float32``;
     * :meth:`forward` ``(latents, snr_db, sigma, generator)``: encode, complex
       AWGN at ``snr_db``, decode (differentiable, for training);
     * :meth:`save_pretrained` / :meth:`from_pretrained` (``config.json`` +
-      ``model.safetensors``).
+      ``model.safetensors``, and ``scheduler_config.json`` when
+      :attr:`scheduler_config` is set: the diffusion scheduler of the training
+      states, from which a receiver computes ``sigma_k``).
+
+    It does not implement the header-based :class:`latent_codec.LatentCodec`
+    contract: encoding needs ``snr_db`` and ``sigma`` besides the latents and
+    nothing but symbols is sent (no header); the pipeline carries it with
+    ``pipeline.transport.LearnedTransport``.
 
     ``snr_db`` (:math:`E_s/N_0` [dB]) and ``sigma`` (the state's noise level
     :math:`\sigma_k`) are floats or ``[B]`` tensors.
@@ -186,6 +204,8 @@ class LearnedCodec(nn.Module):
         super().__init__()
         cfg = _config(config)
         self.config = cfg
+        #: the diffusion scheduler config of the states it was trained on (sigma_k of a step k), or None
+        self.scheduler_config: Optional[dict] = None
         w, c, d = cfg.width, cfg.latent_channels, cfg.cond_dim
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
@@ -196,7 +216,15 @@ class LearnedCodec(nn.Module):
             self.enc_down = nn.Conv2d(w, w, 3, stride=2, padding=1)
             self.enc_blocks = nn.ModuleList(_FiLMBlock(w, d) for _ in range(cfg.depth))
             self.enc_out = nn.Conv2d(w, cfg.out_channels, 1)
-            self.enc_linear = nn.Conv2d(4 * c, cfg.out_channels, 1)  # linear path on 2x2 patches
+            nn.init.zeros_(self.enc_out.weight)  # starts as the linear (analog-like) scheme
+            nn.init.zeros_(self.enc_out.bias)
+            kept = 2 * cfg.num_symbols
+            self.enc_alloc = nn.Linear(d, kept)  # log-gain of each sent DCT coefficient
+            self.dec_scale = nn.Linear(d, kept)  # log of the per-coefficient estimator's numerator
+            self.dec_shrink = nn.Linear(d, kept)  # log of its noise-variance weight
+            for lin in (self.enc_alloc, self.dec_scale, self.dec_shrink):
+                nn.init.zeros_(lin.weight)
+                nn.init.zeros_(lin.bias)
             self.dec_in = nn.Conv2d(3 * cfg.out_channels, w, 1)
             self.dec_blocks = nn.ModuleList(_FiLMBlock(w, d) for _ in range(cfg.depth))
             self.dec_up = nn.Conv2d(w, 4 * w, 1)
@@ -204,12 +232,19 @@ class LearnedCodec(nn.Module):
             self.dec_out = nn.Conv2d(w, c, 3, padding=1)
             nn.init.zeros_(self.dec_out.weight)  # starts by estimating 0: NMSE about 1, never worse
             nn.init.zeros_(self.dec_out.bias)
-            self.dec_linear = nn.Conv2d(cfg.out_channels, 4 * c, 1)  # linear path back to 2x2 patches
-            nn.init.zeros_(self.dec_linear.weight)
-            nn.init.zeros_(self.dec_linear.bias)
+            # the prior mean of the normalised state at noise level sigma (known to both ends: not sent)
+            self.prior_mean = nn.Sequential(nn.Linear(1, d), nn.SiLU(), nn.Linear(d, c * cfg.latent_size ** 2))
+            nn.init.zeros_(self.prior_mean[2].weight)
+            nn.init.zeros_(self.prior_mean[2].bias)
             self.dec_gain = nn.Linear(d, 1)  # per-example log-gain of the output from the condition
             nn.init.zeros_(self.dec_gain.weight)
             nn.init.zeros_(self.dec_gain.bias)
+        order = _lowpass_order(c, cfg.latent_size, cfg.latent_size)[: 2 * cfg.num_symbols]
+        self.register_buffer("kept_order", order, persistent=False)  # the sent DCT coefficients
+        self.register_buffer("dct", dct_matrix(cfg.latent_size), persistent=False)
+        # running power per real of the unnormalised symbols (average-power constraint)
+        self.register_buffer("tx_power", torch.ones(()))
+        self.register_buffer("tx_batches", torch.zeros((), dtype=torch.int64))
 
     # -- geometry --------------------------------------------------------------------
     @property
@@ -230,12 +265,17 @@ class LearnedCodec(nn.Module):
             raise ValueError(f"latents must be a tensor of shape [B, {', '.join(map(str, shape))}], got {got}")
         return latents.to(torch.float32)
 
+    def _prior(self, sigma: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        mu = self.prior_mean(torch.log(sigma + 1e-3)[:, None])
+        return mu.reshape(-1, cfg.latent_channels, cfg.latent_size, cfg.latent_size)
+
     def _scale(self, sigma: torch.Tensor) -> torch.Tensor:
         return self.config.latent_std * torch.sqrt(sigma.pow(2) + 1.0)[:, None, None, None]
 
     # -- sender -----------------------------------------------------------------------
     def encode(self, latents: torch.Tensor, snr_db: Number, sigma: Number) -> torch.Tensor:
-        """Latents ``[B, C, H, W]`` -> complex64 symbols ``[B, m]``, mean power 1 per example."""
+        """Latents ``[B, C, H, W]`` -> complex64 symbols ``[B, m]``, average power 1 (over the batch in training mode, tracked at inference)."""
         x = self._check_latents(latents)
         bsz = x.shape[0]
         snr = _as_batch(snr_db, bsz, "snr_db", x.device)
@@ -243,16 +283,34 @@ class LearnedCodec(nn.Module):
         if bool((sig < 0).any()):
             raise ValueError("sigma must be >= 0 (the state's noise level)")
         cond = self.enc_cond(torch.stack([snr / 10.0, torch.log(sig + 1e-3)], 1))
-        xn = x / self._scale(sig)
+        xn = x / self._scale(sig) - self._prior(sig)
+        coeffs = (self.dct @ xn @ self.dct.T).reshape(bsz, -1)[:, self.kept_order]
+        lin = coeffs * torch.exp(self.enc_alloc(cond))
         h = self.enc_in(xn)
         h = self.enc_full(h, cond)
         h = self.enc_down(h)
         for block in self.enc_blocks:
             h = block(h, cond)
-        z = self.enc_out(nn.functional.silu(h)) + self.enc_linear(nn.functional.pixel_unshuffle(xn, 2))
-        z = z.reshape(bsz, -1)
-        z = z * torch.rsqrt(z.pow(2).mean(1, keepdim=True).clamp_min(1e-12) * 2.0)  # mean |s|^2 = 1
+        z = self.enc_out(nn.functional.silu(h)).reshape(bsz, -1) + lin
+        z = z * torch.rsqrt(self._tx_power(z) * 2.0)  # average |s|^2 = 1
         return torch.complex(z[:, 0::2], z[:, 1::2])
+
+    def _tx_power(self, z: torch.Tensor) -> torch.Tensor:
+        """Power per real of the unnormalised symbols: the batch's in training (and tracked), the tracked one else.
+
+        Average power, not per example: a per-example normalisation would
+        lose each latent's norm (the receiver cannot know it), an error floor
+        of about -20 dB for these latents.
+        """
+        if self.training:
+            power = z.pow(2).mean().clamp_min(1e-12)
+            with torch.no_grad():
+                mom = 1.0 if int(self.tx_batches) == 0 else 0.02
+                self.tx_power.mul_(1 - mom).add_(mom * power.detach())
+                self.tx_batches.add_(1)
+            return power
+        return self.tx_power.clamp_min(1e-12)
+
 
     # -- receiver -----------------------------------------------------------------------
     def decode(self, received: torch.Tensor, noise_var: Number, snr_db: Number, sigma: Number,
@@ -293,9 +351,15 @@ class LearnedCodec(nn.Module):
             h = block(h, cond)
         h = nn.functional.pixel_shuffle(self.dec_up(h), 2)
         h = self.dec_full(h, cond)
-        linear = nn.functional.pixel_shuffle(self.dec_linear(reals), 2)
+        r = reals.reshape(bsz, -1)
+        nv_real = nv.repeat_interleave(2, 1)
+        coef = r * torch.exp(self.dec_scale(cond)) / (1.0 + nv_real * torch.exp(self.dec_shrink(cond)))
+        c, size = self.config.latent_channels, self.config.latent_size
+        full = torch.zeros(bsz, c * size * size, device=dev, dtype=coef.dtype)
+        full = full.index_copy(1, self.kept_order, coef).reshape(bsz, c, size, size)
+        linear = self.dct.T @ full @ self.dct
         gain = torch.exp(self.dec_gain(cond))[:, :, None, None]
-        return (self.dec_out(nn.functional.silu(h)) + linear) * gain * self._scale(sig)
+        return ((self.dec_out(nn.functional.silu(h)) + linear) * gain + self._prior(sig)) * self._scale(sig)
 
     def forward(self, latents: torch.Tensor, snr_db: Number, sigma: Number,
                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
@@ -318,6 +382,8 @@ class LearnedCodec(nn.Module):
                                                    indent=2) + "\n")
         save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()},
                   str(path / WEIGHTS_NAME))
+        if self.scheduler_config is not None:
+            (path / SCHEDULER_NAME).write_text(json.dumps(dict(self.scheduler_config), indent=2) + "\n")
         return path
 
     @classmethod
@@ -340,6 +406,8 @@ class LearnedCodec(nn.Module):
         if missing or unexpected:
             raise ValueError(f"{path / WEIGHTS_NAME} does not match its config (missing {len(missing)}, "
                              f"unexpected {len(unexpected)} tensors)")
+        if (path / SCHEDULER_NAME).is_file():
+            codec.scheduler_config = json.loads((path / SCHEDULER_NAME).read_text())
         return codec.to(device)
 
     def extra_repr(self) -> str:

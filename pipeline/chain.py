@@ -92,9 +92,11 @@ class ChainConfig(BaseModel):
         Classifier-free guidance weight.
     scheduler : str | None
         One of :data:`pipeline.split.SCHEDULERS`; None: the pipeline's own ``pipe.scheduler``.
-    transmission : "digital" | "analog" | "lossless"
+    transmission : "digital" | "analog" | "lossless" | "learned"
         How the latents cross: bits over :class:`phy.DigitalLink`, complex
-        symbols over :class:`phy.SymbolLink` (codec ``analog``), or exactly.
+        symbols over :class:`phy.SymbolLink` (codec ``analog``), exactly, or
+        a learned JSCC codec's symbols over :class:`phy.SymbolLink`
+        (:class:`~pipeline.transport.LearnedTransport`; ``codec`` unused).
     codec : latent_codec.CodecConfig
         The latent codec (``analog`` for analog transmission; digital codecs otherwise).
     link : phy.LinkConfig
@@ -119,6 +121,11 @@ class ChainConfig(BaseModel):
         prompt, same seed) and report metrics against it.
     classify : bool
         Measure prompt adherence with the chain's judge (when one is given).
+    bandwidth_ratio : float
+        Learned only: complex channel uses per latent value (0.5, 0.25, 0.125, 0.0625).
+    learned_model : str | None
+        Learned only: the codec folder (``LearnedCodec.save_pretrained``); None:
+        the shipped ``pipeline/models/jscc-rho<bandwidth_ratio>``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -127,7 +134,7 @@ class ChainConfig(BaseModel):
     num_shared_steps: int = Field(5, ge=0)
     guidance_scale: float = Field(7.5, ge=0.0)
     scheduler: Literal[tuple(SCHEDULERS)] | None = "euler_ancestral"  # type: ignore[valid-type]
-    transmission: Literal["digital", "analog", "lossless"] = "digital"
+    transmission: Literal["digital", "analog", "lossless", "learned"] = "digital"
     codec: CodecConfig = Field(default_factory=_default_codec)
     link: LinkConfig = Field(default_factory=LinkConfig)
     snr_db: float | None = None
@@ -137,6 +144,8 @@ class ChainConfig(BaseModel):
     bandwidth_hz: float | None = Field(None, gt=0.0)
     compare_alone: bool = True
     classify: bool = True
+    bandwidth_ratio: float = Field(0.125, gt=0.0, le=2.0)  # learned: complex channel uses per latent value
+    learned_model: str | None = None  # learned: codec folder; None: the shipped pipeline/models/jscc-rho<ratio>
 
     def __init__(self, **data) -> None:
         try:

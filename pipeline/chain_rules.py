@@ -61,6 +61,11 @@ def check_chain_rules(values: Mapping[str, Any]) -> None:
         raise ValueError(f"snr_db is needed for channel {v['channel']!r} ({transmission})")
     if v["snr_db"] is not None and not math.isfinite(v["snr_db"]):
         raise ValueError(f"snr_db must be finite, got {v['snr_db']}")
+    if transmission == "learned" and v["scheduler"] is not None and v["scheduler"] not in EULER_SCHEDULERS:
+        raise ValueError(f"transmission='learned' needs an Euler-type scheduler {EULER_SCHEDULERS} (its states are "
+                         f"x0 + sigma_k eps), got {v['scheduler']!r}")
+    if transmission == "learned" and v["snr_db"] is None:
+        raise ValueError("snr_db is needed for transmission='learned' (the codec is conditioned on it)")
     if v["codec_decoding"] is not None and (v["codec_decoding"] == "soft") != v["soft_decoding"]:
         raise ValueError(f"codec.decoding={v['codec_decoding']!r} contradicts soft_decoding={v['soft_decoding']}; "
                          "set only soft_decoding")

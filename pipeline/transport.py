@@ -10,7 +10,10 @@ UNet) and lets the receiver finish. The built-in transports:
 * :class:`DigitalTransport`: a digital codec (bits) over :class:`phy.DigitalLink`,
   the header either over the same link or error-free;
 * :class:`AnalogTransport`: the analog codec (complex symbols) over
-  :class:`phy.SymbolLink`, its header over a :class:`phy.DigitalLink`.
+  :class:`phy.SymbolLink`, its header over a :class:`phy.DigitalLink`;
+* :class:`LearnedTransport`: a learned JSCC codec
+  (:class:`latent_codec.learned.LearnedCodec`) over :class:`phy.SymbolLink`;
+  no header (shape, ``k`` and ``rho`` are configuration at both ends).
 
 :func:`build_transport` makes the one a :class:`~pipeline.chain.ChainConfig`
 describes. Your own transport (a learned JSCC encoder/decoder, a different
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -42,6 +46,7 @@ from phy import DigitalLink, LinkConfig, SymbolLink
 __all__ = [
     "AnalogTransport",
     "DigitalTransport",
+    "LearnedTransport",
     "LosslessTransport",
     "Received",
     "Transport",
@@ -337,6 +342,129 @@ class AnalogTransport(Transport):
         return Received(out.latents.float(), stats, pay)
 
 
+class LearnedTransport(Transport):
+    r"""A learned JSCC codec's symbols over a :class:`phy.SymbolLink` (no header, no control bits).
+
+    The learned codec does not follow the header-based
+    :class:`latent_codec.LatentCodec` contract: its encoder needs the SNR and
+    the state's noise level :math:`\sigma_k` besides the latents, and it sends
+    no header -- the latent shape, ``k`` (hence :math:`\sigma_k`) and the
+    bandwidth ratio are configuration known to both ends (the chain config),
+    so nothing but the ``m = rho C H W`` symbols crosses the channel and
+    ``channel_uses`` counts exactly those.
+
+    Parameters
+    ----------
+    codec : latent_codec.learned.LearnedCodec
+    link_config : phy.LinkConfig
+        The symbol link (channel, CSI, speed).
+    snr_db : float
+        Es/N0 per complex symbol at the receiver [dB]; also the codec's
+        SNR condition at both ends.
+    sigma : float
+        Noise level :math:`\sigma_k` of the sent state (the Euler-type
+        scheduler's ``sigmas[k]``, see :func:`learned_sigma`).
+
+    Example
+    -------
+    >>> import torch
+    >>> from latent_codec.learned import LearnedCodec
+    >>> from phy import LinkConfig
+    >>> codec = LearnedCodec({"bandwidth_ratio": 0.125, "width": 8, "depth": 1, "cond_dim": 8})
+    >>> t = LearnedTransport(codec, LinkConfig(channel="awgn"), snr_db=10.0, sigma=2.0)
+    >>> rx = t.send(torch.randn(2, 4, 16, 16), generator=torch.Generator().manual_seed(0))
+    >>> rx.latents.shape, rx.link_stats["channel_uses"], rx.payload_stats["channel_uses_per_latent_value"]
+    (torch.Size([2, 4, 16, 16]), 256, 0.125)
+    """
+
+    def __init__(self, codec, link_config: LinkConfig, snr_db: float, *, sigma: float):
+        if snr_db is None or not np.isfinite(float(snr_db)):
+            raise ValueError(f"snr_db must be a finite number [dB] for the learned transport, got {snr_db!r}")
+        if not np.isfinite(float(sigma)) or float(sigma) < 0:
+            raise ValueError(f"sigma must be a finite number >= 0 (the state's noise level), got {sigma!r}")
+        self.codec = codec.eval()
+        self.link_config = link_config
+        self.snr_db = float(snr_db)
+        self.sigma = float(sigma)
+        self._link = None
+
+    @property
+    def link(self) -> SymbolLink:
+        """The :class:`phy.SymbolLink` (built on first use)."""
+        if self._link is None:
+            self._link = SymbolLink(self.link_config)
+        return self._link
+
+    @torch.no_grad()
+    def send(self, latents, *, generator, control_generator=None) -> Received:
+        """See :meth:`Transport.send`; ``control_generator`` is not used (no control information)."""
+        x = latents.float()
+        symbols = self.codec.encode(x, self.snr_db, self.sigma)
+        res = self.link(symbols, self.snr_db, generator=generator)
+        x_hat = self.codec.decode(res.symbols_hat, res.noise_var_eff, self.snr_db, self.sigma)
+        stats = {"bit_errors": 0, "num_bits": 0, "channel_uses": int(_scalar(res.channel_uses)),
+                 "header_bit_errors": 0, "header_num_bits": 0,
+                 "latent_noise_var": float((x_hat - x).pow(2).mean()),  # measured: no model of it
+                 "noise_var_eff": float(torch.as_tensor(res.noise_var_eff).float().mean()),
+                 "header_corrupted": False, "num_repaired": 0}
+        pay = {"payload_bits": 0, "payload_body_bits": 0, "payload_header_bits": 0, "bits_per_latent_value": 0.0,
+               "channel_uses_per_latent_value": self.codec.bandwidth_ratio}
+        return Received(x_hat.float(), stats, pay)
+
+
+def default_learned_model(bandwidth_ratio: float):
+    """Folder of the shipped learned codec for ``bandwidth_ratio`` (``pipeline/models/jscc-rho<rho>``).
+
+    Example
+    -------
+    >>> default_learned_model(0.125).name
+    'jscc-rho0.125'
+    """
+    from .loading import DEFAULT_MODEL_DIR
+
+    return DEFAULT_MODEL_DIR.parent / f"jscc-rho{float(bandwidth_ratio):g}"
+
+
+def learned_sigma(num_inference_steps: int, num_shared_steps: int, scheduler: str | None = "euler_ancestral",
+                  scheduler_config: dict | None = None) -> float:
+    r"""Noise level :math:`\sigma_k` of the state after ``k`` shared steps of an Euler-type scheduler.
+
+    Parameters
+    ----------
+    num_inference_steps, num_shared_steps : int
+        ``N`` and ``k``.
+    scheduler : str or None
+        ``"euler_ancestral"`` or ``"euler"`` (None: the scheduler class of ``scheduler_config``).
+    scheduler_config : dict or None
+        The model's diffusers scheduler config (None: the shipped model's).
+
+    Returns
+    -------
+    float
+
+    Example
+    -------
+    >>> round(learned_sigma(20, 0), 3) > round(learned_sigma(20, 8), 3) > 0
+    True
+    """
+    import json
+
+    from .loading import DEFAULT_MODEL_DIR
+    from .split import SCHEDULERS, make_scheduler
+
+    if scheduler_config is None:
+        scheduler_config = json.loads((DEFAULT_MODEL_DIR / "scheduler" / "scheduler_config.json").read_text())
+    if scheduler is None:
+        scheduler = next((n for n, (cls, _) in SCHEDULERS.items()
+                          if cls == scheduler_config.get("_class_name")), None)
+    if scheduler not in ("euler_ancestral", "euler"):
+        raise ValueError(f"the learned transport needs an Euler-type scheduler (euler_ancestral, euler): its "
+                         f"states are x0 + sigma_k * eps; got {scheduler!r}")
+    sched = make_scheduler(scheduler, scheduler_config)
+    sched.set_timesteps(int(num_inference_steps))
+    return float(sched.sigmas[int(num_shared_steps)])
+
+
 def build_transport(config) -> Transport:
     """The transport a :class:`~pipeline.chain.ChainConfig` describes.
 
@@ -361,6 +489,25 @@ def build_transport(config) -> Transport:
     """
     if config.transmission == "lossless":
         return LosslessTransport()
+    if config.transmission == "learned":
+        from latent_codec.learned import LearnedCodec
+
+        folder = config.learned_model or default_learned_model(config.bandwidth_ratio)
+        if config.learned_model is None and not Path(folder).is_dir():
+            shipped = sorted(p.name for p in Path(folder).parent.glob("jscc-rho*") if p.is_dir())
+            raise ValueError(f"no shipped learned codec for bandwidth_ratio={config.bandwidth_ratio:g} (shipped: "
+                             f"{', '.join(shipped) or 'none'}); train one with `distdiff train-jscc CONFIG` (configs in "
+                             "experiments/configs/training/) and pass its folder as learned_model")
+        try:
+            codec = LearnedCodec.from_pretrained(folder)
+        except FileNotFoundError as err:
+            raise ValueError(str(err)) from None
+        if abs(codec.bandwidth_ratio - config.bandwidth_ratio) > 1e-9:
+            raise ValueError(f"learned_model {folder} has bandwidth_ratio={codec.bandwidth_ratio}, the config asks "
+                             f"for bandwidth_ratio={config.bandwidth_ratio}")
+        sigma = learned_sigma(config.num_inference_steps, config.num_shared_steps, config.scheduler,
+                              codec.scheduler_config)
+        return LearnedTransport(codec, config.link, config.snr_db, sigma=sigma)
     codec_cfg: CodecConfig = config.codec
     codec = codec_cfg.build()
     if config.transmission == "digital":

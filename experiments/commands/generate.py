@@ -34,7 +34,8 @@ HELP = "one collaborative generation: shared steps, the link, the receiver's own
 CHAIN_MODEL, CODEC_MODEL, LINK_MODEL = "pipeline.chain:ChainConfig", "latent_codec.config:CodecConfig", \
     "phy.config:LinkConfig"
 CHAIN_FIELDS = ["num_inference_steps", "num_shared_steps", "guidance_scale", "scheduler", "transmission",
-                "soft_decoding", "analog_noise_matching", "header_over_link", "compare_alone", "classify"]
+                "soft_decoding", "analog_noise_matching", "header_over_link", "compare_alone", "classify",
+                "bandwidth_ratio", "learned_model"]
 CHAIN_LINK_FIELDS = ["snr_db", "bandwidth_hz"]
 CODEC_FIELDS = ["name", "bits", "clip", "bit_order", "header_repetition", "compression_ratio"]
 LINK_FIELDS = ["modulation", "code", "code_rate", "block_length", "mcs", "mcs_table", "target_bler", "channel",

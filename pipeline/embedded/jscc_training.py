@@ -84,6 +84,9 @@ class DataSection(BaseModel):
     max_prompts: Optional[int] = Field(None, ge=2)
     guidance_scale: float = Field(7.5, ge=0.0)
     batch_size: int = Field(32, ge=1, description="samples per shared() call when building the dataset")
+    renoise: bool = Field(True, description="train on x0_k + sigma_k * fresh eps per batch (x0_k: the sender's "
+                                            "guided x0-prediction at the state) instead of the stored states")
+    flips: bool = Field(True, description="random horizontal/vertical flips of x0_k per training sample")
 
 
 class LossSection(BaseModel):
@@ -92,6 +95,8 @@ class LossSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
     latent: float = Field(1.0, ge=0.0)
     denoiser: float = Field(0.0, ge=0.0)
+    latent_db: bool = Field(False, description="the latent term as the batch NMSE in dB: every SNR of the "
+                                                "range weighs alike (in linear NMSE the low SNRs dominate)")
 
 
 class JsccTrainingConfig(BaseModel):
@@ -115,6 +120,11 @@ class JsccTrainingConfig(BaseModel):
     steps: int = Field(2000, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0, description="AdamW decoupled weight decay")
+    lr_schedule: Literal["constant", "cosine"] = Field("constant", description="cosine: from lr down to lr/20 "
+                                                                                "at `steps`")
+    dataset: Optional[str] = Field(None, description="dataset cache file (default workdir/dataset.pt); "
+                                                     "runs with the same model and data section may share it")
     checkpoint_seconds: float = Field(60.0, ge=0.0)
     time_limit_s: Optional[float] = Field(None, gt=0.0, description="stop this run after so many seconds "
                                                                       "(checkpointed; rerun to continue)")
@@ -139,7 +149,7 @@ class JsccTrainingConfig(BaseModel):
     def digest(self) -> str:
         """Hash of everything that changes the training trajectory (not steps, out, eval)."""
         keep = self.model_dump(exclude={"steps", "out", "checkpoint_seconds", "time_limit_s", "eval_snr_db", "eval_channel_seed",
-                                        "max_eval_states", "workdir", "device"})
+                                        "max_eval_states", "workdir", "device", "dataset"})
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -206,8 +216,9 @@ def _prompts(max_prompts: Optional[int]) -> list[tuple[str, str]]:
 
 def build_dataset(cfg: JsccTrainingConfig, sd=None) -> dict:
     """Intermediate states ``{split: {latents [n,C,H,W], sigma [n], step [n], sender, receiver}}`` (cached)."""
-    path = Path(cfg.workdir) / DATASET
-    digest = hashlib.sha256(json.dumps([cfg.model, cfg.data.model_dump(), cfg.seed]).encode()).hexdigest()[:16]
+    path = Path(cfg.dataset) if cfg.dataset else Path(cfg.workdir) / DATASET
+    digest = hashlib.sha256(json.dumps([cfg.model, cfg.data.model_dump(exclude={"flips"}),
+                                        cfg.seed]).encode()).hexdigest()[:16]
     if path.is_file():
         data = torch.load(path, weights_only=False)
         if data.get("digest") == digest:
@@ -226,6 +237,7 @@ def build_dataset(cfg: JsccTrainingConfig, sd=None) -> dict:
     for p, obj in prompts:
         by_group.setdefault(OBJECT_GROUPS[obj], []).append(p)
     data = {"digest": digest, "sigmas": sigmas, "timesteps": [float(t) for t in sched.timesteps]}
+    denoiser = _Denoiser(sd, data, dc.guidance_scale) if dc.renoise else None
     ks = sorted(set(dc.shared_steps))
     for split in ("train", "heldout"):
         held = split == "heldout"
@@ -233,7 +245,7 @@ def build_dataset(cfg: JsccTrainingConfig, sd=None) -> dict:
         base = 0 if not held else 1_000_000
         nseeds = dc.heldout_seeds if held else dc.train_seeds
         jobs = [(p, o, base + 1000 * cfg.seed + s) for p, o in chosen for s in range(nseeds)]
-        lat, sig, step, send, recv = [], [], [], [], []
+        lat, x0s, sig, step, send, recv = [], [], [], [], [], []
         for start in range(0, len(jobs), dc.batch_size):
             part = jobs[start:start + dc.batch_size]
             state = sd.shared([j[0] for j in part], dc.num_inference_steps, ks[0], seed=[j[2] for j in part],
@@ -246,12 +258,18 @@ def build_dataset(cfg: JsccTrainingConfig, sd=None) -> dict:
                 if k > state.step:
                     state = sd.resume(state, until=k)
                 lat.append(state.latents.float().cpu())
+                if denoiser is not None:  # the signal part of the state: its guided x0-prediction
+                    with torch.no_grad():
+                        x0s.append(denoiser.x0(state.latents.float(), torch.full((len(part),), k),
+                                               torch.full((len(part),), sigmas[k]), [j[0] for j in part]).cpu())
                 sig += [sigmas[k]] * len(part)
                 step += [k] * len(part)
                 send += [j[0] for j in part]
                 recv += receivers
         data[split] = {"latents": torch.cat(lat), "sigma": torch.tensor(sig), "step": torch.tensor(step),
                        "sender": send, "receiver": recv}
+        if x0s:
+            data[split]["x0"] = torch.cat(x0s)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(data, path)
     return data
@@ -307,6 +325,24 @@ def _transmit(codec, links, x, sigma, snr_db: float, channel: str, speed: float,
     return codec.decode(out.symbols_hat, out.noise_var_eff, snr_db, sigma)
 
 
+def _training_latents(cfg: JsccTrainingConfig, tr: dict, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """The batch's states: stored, or (``data.renoise``) ``x0_k`` (flipped at random) ``+ sigma_k * fresh eps``.
+
+    For an Euler-type sampler the state at step ``k`` is its x0-prediction
+    plus ``sigma_k`` times (nearly white) noise; drawing that noise afresh for
+    every batch leaves the codec nothing to memorise but the smooth signal part.
+    """
+    if not cfg.data.renoise or "x0" not in tr:
+        return tr["latents"][idx]
+    x0 = tr["x0"][idx]
+    if cfg.data.flips:
+        u = torch.rand(2, x0.shape[0], generator=gen) < 0.5
+        x0 = torch.where(u[0][:, None, None, None], x0.flip(-1), x0)
+        x0 = torch.where(u[1][:, None, None, None], x0.flip(-2), x0)
+    eps = torch.randn(x0.shape, generator=gen)
+    return x0 + tr["sigma"][idx][:, None, None, None] * eps
+
+
 def _step_variance(train_split: dict) -> torch.Tensor:
     """Per-value variance of the training states at each step ``k`` (index k; 1 where absent)."""
     step, x = train_split["step"], train_split["latents"]
@@ -327,7 +363,7 @@ def _loss(cfg, codec, links, denoiser, batch, gen, variance) -> tuple[torch.Tens
     loss, parts = torch.zeros(()), {}
     if cfg.loss.latent > 0:  # NMSE per sample: each state's error over its step's per-value variance
         lat = ((x_hat - x).pow(2).flatten(1).mean(1) / variance[step].to(x)).mean()
-        loss = loss + cfg.loss.latent * lat
+        loss = loss + cfg.loss.latent * (10 * torch.log10(lat) if cfg.loss.latent_db else lat)
         parts["latent"] = float(lat.detach())
     if cfg.loss.denoiser > 0:
         with torch.no_grad():
@@ -365,7 +401,7 @@ def train(cfg: JsccTrainingConfig, data: Optional[dict] = None, sd=None, *, stop
     data = data or build_dataset(cfg, sd)
     tr = data["train"]
     codec = _make_codec(cfg, tr)
-    opt = torch.optim.Adam(codec.parameters(), lr=cfg.lr)
+    opt = torch.optim.AdamW(codec.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     step, history = 0, []
     ckpt = workdir / CHECKPOINT
@@ -394,8 +430,11 @@ def train(cfg: JsccTrainingConfig, data: Optional[dict] = None, sd=None, *, stop
     codec.train()
     while step < end:
         idx = torch.randint(n, (min(cfg.batch_size, n),), generator=gen)
-        batch = (tr["latents"][idx].to(cfg.device), tr["sigma"][idx].to(cfg.device), tr["step"][idx],
-                 [tr["receiver"][i] for i in idx.tolist()])
+        batch = (_training_latents(cfg, tr, idx, gen).to(cfg.device), tr["sigma"][idx].to(cfg.device),
+                 tr["step"][idx], [tr["receiver"][i] for i in idx.tolist()])
+        if cfg.lr_schedule == "cosine":
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step / cfg.steps, 1.0))))
         loss, parts = _loss(cfg, codec, links, denoiser, batch, gen, variance)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -452,17 +491,22 @@ def evaluate(cfg: JsccTrainingConfig, codec: LearnedCodec, data: dict, channel: 
             gen = torch.Generator().manual_seed(cfg.eval_channel_seed)
             x_hat = _transmit(codec, links, x, sigma, float(snr_db), channel, speed_mps, gen)
             err_l = (x_hat - x).pow(2).flatten(1).mean(1).cpu().numpy()
-            gen = torch.Generator().manual_seed(cfg.eval_channel_seed)
-            p = analog.compress(x)
-            out = links(channel, speed_mps)(p.symbols, float(snr_db), generator=gen)
-            x_a = analog.decompress(out.symbols_hat, p.header_bits, noise_var=out.noise_var_eff).latents
-            err_a = (x_a - x).pow(2).flatten(1).mean(1).cpu().numpy()
+            errs = []
+            for codec_a in (analog, AnalogCodec(compression_ratio=min(1.0, 2 * rho), num_bands=32,
+                                                power_allocation="optimal", design_snr_db=float(snr_db))):
+                gen = torch.Generator().manual_seed(cfg.eval_channel_seed)
+                p = codec_a.compress(x)
+                out = links(channel, speed_mps)(p.symbols, float(snr_db), generator=gen)
+                x_a = codec_a.decompress(out.symbols_hat, p.header, noise_var=out.noise_var_eff).latents
+                errs.append((x_a - x).pow(2).flatten(1).mean(1).cpu().numpy())
             learned, l_lo, l_hi = _interval_db(err_l, variance)
-            ana, a_lo, a_hi = _interval_db(err_a, variance)
+            ana, a_lo, a_hi = _interval_db(errs[0], variance)
+            opt, o_lo, o_hi = _interval_db(errs[1], variance)
             row = {"k": k, "sigma": float(sigma[0]), "snr_db": float(snr_db), "channel": channel,
                    "speed_mps": speed_mps, "bandwidth_ratio": rho, "n": int(x.shape[0]),
                    "learned_nmse_db": learned, "learned_ci95_db": [l_lo, l_hi],
-                   "analog_nmse_db": ana, "analog_ci95_db": [a_lo, a_hi]}
+                   "analog_nmse_db": ana, "analog_ci95_db": [a_lo, a_hi],
+                   "analog_optimal_nmse_db": opt, "analog_optimal_ci95_db": [o_lo, o_hi]}
             if channel == "awgn" and rho <= 0.5:
                 row.update({"opta_nmse_db": 10 * math.log10(opta_nmse(lam, rho, snr_db)),
                             "linear_optimal_nmse_db": 10 * math.log10(linear_nmse(lam, rho, snr_db, "optimal")),
@@ -489,34 +533,43 @@ def export(cfg: JsccTrainingConfig, codec: LearnedCodec, data: dict, rows: list[
              f"- Data: {info['train_states']} training states, {info['heldout_states']} held-out states "
              f"(held-out prompts: every {cfg.data.heldout_every}-th of the vocabulary; held-out seeds disjoint).",
              f"- Channels {cfg.channels}, speeds {cfg.speeds_mps} m/s, csi={cfg.csi}, SNR uniform in "
-             f"{list(cfg.snr_db_range)} dB; loss {cfg.loss.latent} x latent MSE + {cfg.loss.denoiser} x "
-             "denoiser x0-MSE.",
-             f"- {getattr(codec, 'trained_steps', cfg.steps)} of {cfg.steps} configured steps, batch {cfg.batch_size}, Adam lr {cfg.lr}, seed {cfg.seed}; "
+             f"{list(cfg.snr_db_range)} dB; loss {cfg.loss.latent} x latent NMSE"
+             f"{' [dB]' if cfg.loss.latent_db else ''} + {cfg.loss.denoiser} x denoiser x0-MSE; training states "
+             + ("x0_k + sigma_k * fresh noise per batch" + (" (x0_k flipped at random)" if cfg.data.flips else "")
+                if cfg.data.renoise else "the stored states") + ".",
+             f"- {getattr(codec, 'trained_steps', cfg.steps)} of {cfg.steps} configured steps, batch {cfg.batch_size}, "
+             f"AdamW lr {cfg.lr} ({cfg.lr_schedule}), weight decay {cfg.weight_decay}, seed {cfg.seed}; "
              f"{seconds / 60:.1f} min of training in the last run.",
              f"- Reproduce: `{command}`", "",
              "## Latent NMSE on held-out states [dB] (95% interval; n states per row)", "",
-             "| k | SNR [dB] | n | learned | analog (same rho) | OPTA bound | optimal linear | equal-gain linear |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| channel | k | SNR [dB] | n | learned | analog (same rho) | analog, optimal allocation | OPTA bound "
+             "| optimal linear | equal-gain linear |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         b = [f"{r[c]:.2f}" if c in r else "-" for c in ("opta_nmse_db", "linear_optimal_nmse_db",
                                                         "linear_equal_nmse_db")]
-        lines.append(f"| {r['k']} | {r['snr_db']:g} | {r['n']} | {r['learned_nmse_db']:.2f} "
+        lines.append(f"| {r['channel']} | {r['k']} | {r['snr_db']:g} | {r['n']} | {r['learned_nmse_db']:.2f} "
                      f"[{r['learned_ci95_db'][0]:.2f}, {r['learned_ci95_db'][1]:.2f}] | {r['analog_nmse_db']:.2f} "
-                     f"[{r['analog_ci95_db'][0]:.2f}, {r['analog_ci95_db'][1]:.2f}] | " + " | ".join(b) + " |")
-    lines += ["", "NMSE = MSE / per-value variance of the held-out states at that k. The bounds are for a "
-              "Gaussian source of the measured DCT spectrum over AWGN (`phy.jscc_bounds`); a non-Gaussian "
-              "source may beat the OPTA bound.", ""]
+                     f"[{r['analog_ci95_db'][0]:.2f}, {r['analog_ci95_db'][1]:.2f}] | "
+                     f"{r['analog_optimal_nmse_db']:.2f} | " + " | ".join(b) + " |")
+    lines += ["", "NMSE = MSE / per-value variance of the held-out states at that k. The analog codec is "
+              "`AnalogCodec(2 rho)` (8 bands, equal power); 'optimal allocation' is "
+              "`AnalogCodec(2 rho, num_bands=32, power_allocation='optimal', design_snr_db=SNR)`. The bounds are for a "
+              "Gaussian source of the measured DCT spectrum over AWGN (`phy.jscc_bounds`), with each "
+              "coefficient's mean known to both ends; a non-Gaussian source may beat the OPTA bound.", ""]
     (out / "README.md").write_text("\n".join(lines))
     return out
 
 
 def run(cfg: JsccTrainingConfig, command: str = "", progress: bool = True) -> Path:
-    """Dataset, training (resumable), evaluation on AWGN and export."""
+    """Dataset, training (resumable), evaluation (AWGN and the configured non-TDL channels) and export."""
     sd = _load_model(cfg)
     data = build_dataset(cfg, sd)
     start = time.monotonic()
     codec = train(cfg, data, sd, progress=progress)
-    rows = evaluate(cfg, codec, data)
+    codec.scheduler_config = {**dict(sd.pipe.scheduler.config), "_class_name": type(sd.pipe.scheduler).__name__}
+    rows = [r for channel in dict.fromkeys(["awgn", *cfg.channels]) if not channel.startswith("tdl")
+            for r in evaluate(cfg, codec, data, channel=channel)]
     return export(cfg, codec, data, rows, command, time.monotonic() - start)
 
 

@@ -191,3 +191,64 @@ def test_analog_header_and_validation():
     bad[:, :] = 1 - bad
     with pytest.raises(HeaderCorruptedError):
         codec.decompress(p.symbols, bad)
+
+
+# ---------------------------------------------------------------- optimal power allocation (issue 12)
+def _spectral_source(num: int, seed: int = 0):
+    """Latents whose DCT coefficients are independent Gaussians of known, decaying variances."""
+    from latent_codec.analog import _lowpass_order, dct_matrix
+
+    c, h = 4, 16
+    order = _lowpass_order(c, h, h)
+    lam = torch.zeros(c * h * h)
+    lam_sorted = torch.exp(-torch.arange(c * h * h, dtype=torch.float32) / 120.0)
+    lam_sorted[:4] = 0.0  # the DC coefficients: the channel means travel in the header
+    lam[order] = lam_sorted
+    coeffs = torch.randn(num, c * h * h, generator=torch.Generator().manual_seed(seed)) * lam.sqrt()
+    d = dct_matrix(h)
+    return d.T @ coeffs.reshape(num, c, h, h) @ d, lam
+
+
+@pytest.mark.parametrize("rho, snr_db", [(0.5, 10.0), (0.5, 20.0), (0.125, 10.0), (0.125, 20.0)])
+def test_optimal_allocation_reaches_the_optimal_linear_bound(rho, snr_db):
+    import math
+
+    from phy.jscc_bounds import linear_nmse
+
+    x, lam = _spectral_source(256)
+    nv = 10 ** (-snr_db / 10)
+    got = {}
+    for alloc in ("equal", "optimal"):
+        codec = AnalogCodec(2 * rho, num_bands=32, power_allocation=alloc, design_snr_db=snr_db)
+        p = codec.compress(x)
+        assert torch.allclose(p.symbols.abs().pow(2).mean(1), torch.ones(256), atol=1e-3)  # power 1 per row
+        z = torch.randn(p.symbols.shape + (2,), generator=torch.Generator().manual_seed(1))
+        y = p.symbols + math.sqrt(nv / 2) * torch.complex(z[..., 0], z[..., 1])
+        xh = codec.decompress(y, p.header_bits, noise_var=nv).latents
+        got[alloc] = 10 * math.log10(float((xh - x).pow(2).mean() / lam.mean()))
+    bound = 10 * math.log10(linear_nmse(lam.numpy(), rho, snr_db, "optimal"))
+    assert abs(got["optimal"] - bound) < 0.3
+    assert got["optimal"] < got["equal"]  # the allocation helps
+    if rho == 0.5 and snr_db == 20.0:
+        assert got["equal"] - got["optimal"] > 1.5
+
+
+def test_optimal_allocation_needs_a_design_snr():
+    with pytest.raises(ValueError, match="design_snr_db"):
+        AnalogCodec(0.5, power_allocation="optimal")
+    with pytest.raises(ValueError, match="power_allocation"):
+        AnalogCodec(0.5, power_allocation="waterfill")
+
+
+def test_codec_config_exposes_the_optimal_power_allocation():
+    """CodecConfig builds the analog codec with the MSE-optimal allocation, and refuses it without a design SNR."""
+    import pytest
+
+    from latent_codec.config import CodecConfig
+
+    codec = CodecConfig(name="analog", power_allocation="optimal", design_snr_db=5.0).build()
+    assert codec.power_allocation == "optimal" and codec.design_snr_db == 5.0
+    with pytest.raises(ValueError, match="needs design_snr_db"):
+        CodecConfig(name="analog", power_allocation="optimal")
+    with pytest.raises(ValueError, match="does not use design_snr_db, power_allocation"):
+        CodecConfig(name="uniform", power_allocation="optimal", design_snr_db=5.0)

@@ -15,7 +15,11 @@ def test_power_and_shapes_for_every_ratio(rho):
     s = codec.encode(x, snr_db=torch.tensor([-5.0, 10.0, 25.0]), sigma=torch.tensor([0.1, 2.0, 14.0]))
     m = int(rho * 4 * 16 * 16)
     assert s.shape == (3, m) and s.dtype == torch.complex64 and codec.num_symbols == m
-    assert torch.allclose(s.abs().pow(2).mean(1), torch.ones(3), atol=1e-5)
+    assert torch.allclose(s.abs().pow(2).mean(), torch.tensor(1.0), atol=1e-5)  # average power 1 (batch)
+    # inference uses the tracked training power (the first batch sets it): same batch, same power
+    s_eval = codec.eval().encode(x, snr_db=torch.tensor([-5.0, 10.0, 25.0]), sigma=torch.tensor([0.1, 2.0, 14.0]))
+    assert torch.allclose(s_eval, s, atol=1e-5) and int(codec.tx_batches) == 1
+    codec.train()
     h = torch.randn(3, m, dtype=torch.complex64)
     out = codec.decode(s, torch.full((3, m), 0.3), 10.0, 1.0, channel_estimate=h)
     assert out.shape == x.shape and torch.isfinite(out).all()
