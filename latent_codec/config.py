@@ -128,6 +128,7 @@ class CodecConfig(BaseModel):
     selection: Literal["lowpass", "identity"] = "lowpass"
     num_bands: int = Field(default=8, ge=1, le=255)
     header_repetition: int = Field(default=DEFAULT_HEADER_REPETITION, ge=1, le=63)
+    sanitize: bool = Field(default=True, description="float16: repair and range-clamp (False: the raw arm)")
     decoding: Literal["soft", "hard"] = "soft"
     estimator: Literal[tuple(dict.fromkeys(e for c in CODECS.values() for e in c.estimators))] = "mmse"  # type: ignore[valid-type]
 
