@@ -53,11 +53,12 @@ SOURCES: dict[str, str] = {
     "edge_step_time_s": "assumed: the device step / 10. Basis: a data-centre GPU (e.g. NVIDIA A100, 312 TFLOP/s "
                         "fp16 dense, NVIDIA A100 datasheet 2020) vs a phone SoC NPU/GPU of a few to tens of "
                         "TFLOP/s; the true ratio for a 64x64 UNet is not measured here",
-    "device_step_energy_j": "assumed: ~5 W sustained SoC power (typical smartphone thermal budget, e.g. "
-                            "Carroll & Heiser, USENIX ATC 2010, measured 1-3 W per component) x the device "
-                            "step time",
-    "edge_step_energy_j": "assumed: ~300 W board power (NVIDIA A100 PCIe TDP 250-300 W, A100 datasheet) x the "
-                          "edge step time",
+    "device_step_energy_j": "assumed: ~5 W x the device step time; 5 W is the order of a phone SoC's "
+                            "sustained power under full load, not measured in this project (how phone power is "
+                            "measured per component: Carroll & Heiser, 'An analysis of power consumption in a "
+                            "smartphone', USENIX ATC 2010)",
+    "edge_step_energy_j": "assumed: ~300 W board power x the edge step time (NVIDIA A100 datasheet: 250-300 W "
+                          "for the PCIe cards); a real edge GPU is rarely at full power for a 64x64 UNet",
     "tx_energy_per_bit_j": "assumed: 50 nJ/bit for the edge's transmitter; no measured source for a base "
                            "station's marginal energy per bit (the same order as the device's receive energy)",
     "rx_energy_per_bit_j": "from a source: 52 nJ/bit, the LTE device's marginal downlink power per throughput "

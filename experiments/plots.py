@@ -170,7 +170,7 @@ def summarise(df, by: list[str], metric: str):
 
     rows = []
     for key, sub in df.groupby(by, sort=True, dropna=False):
-        s = cell(sub, metric)
+        s = cell(sub, metric, METRIC_RANGES.get(metric))
         key = key if isinstance(key, tuple) else (key,)
         rows.append({**dict(zip(by, key)), "mean": s["value"], "low": s["low"], "high": s["high"], "count": s["n"]})
     return pd.DataFrame(rows, columns=[*by, "mean", "low", "high", "count"])

@@ -36,6 +36,7 @@ Example
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -90,12 +91,13 @@ def _is_binary(x: np.ndarray) -> bool:
     return x.size > 0 and bool(np.isin(x, (0.0, 1.0)).all())
 
 
-def paired_test(a, b) -> dict:
+def paired_test(a, b, binary: bool | None = None) -> dict:
     """Compare two arms measured on the same pairs (``a[i]`` and ``b[i]`` share seed, sender and receiver).
 
     0/1 outcomes: exact McNemar (binomial test on the discordant pairs);
     otherwise Wilcoxon signed-rank (two-sided, zero differences dropped,
     exact where scipy can). Pairs with a NaN on either side are dropped.
+    ``binary``: whether the outcome is 0/1 (None: both arms hold only 0 and 1).
 
     Returns
     -------
@@ -118,7 +120,7 @@ def paired_test(a, b) -> dict:
     m, lo, hi, n = mean_interval(d)
     out = {"n": int(a.size), "mean_a": float(a.mean()) if a.size else float("nan"),
            "mean_b": float(b.mean()) if b.size else float("nan"), "diff": m, "diff_low": lo, "diff_high": hi}
-    if _is_binary(a) and _is_binary(b):
+    if binary if binary is not None else (_is_binary(a) and _is_binary(b)):
         n01, n10 = int(((a == 0) & (b == 1)).sum()), int(((a == 1) & (b == 0)).sum())
         p = stats.binomtest(n10, n10 + n01).pvalue if n10 + n01 else 1.0
         out.update(test="exact McNemar", p_value=float(p), discordant=(n10, n01))
@@ -126,13 +128,17 @@ def paired_test(a, b) -> dict:
         if a.size == 0 or not np.any(d != 0):
             p = 1.0 if a.size else float("nan")
         else:
-            p = float(stats.wilcoxon(a, b, zero_method="wilcox", alternative="two-sided").pvalue)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                p = float(stats.wilcoxon(a, b, zero_method="wilcox", alternative="two-sided").pvalue)
         out.update(test="Wilcoxon signed-rank", p_value=float(p))
     return out
 
 
-def unpaired_test(a, b) -> dict:
+def unpaired_test(a, b, binary: bool | None = None) -> dict:
     """Compare two arms measured on different samples: Fisher's exact test (0/1) or Welch's t test.
+
+    ``binary`` as in :func:`paired_test`.
 
     >>> r = unpaired_test([1] * 5 + [0] * 7, [1] * 7 + [0] * 5)
     >>> r["test"], round(r["p_value"], 2)
@@ -145,11 +151,13 @@ def unpaired_test(a, b) -> dict:
     out = {"n_a": int(a.size), "n_b": int(b.size), "mean_a": float(a.mean()) if a.size else float("nan"),
            "mean_b": float(b.mean()) if b.size else float("nan")}
     out["diff"] = out["mean_a"] - out["mean_b"]
-    if _is_binary(a) and _is_binary(b):
+    if binary if binary is not None else (_is_binary(a) and _is_binary(b)):
         table = [[int(a.sum()), int(a.size - a.sum())], [int(b.sum()), int(b.size - b.sum())]]
         out.update(test="Fisher's exact", p_value=float(stats.fisher_exact(table).pvalue))
     elif a.size >= 2 and b.size >= 2:
-        out.update(test="Welch's t", p_value=float(stats.ttest_ind(a, b, equal_var=False).pvalue))
+        with warnings.catch_warnings():    # identical samples: scipy warns and returns NaN, reported as "–"
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out.update(test="Welch's t", p_value=float(stats.ttest_ind(a, b, equal_var=False).pvalue))
     else:
         out.update(test="Welch's t", p_value=float("nan"))
     return out
@@ -175,7 +183,7 @@ def metric_values(df, metric: str):
     return v
 
 
-def summarise(df, metric: str) -> dict:
+def summarise(df, metric: str, value_range: tuple[float, float] | None = None) -> dict:
     """One table cell: estimate, 95% interval, ``n`` and what was excluded, for ``metric`` over the rows of ``df``.
 
     Returns
@@ -186,7 +194,8 @@ def summarise(df, metric: str) -> dict:
         (rows used), ``units`` (what ``n`` counts: rows; for rates also the
         pooled count in ``n_units``), ``excluded_fallback`` (rows left out),
         ``identical`` (rows with infinite PSNR, for PSNR metrics), ``small``
-        (``n < MIN_SAMPLES``).
+        (``n < MIN_SAMPLES``). ``value_range``: the metric's possible values
+        (e.g. ``(-1, 1)`` for SSIM); a t interval is clipped to it.
 
     >>> import pandas as pd
     >>> s = summarise(pd.DataFrame({"adherent": [1.0] * 30 + [0.0] * 10}), "adherent")
@@ -214,6 +223,8 @@ def summarise(df, metric: str) -> dict:
         out.update(kind="proportion", value=k / x.size if x.size else float("nan"), low=lo, high=hi, n=int(x.size))
     else:
         m, lo, hi, n = mean_interval(x)
+        if value_range is not None and np.isfinite(lo):
+            lo, hi = float(np.clip(lo, *value_range)), float(np.clip(hi, *value_range))
         out.update(kind="mean", value=m, low=lo, high=hi, n=n)
     out["small"] = out["n"] < MIN_SAMPLES
     return out
