@@ -146,7 +146,7 @@ def comparisons(df, axes: list[str], metrics: list[str]) -> list[str]:
     xs = sorted(df[x].unique()) if x is not None and is_numeric(df[x]) else ([None] if x is None else
                                                                             list(dict.fromkeys(df[x])))
     tested = [m for m in metrics if m not in ("compute_saved_fraction", "receiver_compute_saved_fraction",
-                                              "alone_adherent", "mcs_index", "airtime_s", "channel_uses",
+                                              "alone_adherent", "reference_adherent", "mcs_index", "airtime_s", "channel_uses",
                                               "latency_s", "alone_latency_s")]
     lines = [f"Each arm of `{arm}` against `{_fmt_axis(arms[0])}`, at each `{x}`: mean difference "
              f"(other − {_fmt_axis(arms[0])}) with its 95% t interval, n pairs, test and two-sided p-value.", "",
