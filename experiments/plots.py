@@ -248,16 +248,17 @@ def make_figure(df, x: str, ys: list[str], hue_cols: list[str], path: Path, titl
     first = axes.flat[0]
     handles, labels = getattr(first, "_distdiff_legend", first.get_legend_handles_labels())
     if labels:
-        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), fontsize=8, frameon=False,
+        ncol = min(len(labels), cols)          # one legend column per panel column: nothing is cut off
+        fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False,
                    bbox_to_anchor=(0.5, 0.0))
     if title:
         fig.suptitle(title, fontsize=11)
-    bottom = 0.06 + 0.045 * int(np.ceil(len(labels) / 3)) if labels else 0.0
+    bottom = (0.04 + 0.06 * int(np.ceil(len(labels) / ncol)) / rows) if labels else 0.0
     fig.tight_layout(rect=(0, min(bottom, 0.4), 1, 1))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    fig.savefig(path.with_suffix(".pdf"))
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
     plt.close(fig)
     return path
 
