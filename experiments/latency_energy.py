@@ -43,6 +43,38 @@ Example
 from __future__ import annotations
 
 import math
+import time
+
+#: Where each constant of ``experiments/configs/latency_energy.yaml`` comes from. The report
+#: prints this table; only ``device_step_time_s`` is measured on this machine.
+SOURCES: dict[str, str] = {
+    "device_step_time_s": "measured on this machine: median step time of the shipped model "
+                          "(`python -m experiments.latency_energy`, 1 torch thread, CPU, guidance included)",
+    "edge_step_time_s": "assumed: the device step / 10. Basis: a data-centre GPU (e.g. NVIDIA A100, 312 TFLOP/s "
+                        "fp16 dense, NVIDIA A100 datasheet 2020) vs a phone SoC NPU/GPU of a few to tens of "
+                        "TFLOP/s; the true ratio for a 64x64 UNet is not measured here",
+    "device_step_energy_j": "assumed: ~5 W x the device step time; 5 W is the order of a phone SoC's "
+                            "sustained power under full load, not measured in this project (how phone power is "
+                            "measured per component: Carroll & Heiser, 'An analysis of power consumption in a "
+                            "smartphone', USENIX ATC 2010)",
+    "edge_step_energy_j": "assumed: ~300 W board power x the edge step time (NVIDIA A100 datasheet: 250-300 W "
+                          "for the PCIe cards); a real edge GPU is rarely at full power for a 64x64 UNet",
+    "tx_energy_per_bit_j": "assumed: 50 nJ/bit for the edge's transmitter; no measured source for a base "
+                           "station's marginal energy per bit (the same order as the device's receive energy)",
+    "rx_energy_per_bit_j": "from a source: 52 nJ/bit, the LTE device's marginal downlink power per throughput "
+                           "(51.97 mW/Mbps; Huang et al., 'A close examination of performance and power "
+                           "characteristics of 4G LTE networks', MobiSys 2012; its 1.29 W base power is not "
+                           "counted)",
+}
+
+#: Conclusions of the latency/energy experiment and the constants each depends on.
+DEPENDS_ON: dict[str, tuple[str, ...]] = {
+    "latency falls with k (sharing moves steps to the faster edge)": ("edge_step_time_s",),
+    "device energy falls linearly with k": ("device_step_energy_j",),
+    "total (edge + device) energy vs generating alone": ("edge_step_energy_j", "device_step_energy_j",
+                                                         "tx_energy_per_bit_j", "rx_energy_per_bit_j"),
+    "airtime is small against compute": ("device_step_time_s", "edge_step_time_s"),
+}
 
 
 def latency_energy_columns(params: dict, num_inference_steps: int, num_shared_steps: int, group_size: int,
@@ -95,4 +127,44 @@ def latency_energy_columns(params: dict, num_inference_steps: int, num_shared_st
     }
 
 
-__all__ = ["latency_energy_columns"]
+def measure_device_step_time_s(num_steps: int = 20, repeats: int = 3, prompt: str = "a red apple on a wooden table",
+                                model=None) -> float:
+    """Median time of one denoising step [s] of the shipped model on this machine (guidance included).
+
+    Times a full ``num_steps`` generation and a 1-step generation and divides
+    the difference by ``num_steps - 1`` (so text encoding and VAE decoding cancel);
+    median over ``repeats``, with one torch thread (as every sweep point runs).
+
+    Example
+    -------
+    >>> 0.0 < measure_device_step_time_s(num_steps=3, repeats=1) < 10.0     # doctest: +SKIP
+    True
+    """
+    import torch
+
+    from pipeline.loading import load_pipeline
+    from pipeline.split import SplitDiffusion
+
+    if num_steps < 2:
+        raise ValueError(f"num_steps must be >= 2, got {num_steps}")
+    torch.set_num_threads(1)
+    split = SplitDiffusion(load_pipeline(model))
+    split.generate(prompt, 2, seed=0)                     # warm-up
+    times = []
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        split.generate(prompt, 1, seed=r)
+        t1 = time.perf_counter()
+        split.generate(prompt, num_steps, seed=r)
+        t2 = time.perf_counter()
+        times.append(((t2 - t1) - (t1 - t0)) / (num_steps - 1))
+    return float(sorted(times)[len(times) // 2])
+
+
+__all__ = ["latency_energy_columns", "measure_device_step_time_s", "SOURCES", "DEPENDS_ON"]
+
+
+if __name__ == "__main__":
+    step = measure_device_step_time_s(repeats=5)
+    print(f"device_step_time_s: {step:.4f}   # median of 5, 20 vs 1 steps, 1 torch thread")
+

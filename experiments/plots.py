@@ -7,9 +7,11 @@ The grid's axes are recovered from the CSV itself (:func:`axis_columns`: the
 columns that are constant within each point and vary across points), so a
 figure needs no config: by default each metric is drawn against the first
 numeric axis, one line per combination of the other axes, averaged over seeds
-and users with a 95% confidence interval of the mean from Student's t
-distribution (labelled "95% CI (t)" in the legend, clipped to the metric's
-range: a BLER band stays within [0, 1]).
+and users with a 95% confidence interval (:mod:`experiments.stats`: Student's
+t for means, Wilson for 0/1 metrics and counted rates such as BLER; labelled
+"95% CI (t; Wilson for rates)" in the legend, clipped to the metric's range).
+Receivers that fell back to generating alone are left out of quality and
+adherence curves; an infinite PSNR counts as 100 dB.
 
 Figures are fit for a paper: one metric per file, named ``<metric>__<x>``
 (``psnr_db__snr_db.png`` with ``psnr_db__snr_db.pdf`` beside it), axis labels
@@ -81,7 +83,7 @@ METRIC_RANGES: dict[str, tuple[float, float]] = {
     "total_energy_j": (0.0, np.inf),
 }
 #: legend label of the shaded band
-BAND_LABEL = "95% CI (t)"
+BAND_LABEL = "95% CI (t; Wilson for rates)"
 
 
 def label(column: str) -> str:
@@ -154,18 +156,24 @@ def metric_columns(df, wanted=DEFAULT_METRICS) -> list[str]:
 
 
 def summarise(df, by: list[str], metric: str):
-    """Mean, 95% confidence half-width of the mean (Student's t) and count of ``metric`` per ``by`` group.
+    """Estimate, 95% interval and count of ``metric`` per ``by`` group (:func:`experiments.stats.summarise`).
 
-    The half-width is ``t(0.975, n-1) * std / sqrt(n)``; 0 where ``n < 2`` (no spread to estimate).
+    Means get a Student-t interval, 0/1 metrics and counted rates (BLER, BER) a
+    Wilson interval; rows whose receiver fell back to generating alone are left
+    out of the receiver's quality and adherence metrics, and an infinite PSNR
+    counts as :data:`experiments.stats.PSNR_CAP_DB`. Columns: ``by``, ``mean``
+    (the estimate), ``low``, ``high`` (NaN where ``n < 2``), ``count``.
     """
-    from scipy import stats
+    import pandas as pd
 
-    g = df.assign(_v=df[metric].astype(float)).groupby(by, sort=True, dropna=False)["_v"]
-    out = g.agg(["mean", "std", "count"]).reset_index()
-    n = out["count"].to_numpy(float)
-    t = np.where(n >= 2, stats.t.ppf(0.975, np.maximum(n - 1, 1)), 0.0)
-    out["ci95"] = t * out["std"].fillna(0.0).to_numpy(float) / np.sqrt(np.maximum(n, 1))
-    return out
+    from .stats import summarise as cell
+
+    rows = []
+    for key, sub in df.groupby(by, sort=True, dropna=False):
+        s = cell(sub, metric, METRIC_RANGES.get(metric))
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip(by, key)), "mean": s["value"], "low": s["low"], "high": s["high"], "count": s["n"]})
+    return pd.DataFrame(rows, columns=[*by, "mean", "low", "high", "count"])
 
 
 def _hue_labels(df, hue_cols: list[str]):
@@ -176,7 +184,7 @@ def _hue_labels(df, hue_cols: list[str]):
 
 
 def plot_metric_panel(ax, df, x: str, y: str, hue_cols: list[str], logx: bool = False) -> None:
-    """One panel: mean of ``y`` against ``x`` with a 95% CI (t) band clipped to ``y``'s range, one line per hue."""
+    """One panel: mean of ``y`` against ``x`` with a 95% CI band clipped to ``y``'s range, one line per hue."""
     import matplotlib.patches as mpatches
 
     data = df.copy()
@@ -197,11 +205,13 @@ def plot_metric_panel(ax, df, x: str, y: str, hue_cols: list[str], logx: bool = 
     any_band = False
     for hue, sub in data.groupby("_hue", sort=False):
         s = summarise(sub, ["_x"], y)
-        xs, m, ci = s["_x"].to_numpy(float), s["mean"].to_numpy(float), s["ci95"].to_numpy(float)
+        xs, m = s["_x"].to_numpy(float), s["mean"].to_numpy(float)
+        blo, bhi = s["low"].to_numpy(float), s["high"].to_numpy(float)
         line, = ax.plot(xs, m * ys, marker="o", ms=3.5, lw=1.4, label=hue or label(y))
-        if np.any(ci > 0):
+        has = np.isfinite(blo) & np.isfinite(bhi)
+        if np.any(has & (bhi > blo)):
             any_band = True
-            ax.fill_between(xs, np.clip(m - ci, lo, hi) * ys, np.clip(m + ci, lo, hi) * ys,
+            ax.fill_between(xs[has], np.clip(blo[has], lo, hi) * ys, np.clip(bhi[has], lo, hi) * ys,
                             color=line.get_color(), alpha=0.18, lw=0)
     if any_band:
         handles, labels = ax.get_legend_handles_labels()
@@ -238,16 +248,17 @@ def make_figure(df, x: str, ys: list[str], hue_cols: list[str], path: Path, titl
     first = axes.flat[0]
     handles, labels = getattr(first, "_distdiff_legend", first.get_legend_handles_labels())
     if labels:
-        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), fontsize=8, frameon=False,
+        ncol = min(len(labels), cols)          # one legend column per panel column: nothing is cut off
+        fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False,
                    bbox_to_anchor=(0.5, 0.0))
     if title:
         fig.suptitle(title, fontsize=11)
-    bottom = 0.06 + 0.045 * int(np.ceil(len(labels) / 3)) if labels else 0.0
+    bottom = (0.04 + 0.06 * int(np.ceil(len(labels) / ncol)) / rows) if labels else 0.0
     fig.tight_layout(rect=(0, min(bottom, 0.4), 1, 1))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    fig.savefig(path.with_suffix(".pdf"))
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
     plt.close(fig)
     return path
 

@@ -20,25 +20,19 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import yaml
 
-from .plots import axis_columns, choose_x, image_grid, is_numeric, make_plots, metric_columns
+from .plots import METRIC_RANGES, axis_columns, choose_x, image_grid, is_numeric, make_plots, metric_columns
 from .results import read_results
+from .stats import (BINARY_METRICS, FALLBACK, MIN_SAMPLES, PSNR_CAP_DB, fmt_cell, fmt_number, fmt_p, metric_values, paired_test,
+                    summarise, unpaired_test)
 
 DEFAULT_HEADLINE = ("psnr_db", "ssim", "adherent", "compute_saved_fraction", "airtime_s")
 
 
 def _fmt(v) -> str:
-    if v is None or (isinstance(v, (float, np.floating)) and np.isnan(v)):
-        return "–"
-    if isinstance(v, (float, np.floating)) and np.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    if isinstance(v, (float, np.floating)):
-        a = abs(float(v))
-        if a != 0 and (a < 1e-3 or a >= 1e5):
-            return f"{v:.3g}"
-        return f"{v:.4g}" if a < 10 else f"{v:.2f}"
-    return str(v)
+    return fmt_number(v)
 
 
 def _fmt_axis(v) -> str:
@@ -47,61 +41,173 @@ def _fmt_axis(v) -> str:
     return str(v)
 
 
+def _summary(df, metric: str) -> dict:
+    return summarise(df, metric, METRIC_RANGES.get(metric))
+
+
+def _groups(df, axes: list[str]):
+    if not axes:
+        return [((), df)]
+    return [((k if isinstance(k, tuple) else (k,)), sub) for k, sub in df.groupby(axes, sort=False, dropna=False)]
+
+
 def headline_table(df, axes: list[str], metrics: list[str]) -> str:
-    """Markdown table: mean of each metric per grid combination (over seeds and users), with n."""
+    """Markdown table per grid combination: each metric as ``estimate [95% interval]``, with n.
+
+    ``n`` counts rows (point x user x seed). Means get a Student-t interval,
+    0/1 metrics and counted rates (BLER, BER: pooled blocks/bits) a Wilson
+    interval (:func:`experiments.stats.summarise`). Receivers that fell back
+    to generating alone are left out of quality and adherence cells (the
+    ``fallback`` column gives their rate; such a cell shows its own n). PSNR
+    cells give the number of identical images (inf, counted as 100 dB). A
+    cell marked † has fewer than :data:`experiments.stats.MIN_SAMPLES` samples.
+    """
     if not metrics:
         return "(no metric columns)"
-    data = df.copy()
-    for m in metrics:
-        data[m] = data[m].astype(float)
-    if axes:
-        g = data.groupby(axes, sort=False, dropna=False)
-        table = g[metrics].mean().reset_index()
-        table["n"] = g.size().to_numpy()
-    else:
-        table = data[metrics].mean().to_frame().T
-        table["n"] = len(data)
-    header = "| " + " | ".join(list(axes) + [f"{m} (mean)" for m in metrics] + ["n"]) + " |"
-    sep = "|" + "---|" * (len(axes) + len(metrics) + 1)
-    lines = [header, sep]
-    for _, r in table.iterrows():
-        lines.append("| " + " | ".join([_fmt_axis(r[a]) for a in axes] + [_fmt(r[m]) for m in metrics]
-                                       + [str(int(r["n"]))]) + " |")
+    has_fb = FALLBACK in df.columns and FALLBACK not in metrics
+    cols = list(axes) + ["n"] + (["fallback rate"] if has_fb else []) + list(metrics)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for key, sub in _groups(df, axes):
+        cells = [_fmt_axis(v) for v in key] + [str(len(sub))]
+        if has_fb:
+            cells.append(fmt_cell(_summary(sub, FALLBACK)))
+        for m in metrics:
+            c = _summary(sub, m)
+            text = fmt_cell(c)
+            notes = []
+            if c["n"] != len(sub) and c["n"] > 0:
+                notes.append(f"n={c['n']}")
+            if c.get("identical"):
+                notes.append(f"{c['identical']} identical")
+            cells.append(text + (f" ({', '.join(notes)})" if notes else ""))
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
+def _cell_text(c: dict) -> str:
+    unit = f", n = {c['n']}" + (f" rows / {c['n_units']} blocks-or-bits" if c.get("n_units") else "")
+    return f"{fmt_cell(c)}{unit}"
+
+
 def key_findings(df, axes: list[str], metrics: list[str]) -> list[str]:
-    """Plain sentences with the headline numbers (computed, never hard-coded)."""
+    """Plain sentences with the headline numbers, each with its 95% interval and n (computed, never hard-coded)."""
     out = []
     x = choose_x(df, axes)
     for m in metrics:
         vals = df[m].astype(float)
-        if not np.isfinite(vals).any():
+        if not np.isfinite(vals).any() and not np.isposinf(vals).any():
             continue
-        if x is not None and df[x].nunique() > 1 and is_numeric(df[x]):
-            by = df.assign(_v=vals).groupby(x)["_v"].mean()
-            out.append(f"- `{m}`: {_fmt(by.iloc[0])} at {x} = {_fmt_axis(by.index[0])} → {_fmt(by.iloc[-1])} at "
-                       f"{x} = {_fmt_axis(by.index[-1])} (mean over all other columns; overall mean {_fmt(vals.mean())}).")
-        elif x is not None and df[x].nunique() > 1:
-            by = df.assign(_v=vals).groupby(x, sort=False)["_v"].mean()
-            out.append(f"- `{m}` by {x}: " + ", ".join(f"{_fmt_axis(k)} {_fmt(v)}" for k, v in by.items())
-                       + f" (mean over all other columns).")
+        if x is not None and df[x].nunique() > 1:
+            keys = list(dict.fromkeys(df[x])) if not is_numeric(df[x]) else sorted(df[x].unique())
+            if is_numeric(df[x]) and len(keys) > 2:
+                keys = [keys[0], keys[-1]]
+            parts = [f"{_fmt_axis(k)}: {_cell_text(_summary(df[df[x] == k], m))}" for k in keys]
+            out.append(f"- `{m}` by {x} (pooled over the other columns) — " + "; ".join(parts) + ".")
         else:
-            out.append(f"- `{m}`: mean {_fmt(vals.mean())}, min {_fmt(vals.min())}, max {_fmt(vals.max())}.")
+            out.append(f"- `{m}`: {_cell_text(_summary(df, m))}.")
     if "compute_saved_fraction" in df.columns:
+        c = _summary(df, "compute_saved_fraction")
         v = df["compute_saved_fraction"].astype(float)
-        out.append(f"- Compute saved by the group against every receiver generating alone: {100 * v.mean():.1f}% "
-                   f"of UNet evaluations on average (range {100 * v.min():.1f}–{100 * v.max():.1f}%; the "
-                   f"sender's shared steps are counted once).")
-    if "receiver_compute_saved_fraction" in df.columns:
-        v = df["receiver_compute_saved_fraction"].astype(float)
-        out.append(f"- Each receiver runs {100 * v.mean():.1f}% fewer denoising steps than alone on average "
-                   f"(range {100 * v.min():.1f}–{100 * v.max():.1f}%).")
-    if "airtime_s" in df.columns and np.isfinite(df["airtime_s"].astype(float)).any():
-        air = df["airtime_s"].astype(float)
-        out.append(f"- Airtime per received state: mean {_fmt(air.mean())} s (min {_fmt(air.min())} s, "
-                   f"max {_fmt(air.max())} s).")
+        out.append(f"- Compute saved by the group against every receiver generating alone: "
+                   f"{100 * c['value']:.1f}% of UNet evaluations on average (range {100 * v.min():.1f}–"
+                   f"{100 * v.max():.1f}%; the sender's shared steps counted once, receivers that fell back "
+                   f"counted as generating alone).")
+    if FALLBACK in df.columns and FALLBACK not in metrics:
+        c = _summary(df, FALLBACK)
+        out.append(f"- Receivers that fell back to generating alone (header lost): {_cell_text(c)}; they are "
+                   f"left out of every quality and adherence number.")
     return out
+
+
+def _pair_keys(df) -> list[str]:
+    keys = [k for k in ("seed", "receiver_prompt") if k in df.columns]
+    if keys and df.groupby(["point_key", *keys]).size().max() > 1:
+        keys += [k for k in ("group", "user") if k in df.columns]
+    return keys
+
+
+def comparisons(df, axes: list[str], metrics: list[str]) -> list[str]:
+    """Arm-against-arm tests at each value of the x axis (markdown lines; empty when there are no arms).
+
+    The arms are the values of the one grid axis besides x. Where two arms hold
+    the same (seed, receiver) pairs the test is paired (exact McNemar for 0/1
+    metrics, Wilcoxon signed-rank otherwise); else unpaired (Fisher's exact,
+    Welch's t). Rows whose receiver fell back are dropped from receiver metrics.
+    """
+    x = choose_x(df, axes)
+    others = [a for a in axes if a != x]
+    if len(others) != 1:
+        return []
+    arm = others[0]
+    arms = list(dict.fromkeys(df[arm]))
+    if len(arms) < 2:
+        return []
+    keys = _pair_keys(df)
+    xs = sorted(df[x].unique()) if x is not None and is_numeric(df[x]) else ([None] if x is None else
+                                                                            list(dict.fromkeys(df[x])))
+    tested = [m for m in metrics if m not in ("compute_saved_fraction", "receiver_compute_saved_fraction",
+                                              "alone_adherent", "reference_adherent", "mcs_index", "airtime_s", "channel_uses",
+                                              "latency_s", "alone_latency_s")]
+    lines = [f"Each arm of `{arm}` against `{_fmt_axis(arms[0])}`, at each `{x}`: mean difference "
+             f"(other − {_fmt_axis(arms[0])}) with its 95% t interval, n pairs, test and two-sided p-value.", "",
+             f"| {x} | arm | metric | {_fmt_axis(arms[0])} | arm | difference | n | test | p |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for xv in xs:
+        at = df if xv is None else df[df[x] == xv]
+        base = at[at[arm] == arms[0]]
+        for other in arms[1:]:
+            sub = at[at[arm] == other]
+            for m in tested:
+                a_vals, b_vals = metric_values(sub, m), metric_values(base, m)
+                if keys:
+                    ka = sub[keys].astype(str).agg("|".join, axis=1)
+                    kb = base[keys].astype(str).agg("|".join, axis=1)
+                    paired = ka.is_unique and kb.is_unique and set(ka) == set(kb)
+                else:
+                    paired = False
+                if paired:
+                    b_aligned = pd.Series(b_vals.to_numpy(), index=kb.to_numpy())
+                    r = paired_test(a_vals.to_numpy(), b_aligned.loc[ka.to_numpy()].to_numpy(),
+                                    binary=m in BINARY_METRICS)
+                    n_txt = str(r["n"])
+                    diff = f"{fmt_number(r['diff'])} [{fmt_number(r['diff_low'])}, {fmt_number(r['diff_high'])}]"
+                else:
+                    r = unpaired_test(a_vals.to_numpy(), b_vals.to_numpy(), binary=m in BINARY_METRICS)
+                    n_txt = f"{r['n_a']} vs {r['n_b']}"
+                    diff = fmt_number(r["diff"])
+                lines.append(f"| {_fmt_axis(xv) if xv is not None else '–'} | {_fmt_axis(other)} | {m} | "
+                             f"{fmt_number(r['mean_b'])} | {fmt_number(r['mean_a'])} | {diff} | {n_txt} | "
+                             f"{r['test']} | {fmt_p(r['p_value'])} |")
+    return lines
+
+
+STATS_NOTE = [
+    "How to read the numbers: each cell is `estimate [95% interval]`. Means (PSNR, SSIM, MSE, times) have a "
+    "Student-t interval over rows; 0/1 outcomes (adherence, fallback, abstention) a Wilson interval over rows; "
+    "BLER and BER a Wilson interval over the pooled blocks or bits (blocks of one image share a channel draw, "
+    "so that interval is optimistic). Rows are point × receiver × seed. Receivers whose header was lost "
+    "generated alone: they are counted in the fallback rate and left out of every quality and adherence "
+    "number (the cell then gives its own n). Identical images have infinite PSNR: counted as "
+    f"{PSNR_CAP_DB:g} dB (above the 89.0 dB of a 64×64 image one level off) and listed as identical. "
+    f"† marks a cell with fewer than {MIN_SAMPLES} samples: too small to carry a claim on its own.",
+]
+
+
+def latency_sources(meta: dict) -> list[str]:
+    """The latency/energy constants with the source of each, and which conclusions depend on assumed ones."""
+    from .latency_energy import DEPENDS_ON, SOURCES
+
+    le = meta.get("latency_energy") or {}
+    lines = ["## Latency and energy: where each constant comes from", "",
+             "| constant | value | source |", "|---|---|---|"]
+    for k, v in le.items():
+        lines.append(f"| `{k}` | {fmt_number(v)} | {SOURCES.get(k, 'not documented')} |")
+    lines += ["", "Which conclusions depend on assumed (not measured) constants:", ""]
+    for concl, deps in DEPENDS_ON.items():
+        assumed = [d for d in deps if not SOURCES.get(d, "").startswith(("measured", "from a source"))]
+        lines.append(f"- {concl}: " + (f"depends on assumed {', '.join(f'`{d}`' for d in assumed)}"
+                                       if assumed else "rests on measured or sourced constants only"))
+    return lines + [""]
 
 
 def write_outputs(run_dir: str | Path, cfg=None) -> dict:
@@ -181,7 +287,13 @@ def write_outputs(run_dir: str | Path, cfg=None) -> dict:
     if setup:
         lines += ["## Setup", ""] + setup + [""]
     lines += ["## Headline numbers", ""] + key_findings(df, axes, headline) + [""]
-    lines += ["Mean over seeds and users per grid point:", "", headline_table(df, axes, headline), ""]
+    lines += ["Per grid point (pooled over seeds and receivers):", "", headline_table(df, axes, headline), ""]
+    lines += STATS_NOTE + [""]
+    comp = comparisons(df, axes, headline)
+    if comp:
+        lines += ["## Comparisons between arms", ""] + comp + [""]
+    if meta.get("latency_energy"):
+        lines += latency_sources(meta)
     if plots:
         lines += ["## Plots", ""]
         for p in plots:
@@ -224,4 +336,4 @@ def write_outputs(run_dir: str | Path, cfg=None) -> dict:
     return {"plots": plots, "image_grid": grid, "report": report}
 
 
-__all__ = ["write_outputs", "headline_table", "key_findings"]
+__all__ = ["write_outputs", "headline_table", "key_findings", "comparisons", "latency_sources"]

@@ -138,6 +138,7 @@ class CodecConfig(BaseModel):
     design_snr_db: float | None = Field(default=None, allow_inf_nan=False,
                                         description="analog, power_allocation='optimal': design SNR [dB]")
     header_repetition: int = Field(default=DEFAULT_HEADER_REPETITION, ge=1, le=63)
+    sanitize: bool = Field(default=True, description="float16: repair and range-clamp (False: the raw arm)")
     decoding: Literal["soft", "hard"] = "soft"
     estimator: Literal[tuple(dict.fromkeys(e for c in CODECS.values() for e in c.estimators))] = "mmse"  # type: ignore[valid-type]
 

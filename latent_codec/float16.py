@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import FP16_MAX, DigitalCodec, fp16_round, minmax_range, register_codec
+from .base import FP16_MAX, DecodeResult, DigitalCodec, fp16_round, minmax_range, register_codec
 from .bitops import bits_to_float16, float16_to_bits
 from .header import DEFAULT_HEADER_REPETITION
 
@@ -19,8 +19,12 @@ class Float16Codec(DigitalCodec):
     One flipped exponent bit can turn ``1.0`` into ``65504`` or Inf/NaN; the
     decoder replaces non-finite values by the channel mean and clips to the
     channel's ``[min, max]`` carried in the header (float16, rounded outward),
-    and counts them. Values beyond +-65504 are clipped before sending. LLRs
-    are hard-decided (an MMSE over 65536 levels is not attempted).
+    and counts them. With ``sanitize=False`` (the *raw* arm: what the paper's
+    file hand-off does) the decoder returns the received float16 values as
+    they are: no range clamp, no repair, and NaN/+-Inf pass through (the
+    chain then replaces them by 0 and counts them in ``num_repaired``, so the
+    UNet never sees them silently). Values beyond +-65504 are clipped before
+    sending. LLRs are hard-decided (an MMSE over 65536 levels is not attempted).
 
     Parameters
     ----------
@@ -30,6 +34,9 @@ class Float16Codec(DigitalCodec):
     bits_per_symbol : int or None
         Required with ``"interleaved_by_importance"``.
     header_repetition : int
+    sanitize : bool
+        Repair non-finite values and clamp to the header's range (default);
+        False: return the received values unchanged (``num_repaired`` is 0).
 
     Example
     -------
@@ -40,14 +47,27 @@ class Float16Codec(DigitalCodec):
     torch.Size([2, 4096])
     >>> bool((codec.decompress(p.bits, p.header_bits).latents == x.half().float()).all())
     True
+    >>> raw = Float16Codec(sanitize=False)
+    >>> bits = raw.compress(torch.ones(1, 1, 1, 1)).bits
+    >>> bits[0, 1] = 1.0 - bits[0, 1]     # flip the top exponent bit: 1.0 -> 65536 overflows to inf
+    >>> r = raw.decompress(bits, raw.compress(torch.ones(1, 1, 1, 1)).header_bits)
+    >>> r.latents.flatten().tolist(), int(r.num_repaired)
+    ([inf], 0)
     """
 
     name = "float16"
 
     def __init__(self, *, bit_order: str = "msb_first", bits_per_symbol: int | None = None,
-                 header_repetition: int = DEFAULT_HEADER_REPETITION):
+                 header_repetition: int = DEFAULT_HEADER_REPETITION, sanitize: bool = True):
         super().__init__(16, bit_order=bit_order, bits_per_symbol=bits_per_symbol,
                          header_repetition=header_repetition)
+        self.sanitize = bool(sanitize)
+
+    def _finish(self, values, header, var=None):
+        if self.sanitize:
+            return super()._finish(values, header, var)
+        shape = (header.batch_size, *header.shape)
+        return DecodeResult(values.reshape(shape), torch.zeros((), dtype=torch.int64), header, noise_var=None)
 
     def _make_params(self, flat):
         low, high = minmax_range(flat)

@@ -114,6 +114,11 @@ class ChainConfig(BaseModel):
     header_over_link : bool
         Send the codec header (repetition-protected) over the same link; a
         corrupted header makes the receiver generate alone. False: header error-free.
+    control_link : "same_link" | "robust"
+        Analog only: the channel that carries the header. ``"same_link"``: the
+        data link's (fixed) configuration; ``"robust"``: LDPC at MCS 0 of the
+        link's table (the most robust control channel), counted in the airtime
+        (see :class:`pipeline.transport.AnalogTransport`).
     bandwidth_hz : float | None
         Channel bandwidth [Hz] for the airtime column.
     compare_alone : bool
@@ -141,6 +146,7 @@ class ChainConfig(BaseModel):
     soft_decoding: bool = True
     analog_noise_matching: bool = False
     header_over_link: bool = True
+    control_link: Literal["same_link", "robust"] = "same_link"
     bandwidth_hz: float | None = Field(None, gt=0.0)
     compare_alone: bool = True
     classify: bool = True

@@ -77,14 +77,15 @@ def colour_in_prompt(prompt: str) -> str | None:
     return words[i - 1] if i > 0 and words[i - 1] in COLOURS else None
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion k / n ((0, 1) when n = 0)."""
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion k / n ((0, 1) when n = 0): :func:`phy.sweep.wilson_interval`.
+
+    >>> [round(v, 3) for v in wilson(27, 29)]
+    [0.78, 0.981]
+    """
+    from phy.sweep import wilson_interval
+
+    return (0.0, 1.0) if n == 0 else wilson_interval(int(k), int(n))
 
 
 def _to_tensor(images: np.ndarray) -> torch.Tensor:

@@ -41,7 +41,7 @@ def test_default_run_writes_a_complete_run_directory(default_run):
         assert (default_run / name).is_file(), name
     df = read_results(default_run / "results.csv")
     cfg = yaml.safe_load((default_run / "config.yaml").read_text())
-    receivers = len(cfg["users"][0]["receiver_prompts"])
+    receivers = sum(len(g["receiver_prompts"]) for g in cfg["users"])
     assert len(df) == 2 * receivers                        # point x user x seed
     for col in ("snr_db", "seed", "user", "receiver_prompt", "psnr_db", "ssim", "mse", "adherent", "airtime_s",
                 "compute_saved_fraction", "mcs_index", "bler"):
@@ -62,7 +62,8 @@ def test_default_run_writes_a_complete_run_directory(default_run):
     images = list((default_run / "images").iterdir())
     assert len(images) == 2
     names = sorted(p.stem for p in images[0].glob("*.png"))
-    assert names == sorted(f"fruit_u{u}{s}" for u in range(receivers) for s in ("", "_ref", "_alone"))
+    assert names == sorted(f"{g['name']}_u{u}{s}" for g in cfg["users"] for u in range(len(g["receiver_prompts"]))
+                           for s in ("", "_ref", "_alone"))
 
 
 def test_rerun_resumes_without_recomputing(default_run, capsys):
