@@ -56,7 +56,7 @@ from .base import (
 from .header import DEFAULT_HEADER_REPETITION, Header
 from .sanitize import sanitize
 
-__all__ = ["AnalogCodec", "dct_matrix", "optimal_linear_power"]
+__all__ = ["AnalogCodec", "dct_matrix", "lowpass_order", "optimal_linear_power"]
 
 ESTIMATORS = ("mmse", "unbiased")
 SELECTIONS = ("lowpass", "custom", "identity")
@@ -139,7 +139,7 @@ def dct_matrix(n: int, device=None) -> torch.Tensor:
     return _dct_matrix_cpu(n).to(device)
 
 
-def _lowpass_order(c: int, h: int, w: int) -> torch.Tensor:
+def lowpass_order(c: int, h: int, w: int) -> torch.Tensor:
     """Flat indices of [C, H, W] DCT coefficients sorted by (u/H)^2 + (v/W)^2, then u, v, c."""
     u = torch.arange(h, dtype=torch.float64).view(1, h, 1).expand(c, h, w)
     v = torch.arange(w, dtype=torch.float64).view(1, 1, w).expand(c, h, w)
@@ -253,7 +253,7 @@ class AnalogCodec(LatentCodec):
         if self.selection == "identity":
             return torch.arange(c * h * w)
         if self.selection == "lowpass":
-            return _lowpass_order(c, h, w)
+            return lowpass_order(c, h, w)
         if self.coefficient_order.numel() != c * h * w:
             raise ValueError(
                 f"coefficient_order has {self.coefficient_order.numel()} entries but the latent "

@@ -60,7 +60,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from torch import nn
 
-from .analog import _lowpass_order, dct_matrix
+from .analog import lowpass_order, dct_matrix
 
 __all__ = ["LearnedCodec", "LearnedCodecConfig", "BANDWIDTH_RATIOS"]
 
@@ -239,7 +239,7 @@ class LearnedCodec(nn.Module):
             self.dec_gain = nn.Linear(d, 1)  # per-example log-gain of the output from the condition
             nn.init.zeros_(self.dec_gain.weight)
             nn.init.zeros_(self.dec_gain.bias)
-        order = _lowpass_order(c, cfg.latent_size, cfg.latent_size)[: 2 * cfg.num_symbols]
+        order = lowpass_order(c, cfg.latent_size, cfg.latent_size)[: 2 * cfg.num_symbols]
         self.register_buffer("kept_order", order, persistent=False)  # the sent DCT coefficients
         self.register_buffer("dct", dct_matrix(cfg.latent_size), persistent=False)
         # running power per real of the unnormalised symbols (average-power constraint)

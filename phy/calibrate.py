@@ -237,12 +237,12 @@ def sionna_bler_tables(calibration: Optional[str] = None, table: int = 1, catego
         >>> sorted(entry["CBS"], key=int), len(entry["SNR_db"]) == len(entry["CBS"]["1024"]["BLER"])
         (['256', '1024', '4096'], True)
     """
-    from .mcs import _rate_key, load_calibration  # pylint: disable=import-outside-toplevel
+    from .mcs import rate_key, load_calibration  # pylint: disable=import-outside-toplevel
 
     curves = load_calibration(calibration)
     mcs: dict[str, dict] = {}
     for e in mcs_table(table):
-        found = {k: c for (q, r, k), c in curves.items() if q == e.bits_per_symbol and r == _rate_key(e.code_rate)}
+        found = {k: c for (q, r, k), c in curves.items() if q == e.bits_per_symbol and r == rate_key(e.code_rate)}
         if not found:
             continue
         grid = sorted({float(x) for c in found.values() for x in c.snr_db})

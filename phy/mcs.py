@@ -39,6 +39,7 @@ __all__ = [
     "BlerCurve",
     "select_mcs",
     "load_calibration",
+    "rate_key",
     "CALIBRATION_FILE",
 ]
 
@@ -119,7 +120,12 @@ class BlerCurve:
         return math.inf
 
 
-def _rate_key(code_rate: float) -> float:
+def rate_key(code_rate: float) -> float:
+    """The calibration tables' key of a code rate: ``round(rate * 1024, 1)``.
+
+    >>> rate_key(0.5)
+    512.0
+    """
     return round(code_rate * 1024.0, 1)
 
 
@@ -213,7 +219,7 @@ def select_mcs(
         n = math.ceil(k_code / e.code_rate / e.bits_per_symbol - 1e-9) * e.bits_per_symbol
         if ldpc_support_error(k_code, n) is not None:
             continue  # 5G LDPC cannot carry this MCS in blocks of this length
-        curve = curves.get((e.bits_per_symbol, _rate_key(e.code_rate), k_cal))
+        curve = curves.get((e.bits_per_symbol, rate_key(e.code_rate), k_cal))
         if curve is None:
             continue
         if per_mod is not None and e.modulation not in per_mod:

@@ -38,7 +38,7 @@ MODULES = [
     "experiments.results", "experiments.plots", "experiments.ray_executor", "experiments.configtools",
     "experiments.evaluate", "experiments.report", "experiments.runner",
     "experiments.cli_options", "experiments.link_plots", "experiments.cli", "experiments.commands.generate",
-    "experiments.commands.train_jscc",
+    "experiments.commands.train_jscc", "experiments.stats",
 ]
 
 # public modules without docstring examples, each with the reason

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from latent_codec import AnalogCodec, HeaderCorruptedError, dct_matrix
-from latent_codec.analog import _lowpass_order
+from latent_codec.analog import lowpass_order
 
 GEN = lambda s=0: torch.Generator().manual_seed(s)  # noqa: E731
 
@@ -60,7 +60,7 @@ def test_truncation_error_is_the_dropped_energy():
     coeffs = (dct_matrix(16) @ centred @ dct_matrix(16).T).reshape(4, -1)
     p = codec.compress(x)
     kept = torch.zeros(1024, dtype=torch.bool)
-    kept[_lowpass_order(4, 16, 16)[: p.header.num_kept]] = True
+    kept[lowpass_order(4, 16, 16)[: p.header.num_kept]] = True
     predicted = float(coeffs[:, ~kept].pow(2).sum() / x.numel())
     mse = float(((codec.roundtrip(x) - x) ** 2).mean())
     assert 0.9 * predicted <= mse <= predicted * 1.001 + 1e-6  # clipping can only help
@@ -196,10 +196,10 @@ def test_analog_header_and_validation():
 # ---------------------------------------------------------------- optimal power allocation (issue 12)
 def _spectral_source(num: int, seed: int = 0):
     """Latents whose DCT coefficients are independent Gaussians of known, decaying variances."""
-    from latent_codec.analog import _lowpass_order, dct_matrix
+    from latent_codec.analog import lowpass_order, dct_matrix
 
     c, h = 4, 16
-    order = _lowpass_order(c, h, h)
+    order = lowpass_order(c, h, h)
     lam = torch.zeros(c * h * h)
     lam_sorted = torch.exp(-torch.arange(c * h * h, dtype=torch.float32) / 120.0)
     lam_sorted[:4] = 0.0  # the DC coefficients: the channel means travel in the header

@@ -30,12 +30,12 @@ def test_choice_is_the_most_efficient_feasible_mcs():
     better = [select_mcs(s, table=1, block_length=1024) for s in (choice.required_snr_db - 0.3,)]
     assert better[0].spectral_efficiency <= choice.spectral_efficiency
     # every more efficient MCS needs more than 8 dB
-    from phy.mcs import _rate_key  # pylint: disable=import-outside-toplevel
+    from phy.mcs import rate_key  # pylint: disable=import-outside-toplevel
     from phy.nr_tables import mcs_table
 
     curves = load_calibration()
     for e in mcs_table(1):
-        c = curves.get((e.bits_per_symbol, _rate_key(e.code_rate), 1024))
+        c = curves.get((e.bits_per_symbol, rate_key(e.code_rate), 1024))
         if c is not None and e.spectral_efficiency > choice.spectral_efficiency:
             assert c.bler_at(8.0) > 0.1
 
@@ -166,7 +166,7 @@ def test_shipped_sionna_tables_load_in_phy_abstraction():
     import sionna.sys
 
     from phy.calibrate import sionna_bler_tables
-    from phy.mcs import _rate_key
+    from phy.mcs import rate_key
     from phy.nr_tables import mcs_table
 
     path = Path(__file__).resolve().parents[2] / "phy" / "data" / "mcs_bler_awgn_sionna_table1.json"
@@ -175,7 +175,7 @@ def test_shipped_sionna_tables_load_in_phy_abstraction():
     curves = load_calibration()
     checked = 0
     for e in mcs_table(1):
-        curve = curves.get((e.bits_per_symbol, _rate_key(e.code_rate), 1024))
+        curve = curves.get((e.bits_per_symbol, rate_key(e.code_rate), 1024))
         if curve is None:
             continue
         for s in curve.snr_db:  # the measured points (on PHYAbstraction's 0.1 dB grid from -5 dB)
