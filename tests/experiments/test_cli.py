@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +12,8 @@ from experiments.commands import generate
 from latent_codec import CodecConfig
 from phy import LinkConfig
 from pipeline import ChainConfig
+from tests.cli_probe import run_cli_in_fresh_process
 
-ROOT = Path(__file__).resolve().parents[2]
 GEN = ["generate", "--prompt", "a red apple on a wooden table", "--model", "tiny-random"]
 
 
@@ -132,14 +128,8 @@ def test_negative_values_and_big_values_parse():
 def test_errors_come_before_torch_is_imported(tmp_path):
     """With the option cache built, argument and cross-option errors never import torch, Sionna or diffusers."""
     generate._specs()  # builds the cache in this process (the models are imported here anyway)
-    probe = ("import sys\nfrom experiments.cli import main\n"
-             "for argv in ([], ['--bit-error-rate', '0.1']):\n"
-             "    try:\n        main(['generate', '--prompt', 'x', '--steps', '-1'] if not argv else\n"
-             "             ['generate', '--prompt', 'x'] + argv)\n"
-             "    except SystemExit:\n        pass\n"
-             "print(sorted(m for m in ('torch', 'sionna', 'diffusers', 'transformers') if m in sys.modules))\n")
-    run = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                         env=dict(os.environ))
+    run = run_cli_in_fresh_process([["generate", "--prompt", "x", "--steps", "-1"],
+                                    ["generate", "--prompt", "x", "--bit-error-rate", "0.1"]])
     assert run.stdout.strip() == "[]", run.stdout + run.stderr
     assert "argument --steps: must be >= 1" in run.stderr and "--bit-error-rate only applies" in run.stderr
 

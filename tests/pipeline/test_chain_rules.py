@@ -1,17 +1,13 @@
 """ChainConfig's cross-field rules live in a torch-free function the command line checks first (issue 10)."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from experiments.commands import generate
 from pipeline.chain import ChainConfig, ChainConfigError
 from pipeline.chain_rules import RULE_DEFAULTS, check_chain_rules
+from tests.cli_probe import run_cli_in_fresh_process
 
-ROOT = Path(__file__).resolve().parents[2]
 
 BAD = [
     (dict(num_inference_steps=3, num_shared_steps=5), "num_shared_steps (5) must be <= num_inference_steps (3)"),
@@ -64,13 +60,8 @@ def test_good_configs_pass_both():
 
 def test_generate_reports_cross_field_errors_before_torch_is_imported():
     generate._specs()  # build the option cache (this process imports the models anyway)
-    probe = ("import sys\nfrom experiments.cli import main\n"
-             "for argv in (['--steps', '3', '--shared-steps', '5'], ['--analog', '--codec', 'uniform']):\n"
-             "    try:\n        main(['generate', '--prompt', 'x'] + argv)\n"
-             "    except SystemExit:\n        pass\n"
-             "print(sorted(m for m in ('torch', 'sionna', 'diffusers', 'transformers') if m in sys.modules))\n")
-    run = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                         env=dict(os.environ))
+    run = run_cli_in_fresh_process([["generate", "--prompt", "x", "--steps", "3", "--shared-steps", "5"],
+                                    ["generate", "--prompt", "x", "--analog", "--codec", "uniform"]])
     assert run.stdout.strip() == "[]", run.stdout + run.stderr
     assert "ChainConfig: num_shared_steps (5) must be <= num_inference_steps (3)" in run.stderr
     assert "ChainConfig: transmission='analog' needs codec name 'analog', got 'uniform'" in run.stderr
