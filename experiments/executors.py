@@ -151,6 +151,9 @@ def configure_worker(torch_threads: int) -> None:
     # Ctrl-C goes to the whole process group: let the parent alone handle it (it stops the workers)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _watch_parent()
+    from .cli import quiet_upstream  # pylint: disable=import-outside-toplevel
+
+    quiet_upstream()  # the same narrow filters as the command line (upstream noise, once per worker)
     import torch
 
     torch.set_num_threads(int(torch_threads))

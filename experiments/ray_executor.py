@@ -70,6 +70,9 @@ def _run_point(fn: Callable[[Any], Any], item: Any, torch_threads: int):
         except RuntimeError:   # already set in this process
             pass
         _WORKER_THREADS[:] = [torch_threads]
+        from .cli import quiet_upstream  # pylint: disable=import-outside-toplevel
+
+        quiet_upstream()  # the command line's narrow filters of upstream noise, once per worker
     return guarded_call(fn, item)
 
 

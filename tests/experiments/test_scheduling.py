@@ -67,3 +67,16 @@ def test_points_of_one_sender_state_share_the_unet_calls():
     # first: per group shared 2 steps + per receiver: reference 2 + alone 4 + received 2 (one UNet call per step)
     assert c1 - c0 == n_groups * (2 + n_rx * (2 + 4 + 2))
     assert c2 - c1 == n_groups * n_rx * 2        # only the received images are new
+
+
+def _has_quiet_filters(_):
+    import logging
+
+    return any(type(f).__name__ == "_DropRecords"
+               for f in logging.getLogger("transformers.utils.import_utils").filters)
+
+
+def test_workers_apply_the_command_lines_quiet_filters():
+    """Sweep workers drop the same upstream noise as the command line (issue 10: nothing printed twice per worker)."""
+    with ProcessExecutor(workers=1, start_method="forkserver", preload=("json",)) as ex:
+        assert [r for _, r, e in ex.imap_unordered(_has_quiet_filters, [0])] == [True]
