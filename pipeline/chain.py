@@ -384,6 +384,8 @@ class CollaborativeChain:
             cu = link.get("channel_uses") or 0
             link["airtime_s"] = cu / c.bandwidth_hz if c.bandwidth_hz else None
             link["channel_uses_per_pixel"] = cu / (image.shape[0] * image.shape[1])
+            # complex channel uses per latent value, every transport alike (the learned codec's rho, header included)
+            link["channel_uses_per_latent_value"] = cu / state.latents[0].numel()
             if "spectral_efficiency" in link:
                 link["spectral_efficiency_bits_per_symbol"] = link.pop("spectral_efficiency")
             alone = self.alone(prompt, seed) if c.compare_alone else None

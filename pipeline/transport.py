@@ -373,7 +373,7 @@ class LearnedTransport(Transport):
     >>> codec = LearnedCodec({"bandwidth_ratio": 0.125, "width": 8, "depth": 1, "cond_dim": 8})
     >>> t = LearnedTransport(codec, LinkConfig(channel="awgn"), snr_db=10.0, sigma=2.0)
     >>> rx = t.send(torch.randn(2, 4, 16, 16), generator=torch.Generator().manual_seed(0))
-    >>> rx.latents.shape, rx.link_stats["channel_uses"], rx.payload_stats["channel_uses_per_latent_value"]
+    >>> rx.latents.shape, rx.link_stats["channel_uses"], rx.payload_stats["bandwidth_ratio"]
     (torch.Size([2, 4, 16, 16]), 256, 0.125)
     """
 
@@ -408,7 +408,7 @@ class LearnedTransport(Transport):
                  "noise_var_eff": float(torch.as_tensor(res.noise_var_eff).float().mean()),
                  "header_corrupted": False, "num_repaired": 0}
         pay = {"payload_bits": 0, "payload_body_bits": 0, "payload_header_bits": 0, "bits_per_latent_value": 0.0,
-               "channel_uses_per_latent_value": self.codec.bandwidth_ratio}
+               "bandwidth_ratio": self.codec.bandwidth_ratio}
         return Received(x_hat.float(), stats, pay)
 
 

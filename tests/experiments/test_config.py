@@ -19,7 +19,7 @@ GOOD = {
     "grid": {"snr_db": [0, 10]},
 }
 EXPECTED = {"default", "fig3_bit_errors", "fig5_shared_steps", "fig6_semantic", "snr_channels",
-            "mcs_fixed_vs_adaptive", "digital_vs_analog", "soft_vs_hard", "latency_energy"}
+            "mcs_fixed_vs_adaptive", "digital_vs_analog", "soft_vs_hard", "latency_energy", "e2e_vs_separation"}
 
 
 def _with(**changes):

@@ -246,6 +246,8 @@ def test_row_has_flat_scalar_columns_with_units(pipe):
     assert row["airtime_s"] == pytest.approx(row["channel_uses"] / 1e6)
     assert row["ber"] == pytest.approx(row["bit_errors"] / row["num_bits"])
     assert row["channel_uses_per_pixel"] == pytest.approx(row["channel_uses"] / 32 ** 2)
+    latent_values = pipe.unet.config.in_channels * (32 // pipe.vae_scale_factor) ** 2
+    assert row["channel_uses_per_latent_value"] == pytest.approx(row["channel_uses"] / latent_values)
     acc = ComputeAccount(N, K, len(RECEIVERS), guidance=True)
     assert row["unet_evals_sender"] == 2 * K and row["unet_evals_receiver"] == 2 * (N - K)
     assert row["compute_saved_fraction"] == pytest.approx(acc.compute_saved_fraction)

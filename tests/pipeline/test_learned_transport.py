@@ -54,7 +54,7 @@ def test_send_accounts_channel_uses_and_repeats_with_the_seed(folder):
     c = t.send(x, generator=torch.Generator().manual_seed(4))
     assert torch.equal(a.latents, b.latents) and not torch.equal(a.latents, c.latents)
     assert a.link_stats["channel_uses"] == 2 * 128  # rho C H W symbols per latent, no header
-    assert a.payload_stats["channel_uses_per_latent_value"] == 0.125
+    assert a.payload_stats["bandwidth_ratio"] == 0.125
     assert {"bit_errors", "num_bits", "channel_uses", "header_corrupted", "num_repaired",
             "latent_noise_var", "noise_var_eff"} <= set(a.link_stats)
     assert {"payload_bits", "payload_body_bits", "payload_header_bits", "bits_per_latent_value"} <= \
