@@ -349,8 +349,17 @@ def available_executors() -> list[str]:
     return sorted(_registered())
 
 
-def _resolve(kind: str):
-    """The factory registered as ``kind`` (a name, or the ``module:attr`` value of a registered entry point)."""
+def check_executor(kind: str):
+    """The entry point registered as ``kind`` (a name, or the ``module:attr`` value of a registered entry
+    point), without importing it; an unknown name is a one-line ValueError listing the known ones.
+
+    >>> check_executor("process").name
+    'process'
+    >>> check_executor("bogus")
+    Traceback (most recent call last):
+    ...
+    ValueError: executor must be one of process, ray, serial (plug-ins register in the 'distdiff.executors' entry-point group), got 'bogus'
+    """
     registered = _registered()
     ep = registered.get(kind)
     if ep is None and ":" in kind:
@@ -358,6 +367,12 @@ def _resolve(kind: str):
     if ep is None:
         raise ValueError(f"executor must be one of {', '.join(sorted(registered))} (plug-ins register in the "
                          f"'{ENTRY_POINT_GROUP}' entry-point group), got {kind!r}")
+    return ep
+
+
+def _resolve(kind: str):
+    """The factory registered as ``kind`` (see :func:`check_executor`), imported."""
+    ep = check_executor(kind)
     try:
         return ep.load()
     except (ImportError, AttributeError) as err:
@@ -390,4 +405,5 @@ def make_executor(kind: str = "process", workers: int = 2, torch_threads: int = 
 
 
 __all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "PointError", "make_executor", "available_executors",
+           "check_executor",
            "configure_worker", "guarded_call", "ENTRY_POINT_GROUP", "BUILTIN_EXECUTORS", "FORKSERVER_PRELOAD"]

@@ -104,6 +104,25 @@ def _choice_list(choices: tuple):
 LIST_FIELDS = ("modulation", "channel", "mcs")
 
 
+def _count(text: str) -> int:
+    """A whole number of bits or errors, also written as ``1e6`` or ``1_000_000``.
+
+    >>> _count("1e6"), _count("1_000_000"), _count("250")
+    (1000000, 1000000, 250)
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        try:
+            number = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not number.is_integer():
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        value = int(number)
+    return value
+
+
 def _int_tuple(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(p) for p in text.split(",") if p.strip())
@@ -190,11 +209,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--snr-db", default="0:2:10", metavar="LIST",
                    help="Es/N0 points [dB]: comma list or start:step:stop, inclusive; negative values as typed, "
                         "e.g. -5:5:5 or -3,0,3 (default: 0:2:10)")
-    g.add_argument("--num-bits", type=int, default=100_000, metavar="N",
+    g.add_argument("--num-bits", type=_count, default=100_000, metavar="N",
                    help="information bits per point (default: 100000)")
-    g.add_argument("--target-block-errors", type=int, default=None, metavar="N",
+    g.add_argument("--target-block-errors", type=_count, default=None, metavar="N",
                    help="stop each point after N block errors (like Sionna's sim_ber); --max-bits caps it")
-    g.add_argument("--max-bits", type=int, default=None, metavar="N",
+    g.add_argument("--max-bits", type=_count, default=None, metavar="N",
                    help="bit budget per point with --target-block-errors (default: --num-bits)")
     g.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default: 0)")
     g.add_argument("--format", choices=["table", "json"], default="table",

@@ -129,6 +129,9 @@ def execute(args) -> int:
         check_plain_name(args.run_id, "--run-id")
     check_out_root(args.out)
     cfg = load_config(args.config, overrides=overrides)
+    from ..executors import check_executor  # pylint: disable=import-outside-toplevel
+
+    check_executor(cfg.execution.executor)  # an unknown executor is an error before --dry-run, not after it
     try:
         print(f"distdiff {args.command if hasattr(args, 'command') else NAME}: experiment '{cfg.name}' -> "
               f"{args.out}/{cfg.name}/{args.run_id or cfg.config_hash()}", flush=True)

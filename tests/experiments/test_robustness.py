@@ -360,3 +360,12 @@ def test_rows_carry_the_resolved_settings_even_when_a_variant_sets_them(tmp_path
                        "bits": 4, "code_rate": 0.5, "transmission": "digital"}.items():
         assert (df[col] == value).all(), col
     assert "mcs" in df.columns and sorted(set(df["snr_db"])) == [0, 10] and "seed" in df.columns
+
+
+def test_run_refuses_an_unknown_executor_before_a_dry_run(tmp_path, capsys):
+    """``--executor bogus --dry-run`` is an error naming the known executors, not a silent dry run."""
+    from experiments.cli import main
+
+    assert main(["run", "--executor", "bogus", "--dry-run", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "executor must be one of" in err and "'bogus'" in err
