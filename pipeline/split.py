@@ -545,11 +545,14 @@ class SplitDiffusion:
         unchanged. Euler-type (variance-exploding) samplers only.
         """
         self.check_resumable(state, strict=strict)
-        until = state.num_inference_steps if until is None else until
+        # the scheduler's own steps: N, except PNDM's warm-up (N + 1 with skip_prk_steps, 2N + 3 without)
+        saved = state.scheduler_state.get("timesteps")
+        end = len(saved) if saved is not None else state.num_inference_steps
+        until = end if until is None else until
         if isinstance(until, bool) or not isinstance(until, (int, np.integer)) \
-                or not state.step <= until <= state.num_inference_steps:
-            raise ValueError(f"until must be an int in [state.step={state.step}, "
-                             f"num_inference_steps={state.num_inference_steps}], got {until!r}")
+                or not state.step <= until <= end:
+            raise ValueError(f"until must be an int in [state.step={state.step}, {end}] (the scheduler's steps "
+                             f"for num_inference_steps={state.num_inference_steps}), got {until!r}")
         prompts = state.prompts if prompt is None else self._prompts(prompt)
         if len(prompts) == 1 and state.batch_size > 1:  # one prompt for every sample
             prompts = prompts * state.batch_size
@@ -628,5 +631,5 @@ class SplitDiffusion:
         self._check_output_type(output_type)
         run, _ = self._start(prompts, num_inference_steps, seed, guidance_scale, scheduler, negative_prompt,
                              generator)
-        self._denoise(run, 0, int(num_inference_steps))
+        self._denoise(run, 0, len(run.scheduler.timesteps))   # N, or PNDM's N + warm-up steps
         return self._output(run.latents, isinstance(prompt, str), output_type)

@@ -73,13 +73,9 @@ def test_matches_diffusers_pipeline_at_batch_one(sd):
     assert torch.equal(out, state.latents)
 
 
-# PNDM without skip_prk_steps runs 2N + 3 scheduler steps (Runge-Kutta warm-up) over N inference steps;
-# pipeline.split iterates N of them, so its PNDM image is not diffusers' (found by this test, issue 11 §5)
-_PNDM_DEFECT = pytest.mark.xfail(strict=True, reason="SplitDiffusion steps N of PNDM's 2N+3 timesteps")
-
-
-@pytest.mark.parametrize("scheduler", [pytest.param(s, marks=_PNDM_DEFECT) if s == "pndm" else s
-                                       for s in sorted(SCHEDULERS)])
+# PNDM runs N + 1 (skip_prk_steps) or 2N + 3 scheduler steps over N inference steps (Runge-Kutta / PLMS
+# warm-up); the split must run all of them, as diffusers' loop does (this test found the defect, issue 11)
+@pytest.mark.parametrize("scheduler", sorted(SCHEDULERS))
 @pytest.mark.parametrize("k", [0, 3])
 def test_every_scheduler_matches_diffusers_own_pipeline_call(sd, scheduler, k):
     """Each listed scheduler, shared for k steps and finished (split across two calls), gives bit for bit
@@ -98,8 +94,8 @@ def test_every_scheduler_matches_diffusers_own_pipeline_call(sd, scheduler, k):
     finally:
         pipe.scheduler = own
     state = sd.shared(APPLE, N, k, seed=3, scheduler=scheduler)
-    final = sd.resume(state, APPLE, until=N)
-    assert final.step == N
+    final = sd.resume(state, APPLE)                  # to the scheduler's last step
+    assert final.step == (N if scheduler != "pndm" else len(state.scheduler_state["timesteps"]))
     assert torch.equal(final.latents, ref), float((final.latents - ref).abs().max())
     image = sd.finish(state, APPLE)
     # diffusers returns floats in [0, 1]; SplitDiffusion rounds them to uint8
