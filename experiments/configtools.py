@@ -34,8 +34,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import re
 import typing
+from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -106,6 +108,42 @@ def check_plain_name(value: str, what: str) -> str:
         raise ValueError(f"{what}: {value!r} is not a plain name; use letters, digits, '_', '.' and '-' "
                          f"(not starting with '.' or '-', no '/' or '..', at most 128 characters)")
     return value
+
+
+def check_output_folder(path: str, option: str = "--out") -> Path:
+    """``path`` as a folder that exists or can be created, and can be written; checked before any work.
+
+    >>> check_output_folder("results").name
+    'results'
+    """
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{option} {path}: exists and is not a directory")
+    probe = folder
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"{option} {path}: {probe} is a file, so the folder cannot be created; give another path")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {path}: {probe} is not writable; give a folder you can write to")
+    return folder
+
+
+def check_output_file(path: str, option: str = "--output") -> Path:
+    """``path`` as a file that can be written into an existing folder; checked before any work.
+
+    >>> check_output_file("link.csv").name
+    'link.csv'
+    """
+    file = Path(path)
+    if file.is_dir():
+        raise ValueError(f"{option} {path}: is a directory; give a file name")
+    folder = file.parent
+    if not folder.is_dir():
+        raise ValueError(f"{option} {path}: the folder {folder} does not exist; create it first")
+    if not os.access(file if file.exists() else folder, os.W_OK):
+        raise ValueError(f"{option} {path}: {file if file.exists() else folder} is not writable")
+    return file
 
 
 def stable_hash(obj) -> str:
@@ -202,5 +240,6 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
     return f"config {source}: " + "; ".join(parts)
 
 
-__all__ = ["ConfigError", "StrictLoader", "yaml_load", "check_plain_name", "stable_hash", "deep_merge",
+__all__ = ["ConfigError", "StrictLoader", "yaml_load", "check_plain_name", "check_output_folder",
+           "check_output_file", "stable_hash", "deep_merge",
            "set_dotted", "models_in", "allowed_keys_at", "format_validation_error"]

@@ -20,12 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 from pathlib import Path
 
 from pipeline.chain_rules import RULE_DEFAULTS, check_chain_rules
 
 from ..cli_options import add_options, given_values, model_specs
+from ..configtools import check_output_folder
 
 NAME = "generate"
 HELP = "one collaborative generation: shared steps, the link, the receiver's own steps"
@@ -134,20 +134,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _check_out(path: str) -> None:
-    """An output folder that can be created and written, checked before any work."""
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {path}: exists and is not a directory")
-    parent = out
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ValueError(f"--out {path}: {parent} is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {path}: {parent} is not writable")
-
-
 def chain_config_from_args(args) -> dict:
     """The :class:`pipeline.ChainConfig` dict these options describe (checks what the models cannot see)."""
     chain, chain_link, codec_specs, link_specs = _specs()
@@ -182,7 +168,7 @@ def _json_value(v):
 
 def check(args) -> None:
     """The checks that need no heavy import (the command line runs them before torch and Sionna)."""
-    _check_out(args.out)
+    check_output_folder(args.out)
     check_rules(chain_config_from_args(args))
 
 

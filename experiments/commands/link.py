@@ -34,6 +34,8 @@ import math
 import re
 import sys
 
+from ..configtools import check_output_file
+
 NAME = "link"
 HELP = "link-level BER/BLER sweep over SNR (modulation, code, channel, receiver)"
 
@@ -252,7 +254,14 @@ def _format_table(rows: list[dict], columns) -> str:
     return tabulate(body, headers=list(columns), tablefmt="simple", disable_numparse=True)
 
 
+def check(args) -> None:
+    """The checks that need no heavy import: ``--output`` can be written (before the simulation, not after)."""
+    if args.output:
+        check_output_file(args.output)
+
+
 def run(args) -> int:
+    check(args)
     import phy  # pylint: disable=import-outside-toplevel
 
     import torch  # pylint: disable=import-outside-toplevel

@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 NAME = "run"
 HELP = "run an experiment config (default: the main job, experiments/configs/default.yaml)"
@@ -51,23 +50,6 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
                    help="validate the config and list the points (how many are done), run nothing")
 
 
-def check_out_root(out: str) -> Path:
-    """``--out`` as a path, checked before any work: not a file, and creatable/writable."""
-    root = Path(out)
-    if root.exists() and not root.is_dir():
-        raise ValueError(f"--out {out}: is an existing file, not a folder; give a folder for the results")
-    probe = root
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if probe.exists() and not probe.is_dir():
-        raise ValueError(f"--out {out}: {probe} is a file, so the folder cannot be created; give another path")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {out}: {probe} is not writable; give a folder you can write to")
-    return root
-
-
 def _dry_run(cfg, args) -> int:
     """List the points lazily (first lines at once, even for a large grid); done points are marked."""
     from experiments.grid import count_points, iter_points
@@ -96,7 +78,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def execute(args) -> int:
     """Load, validate and run the config named in ``args``; print a summary. Exit code 0/1/130."""
     from experiments.config import load_config
-    from experiments.configtools import check_plain_name
+    from experiments.configtools import check_output_folder, check_plain_name
     from experiments.report import DEFAULT_HEADLINE, key_findings
     from experiments.plots import axis_columns, metric_columns
     from experiments.results import read_results
@@ -127,7 +109,7 @@ def execute(args) -> int:
         overrides.append(f"execution.max_points={args.max_points}")
     if args.run_id is not None:
         check_plain_name(args.run_id, "--run-id")
-    check_out_root(args.out)
+    check_output_folder(args.out)
     cfg = load_config(args.config, overrides=overrides)
     from ..executors import check_executor  # pylint: disable=import-outside-toplevel
 
@@ -146,7 +128,7 @@ def execute(args) -> int:
     print(f"points: {outcome.num_points} total, {outcome.num_skipped} already done, {outcome.num_done} run now, "
           f"{outcome.num_failed} failed ({outcome.wall_s:.1f} s)")
     if outcome.interrupted:
-        print(f"interrupted: every finished point is saved; rerun the same command to resume", file=sys.stderr)
+        print("interrupted: every finished point is saved; rerun the same command to resume", file=sys.stderr)
         return 130
     csv_path = outcome.run_dir / "results.csv"
     if csv_path.exists():

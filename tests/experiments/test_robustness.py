@@ -369,3 +369,14 @@ def test_run_refuses_an_unknown_executor_before_a_dry_run(tmp_path, capsys):
     assert main(["run", "--executor", "bogus", "--dry-run", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "executor must be one of" in err and "'bogus'" in err
+
+
+def test_link_output_is_checked_before_the_simulation(tmp_path, capsys):
+    """``link --output`` into a missing folder or onto a folder is one line, before any bit is simulated."""
+    from experiments.cli import main
+
+    assert main(["link", "--snr-db", "0", "--output", str(tmp_path / "missing" / "x.csv")]) == 2
+    assert "the folder" in capsys.readouterr().err
+    assert main(["link", "--snr-db", "0", "--output", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
