@@ -322,8 +322,8 @@ class LinkChain(torch.nn.Module):
         )
 
 
-#: process-wide cache of the adaptive-MCS probes: (probe identity, snr_db, device) -> effective SNRs [dB],
-#: and ("profile", probe identity, mcs_table, snr_db, device) -> FadingProfile.
+#: process-wide cache of the adaptive-MCS probes (DigitalLink._probed): (probe identity, "effective", snr_db,
+#: device) -> effective SNRs [dB], (probe identity, "profile", mcs_table, snr_db, device) -> FadingProfile.
 #: The probe is deterministic (fixed seed), so links of equal configuration share it.
 _PROBE_CACHE: dict[tuple, dict[str, float]] = {}
 
@@ -394,7 +394,7 @@ class DigitalLink(torch.nn.Module):
         self.device = torch.device(device_key(device))
         self.user_channel = channel
         self.chains = torch.nn.ModuleDict()
-        self._effective_snr_cache: dict[float, dict[str, float]] = {}
+        self._probes: dict[tuple, object] = {}   # see _probed
         self._probe_channel = channel
         if config.mcs != "auto":
             self.chains["fixed"] = LinkChain(config, self.device, channel)
@@ -428,24 +428,8 @@ class DigitalLink(torch.nn.Module):
         snr = _check_snr(snr_db, True)
         if self.config.channel == "awgn" and self.user_channel is None:
             return {m: snr for m in MODULATIONS_QAM}
-        key = round(snr, 6)
-        if key not in self._effective_snr_cache:
-            shared = None
-            if self.user_channel is None:      # the configured channel: the probe is a pure function of these
-                shared = (_probe_identity(self.config), key, str(self.device))
-                if shared in _PROBE_CACHE:
-                    self._effective_snr_cache[key] = _PROBE_CACHE[shared]
-                    return dict(_PROBE_CACHE[shared])
-            if self._probe_channel is None:
-                with sionna_device(self.device):
-                    self._probe_channel = make_symbol_channel(self.config)
-            self._effective_snr_cache[key] = effective_snr_db(
-                self._probe_channel, snr, self.config.block_length, quantile=self.config.target_bler,
-                device=self.device,
-            )
-            if shared is not None:
-                _PROBE_CACHE[shared] = self._effective_snr_cache[key]
-        return dict(self._effective_snr_cache[key])
+        return dict(self._probed(("effective", round(snr, 6)), lambda channel: effective_snr_db(
+            channel, snr, self.config.block_length, quantile=self.config.target_bler, device=self.device)))
 
     def fading_profile(self, snr_db: float):
         """The :class:`~phy.mcs.FadingProfile` of the configured channel at
@@ -456,26 +440,28 @@ class DigitalLink(torch.nn.Module):
         snr = _check_snr(snr_db, True)
         if self.config.channel == "awgn" and self.user_channel is None:
             return None
-        key = ("profile", round(snr, 6))
-        shared = None
-        if key not in self._effective_snr_cache and self.user_channel is None:
-            # the configured channel: the profile is a pure function of these, shared by equal links
-            shared = ("profile", _probe_identity(self.config), self.config.mcs_table, key[1], str(self.device))
-            if shared in _PROBE_CACHE:
-                self._effective_snr_cache[key] = _PROBE_CACHE[shared]
-        if key not in self._effective_snr_cache:
-            if self._probe_channel is None:
-                with sionna_device(self.device):
-                    self._probe_channel = make_symbol_channel(self.config)
-            from .nr_tables import mcs_table  # pylint: disable=import-outside-toplevel
+        from .nr_tables import mcs_table  # pylint: disable=import-outside-toplevel
 
-            mods = tuple(sorted({e.modulation for e in mcs_table(self.config.mcs_table)} - {"bpsk"}))
-            self._effective_snr_cache[key] = FadingProfile.measure(
-                self._probe_channel, snr, max_codeword_bits(self.config.mcs_table, self.config.block_length),
-                device=self.device, modulations=mods)
-            if shared is not None:
-                _PROBE_CACHE[shared] = self._effective_snr_cache[key]
-        return self._effective_snr_cache[key]
+        mods = tuple(sorted({e.modulation for e in mcs_table(self.config.mcs_table)} - {"bpsk"}))
+        return self._probed(("profile", self.config.mcs_table, round(snr, 6)), lambda channel: FadingProfile.measure(
+            channel, snr, max_codeword_bits(self.config.mcs_table, self.config.block_length),
+            device=self.device, modulations=mods))
+
+    def _probed(self, key: tuple, measure):
+        """``measure(probe channel)`` cached per link under ``key``, and per process for the configured
+        channel (the probes are deterministic: links of equal probe identity share them)."""
+        if key not in self._probes:
+            shared = (_probe_identity(self.config), *key, str(self.device)) if self.user_channel is None else None
+            if shared is not None and shared in _PROBE_CACHE:
+                self._probes[key] = _PROBE_CACHE[shared]
+            else:
+                if self._probe_channel is None:
+                    with sionna_device(self.device):
+                        self._probe_channel = make_symbol_channel(self.config)
+                self._probes[key] = measure(self._probe_channel)
+                if shared is not None:
+                    _PROBE_CACHE[shared] = self._probes[key]
+        return self._probes[key]
 
     def select_mcs(self, snr_db: float):
         """The :class:`~phy.McsChoice` for ``snr_db`` (``mcs="auto"``): over
