@@ -16,6 +16,7 @@ PosixPath('results/default/0123456789ab/report.md')
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -126,34 +127,62 @@ def _pair_keys(df) -> list[str]:
     return keys
 
 
-def comparisons(df, axes: list[str], metrics: list[str]) -> list[str]:
-    """Arm-against-arm tests at each value of the x axis (markdown lines; empty when there are no arms).
+def comparison_layout(df, axes: list[str]) -> tuple[str | None, list[str]]:
+    """``(arm axis, strata axes)`` of the arm comparisons: with one axis besides x, that axis against x;
+    with several, ``variant`` (else the last of them) against every combination of the rest; with a
+    single categorical axis, its values against each other. ``(None, [])`` when there are no arms.
 
-    The arms are the values of the one grid axis besides x. Where two arms hold
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"snr_db": [0, 5], "channel": ["a", "b"], "variant": ["x", "y"]})
+    >>> comparison_layout(df, ["snr_db", "variant"]), comparison_layout(df, ["channel", "snr_db", "variant"])
+    (('variant', ['snr_db']), ('variant', ['channel', 'snr_db']))
+    >>> comparison_layout(df, ["variant"]), comparison_layout(df, ["snr_db"])
+    (('variant', []), (None, []))
+    """
+    x = choose_x(df, axes)
+    others = [a for a in axes if a != x]
+    if len(others) == 1:
+        return others[0], [x]
+    if len(others) > 1:
+        arm = "variant" if "variant" in others else others[-1]
+        return arm, [a for a in axes if a != arm]
+    if x is not None and not is_numeric(df[x]):
+        return x, []
+    return None, []
+
+
+def comparisons(df, axes: list[str], metrics: list[str]) -> list[str]:
+    """Arm-against-arm tests in each stratum (markdown lines; empty when there are no arms).
+
+    The arms and strata are :func:`comparison_layout`'s. Where two arms hold
     the same (seed, receiver) pairs the test is paired (exact McNemar for 0/1
     metrics, Wilcoxon signed-rank otherwise); else unpaired (Fisher's exact,
     Welch's t). Rows whose receiver fell back are dropped from receiver metrics.
     """
-    x = choose_x(df, axes)
-    others = [a for a in axes if a != x]
-    if len(others) != 1:
+    arm, strata = comparison_layout(df, axes)
+    if arm is None:
         return []
-    arm = others[0]
     arms = list(dict.fromkeys(df[arm]))
     if len(arms) < 2:
         return []
     keys = _pair_keys(df)
-    xs = sorted(df[x].unique()) if x is not None and is_numeric(df[x]) else ([None] if x is None else
-                                                                            list(dict.fromkeys(df[x])))
+    # numeric axes in order, the others in order of appearance
+    orders = [sorted(df[a].unique()) if is_numeric(df[a]) else list(dict.fromkeys(df[a])) for a in strata]
+    where = ("at each " + ", ".join(f"`{a}`" for a in strata)) if strata else "over the whole run"
+    head = ", ".join(strata) or "–"
     tested = [m for m in metrics if m not in ("compute_saved_fraction", "receiver_compute_saved_fraction",
                                               "alone_adherent", "reference_adherent", "mcs_index", "airtime_s", "channel_uses",
                                               "latency_s", "alone_latency_s")]
-    lines = [f"Each arm of `{arm}` against `{_fmt_axis(arms[0])}`, at each `{x}`: mean difference "
+    lines = [f"Each arm of `{arm}` against `{_fmt_axis(arms[0])}`, {where}: mean difference "
              f"(other − {_fmt_axis(arms[0])}) with its 95% t interval, n pairs, test and two-sided p-value.", "",
-             f"| {x} | arm | metric | {_fmt_axis(arms[0])} | arm | difference | n | test | p |",
+             f"| {head} | arm | metric | {_fmt_axis(arms[0])} | arm | difference | n | test | p |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for xv in xs:
-        at = df if xv is None else df[df[x] == xv]
+    for cell in itertools.product(*orders):
+        at = df
+        for a, v in zip(strata, cell):
+            at = at[at[a] == v]
+        if at.empty:
+            continue
         base = at[at[arm] == arms[0]]
         for other in arms[1:]:
             sub = at[at[arm] == other]
@@ -175,7 +204,7 @@ def comparisons(df, axes: list[str], metrics: list[str]) -> list[str]:
                     r = unpaired_test(a_vals.to_numpy(), b_vals.to_numpy(), binary=m in BINARY_METRICS)
                     n_txt = f"{r['n_a']} vs {r['n_b']}"
                     diff = fmt_number(r["diff"])
-                lines.append(f"| {_fmt_axis(xv) if xv is not None else '–'} | {_fmt_axis(other)} | {m} | "
+                lines.append(f"| {', '.join(_fmt_axis(v) for v in cell) or '–'} | {_fmt_axis(other)} | {m} | "
                              f"{fmt_number(r['mean_b'])} | {fmt_number(r['mean_a'])} | {diff} | {n_txt} | "
                              f"{r['test']} | {fmt_p(r['p_value'])} |")
     return lines
@@ -336,4 +365,4 @@ def write_outputs(run_dir: str | Path, cfg=None) -> dict:
     return {"plots": plots, "image_grid": grid, "report": report}
 
 
-__all__ = ["write_outputs", "headline_table", "key_findings", "comparisons", "latency_sources"]
+__all__ = ["write_outputs", "headline_table", "key_findings", "comparison_layout", "comparisons", "latency_sources"]

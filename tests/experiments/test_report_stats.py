@@ -166,3 +166,15 @@ def test_fig3_has_a_raw_and_a_sanitised_float16_arm_and_the_analog_header_is_rob
     assert t.control_config.mcs == 0 and t.control_config.code == "ldpc"
     with pytest.raises(ValueError, match="control_link"):
         ChainConfig(control_link="fast")
+
+
+def test_comparisons_stratify_by_every_other_axis():
+    """With several axes besides the arm (channel x SNR x variant), each (channel, SNR) cell gets its tests."""
+    df = _rows().rename(columns={"arm": "variant"})
+    df = pd.concat([df.assign(channel="awgn"), df.assign(channel="tdl-c")], ignore_index=True)
+    df["point_key"] = df["point_key"].astype(str) + df["channel"]
+    text = "\n".join(comparisons(df, ["channel", "snr_db", "variant"], ["psnr_db"]))
+    assert "at each `channel`, `snr_db`" in text
+    rows = [l for l in text.splitlines() if "| psnr_db |" in l]
+    assert {l.split("|")[1].strip() for l in rows} == {"awgn, 0", "awgn, 20", "tdl-c, 0", "tdl-c, 20"}
+    assert all(l.split("|")[8].strip() == "Wilcoxon signed-rank" for l in rows)
