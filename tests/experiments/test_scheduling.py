@@ -64,9 +64,37 @@ def test_points_of_one_sender_state_share_the_unet_calls():
     c2 = unet_calls()
     n_groups, n_rx = len(first.groups), len(first.groups[0]["receiver_prompts"])
     assert all(len(g["receiver_prompts"]) == n_rx for g in first.groups)
-    # first: per group shared 2 steps + per receiver: reference 2 + alone 4 + received 2 (one UNet call per step)
-    assert c1 - c0 == n_groups * (2 + n_rx * (2 + 4 + 2))
-    assert c2 - c1 == n_groups * n_rx * 2        # only the received images are new
+    # the main job batches each group's receivers: per group shared 2 steps, then one batch each of the
+    # references (2), the alone images (4) and the received latents (2): one UNet call per step
+    assert cfg.chain["batch_receivers"] is True
+    assert c1 - c0 == n_groups * (2 + 2 + 4 + 2)
+    assert c2 - c1 == n_groups * 2               # only the received images are new
+
+
+def test_batched_points_resume_byte_identical(tmp_path):
+    """With receivers batched per group, an interrupted and resumed sweep writes the same bytes (memo-free worker)."""
+    from experiments.executors import SerialExecutor
+    from experiments.evaluate import evaluate_point
+    from experiments.runner import run_sweep
+    from pipeline.cache import clear_memo
+
+    cfg = load_config("default", overrides=["model=tiny-random", "seeds=[1]", "grid.snr_db=[0,10,20]",
+                                            "chain.num_inference_steps=4", "chain.num_shared_steps=2",
+                                            "chain.classify=false",
+                                            "users=[{shared_prompt: a red apple on a wooden table, receiver_prompts:"
+                                            " [a yellow lemon on a wooden table, an orange orange on a wooden table,"
+                                            " a green apple on a wooden table]}]"])
+    assert cfg.chain["batch_receivers"] is True
+    kw = dict(executor=SerialExecutor(), progress=False, chain_model=None, make_outputs=False)
+    clear_memo()
+    whole = run_sweep(cfg, evaluate_point, out_root=tmp_path / "whole", **kw)
+    clear_memo()
+    part = run_sweep(cfg, evaluate_point, out_root=tmp_path / "part", limit=2, **kw)
+    assert part.num_done == 2 and not part.complete
+    clear_memo()                                   # the resumed points find no memoised references or alone images
+    rest = run_sweep(cfg, evaluate_point, out_root=tmp_path / "part", **kw)
+    assert rest.complete and rest.num_skipped == 2
+    assert (rest.run_dir / "results.csv").read_bytes() == (whole.run_dir / "results.csv").read_bytes()
 
 
 def _has_quiet_filters(_):

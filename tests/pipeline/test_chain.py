@@ -326,3 +326,52 @@ def test_chain_with_scheduler_none_runs_the_pipelines_own_scheduler():
     rec = chain.run(APPLE, [RECEIVERS[0]], seed=1)[0]
     sd = SplitDiffusion(own)
     np.testing.assert_array_equal(rec.image, sd.finish(sd.shared(APPLE, N, K, seed=1, scheduler="ddim"), RECEIVERS[0]))
+
+
+def _unet_forward_calls(pipe):
+    calls = []
+    handle = pipe.unet.register_forward_hook(lambda *_: calls.append(1))
+    return calls, handle
+
+
+def test_batched_receivers_are_deterministic_and_close_to_batch_one(pipe):
+    """batch_receivers: one UNet batch per group; same rows on a rerun; images within rounding of batch 1."""
+    single = CollaborativeChain(pipe, _bsc(0.01)).run(APPLE, RECEIVERS, seed=4)
+    clear_memo()
+    calls, handle = _unet_forward_calls(pipe)
+    try:
+        chain = CollaborativeChain(pipe, _bsc(0.01, batch_receivers=True))
+        batched = chain.run(APPLE, RECEIVERS, seed=4)
+    finally:
+        handle.remove()
+    # shared K steps, then one batch of receivers' references and one of received latents: K + 2 (N - K) calls
+    assert len(calls) == K + 2 * (N - K)
+    assert chain.split.unet_evals == 2 * K + 2 * len(RECEIVERS) * 2 * (N - K)      # the accounting is per sample
+    clear_memo()
+    again = CollaborativeChain(pipe, _bsc(0.01, batch_receivers=True)).run(APPLE, RECEIVERS, seed=4)
+    for s, b, a in zip(single, batched, again):
+        np.testing.assert_array_equal(b.image, a.image)
+        assert _nan_free(b.to_row()) == _nan_free(a.to_row())
+        # the same received bits; batched convolutions round differently, so images agree within a few levels
+        assert b.to_row()["bit_errors"] == s.to_row()["bit_errors"]
+        assert np.abs(b.image.astype(int) - s.image.astype(int)).max() <= 3
+        assert np.abs(b.reference_image.astype(int) - s.reference_image.astype(int)).max() <= 3
+
+
+def test_batched_receivers_lossless_is_exact_and_fallbacks_generate_alone(pipe, monkeypatch):
+    lossless = ChainConfig(num_inference_steps=N, num_shared_steps=K, transmission="lossless", classify=False,
+                           batch_receivers=True)
+    for rec in CollaborativeChain(pipe, lossless).run(APPLE, RECEIVERS, seed=2):
+        np.testing.assert_array_equal(rec.image, rec.reference_image)     # same batch, same latents: exact
+    chain = CollaborativeChain(pipe, _bsc(0.0, batch_receivers=True).model_copy(update={"compare_alone": True}))
+    real = chain._transmit
+
+    def lose_second_header(state, seed, receiver):
+        rx, link, pay = real(state, seed, receiver)
+        return (None, {**link, "header_corrupted": True}, pay) if receiver == 1 else (rx, link, pay)
+
+    monkeypatch.setattr(chain, "_transmit", lose_second_header)
+    records = chain.run(APPLE, RECEIVERS, seed=0)
+    assert [r.to_row()["fallback_generate_alone"] for r in records] == [False, True, False]
+    np.testing.assert_array_equal(records[1].image, records[1].alone_image)
+    assert not np.array_equal(records[0].image, records[0].alone_image)
