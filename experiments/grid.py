@@ -280,13 +280,17 @@ def plan_chunks(points: list[Point], workers: int, max_chunk: int = 16) -> list[
     first) as long as every worker gets one; the groups of the last, partial round are
     split so that every worker has work (each split repeats the group's shared work once,
     cheaper than an idle worker); no chunk holds more than ``max_chunk`` points, so an
-    interrupted sweep loses little. Within a chunk the points keep their grid order.
+    interrupted sweep loses little. Within a chunk the points keep their grid order, rotated so
+    that the chunks started together begin at different points of the grid (another SNR: a
+    worker then measures the adaptive-MCS probes the other one has not, and they share them
+    through the probe store, see :mod:`phy.probe_store`); ``results.csv`` is sorted at the end,
+    so the order never shows in the results.
 
     >>> from types import SimpleNamespace as P
     >>> pts = [P(index=i, seed=i % 3, model=None, device="cpu", groups=None, grouping=None, chain={}, extra={})
     ...        for i in range(21)]
     >>> [[p.index for p in c] for c in plan_chunks(pts, workers=2)]
-    [[0, 3, 6, 9, 12, 15, 18], [1, 4, 7, 10, 13, 16, 19], [2, 5, 8, 11], [14, 17, 20]]
+    [[0, 3, 6, 9, 12, 15, 18], [10, 13, 16, 19, 1, 4, 7], [2, 5, 8, 11], [17, 20, 14]]
     """
     groups: dict[str, list[Point]] = {}
     for p in points:
@@ -301,6 +305,9 @@ def plan_chunks(points: list[Point], workers: int, max_chunk: int = 16) -> list[
         size = -(-len(group) // pieces)
         chunks.extend(group[j:j + size] for j in range(0, len(group), size))
     chunks.sort(key=len, reverse=True)                            # slowest first (stable)
+    for i, chunk in enumerate(chunks):                            # workers start at different grid points
+        offset = (i % workers) * len(chunk) // workers
+        chunks[i] = chunk[offset:] + chunk[:offset]
     return chunks
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -106,6 +107,12 @@ def check_run_identity(cfg: ExperimentConfig, run_dir: Path, points: list[Point]
                 f"config.yaml; nothing was written. Give another --run-id")
 
 
+#: the workers' shared adaptive-MCS probes (phy.probe_store): ``<run dir>/.probes``, removed when the sweep completes
+PROBE_FOLDER = ".probes"
+#: = ``phy.probe_store.PROBE_STORE_ENV`` (tested), spelled here so that the driver never imports torch
+PROBE_STORE_ENV = "DISTDIFF_PROBE_STORE"
+
+
 def _timed_call(fn_and_point):
     from .evaluate import unet_calls
 
@@ -116,12 +123,19 @@ def _timed_call(fn_and_point):
 
 
 class _Job:
-    """Picklable wrapper: (point function, point) -> (PointResult, wall_s, pid, unet_calls)."""
+    """Picklable wrapper: (point function, point) -> (PointResult, wall_s, pid, unet_calls).
 
-    def __init__(self, fn):
+    ``probe_store``: the folder through which the workers share their adaptive-MCS probes
+    (:mod:`phy.probe_store`); set in the worker's environment before the point runs.
+    """
+
+    def __init__(self, fn, probe_store: str | None = None):
         self.fn = fn
+        self.probe_store = probe_store
 
     def __call__(self, point):
+        if self.probe_store:
+            os.environ[PROBE_STORE_ENV] = self.probe_store
         return _timed_call((self.fn, point))
 
 
@@ -248,7 +262,7 @@ def _run_locked(cfg, point_fn, points, run_dir, executor, progress, limit, make_
         bar = tqdm(total=len(todo), desc=f"{cfg.name}", unit="pt", file=sys.stderr, dynamic_ncols=True)
     # points that share a sender state run together on one worker (nothing recomputed), biggest groups first
     chunks = plan_chunks(todo, getattr(executor, "workers", 1))
-    results = executor.imap_grouped(_Job(point_fn), chunks)
+    results = executor.imap_grouped(_Job(point_fn, str(run_dir / PROBE_FOLDER)), chunks)
     fatal = None
     try:
         for point, result, error in results:
@@ -291,6 +305,7 @@ def _run_locked(cfg, point_fn, points, run_dir, executor, progress, limit, make_
     outcome.wall_s = time.perf_counter() - t0
     if outcome.complete:
         store.finalize({p.key: p.index for p in points})      # sorts; never drops a row
+        shutil.rmtree(run_dir / PROBE_FOLDER, ignore_errors=True)   # the shared probes served their sweep
         if make_outputs:
             from .report import write_outputs
 

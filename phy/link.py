@@ -36,6 +36,7 @@ from ._rng import device_key, resolve_generator, sionna_device, sionna_generator
 from .channels import Channel, ChannelOutput, check_channel, check_channel_output, make_symbol_channel
 from .coding import CodeBlockSegmenter, DecodedBlocks, make_code
 from .config import LinkConfig
+from .probe_store import stored
 from .snr import noise_variance_from_snr_db
 
 __all__ = ["DigitalLink", "LinkChain", "LinkResult", "SymbolLink", "SymbolLinkResult"]
@@ -455,10 +456,14 @@ class DigitalLink(torch.nn.Module):
             if shared is not None and shared in _PROBE_CACHE:
                 self._probes[key] = _PROBE_CACHE[shared]
             else:
-                if self._probe_channel is None:
-                    with sionna_device(self.device):
-                        self._probe_channel = make_symbol_channel(self.config)
-                self._probes[key] = measure(self._probe_channel)
+                def run():
+                    if self._probe_channel is None:
+                        with sionna_device(self.device):
+                            self._probe_channel = make_symbol_channel(self.config)
+                    return measure(self._probe_channel)
+
+                # the configured channel's probe is shared with the sweep's other workers (phy.probe_store)
+                self._probes[key] = run() if shared is None else stored(shared, run)
                 if shared is not None:
                     _PROBE_CACHE[shared] = self._probes[key]
         return self._probes[key]

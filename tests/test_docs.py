@@ -24,7 +24,7 @@ PACKAGES = ("phy", "latent_codec", "pipeline", "experiments")
 
 MODULES = [
     "phy.config", "phy.snr", "phy.theory", "phy.coding", "phy.channels", "phy.link", "phy.sweep",
-    "phy.nr_tables", "phy.ldpc", "phy.mcs", "phy.seeding", "phy.montecarlo", "phy.calibrate", "phy.jscc_bounds", "phy.mi_tables",
+    "phy.nr_tables", "phy.ldpc", "phy.mcs", "phy.seeding", "phy.montecarlo", "phy.calibrate", "phy.jscc_bounds", "phy.mi_tables", "phy.probe_store",
     "latent_codec", "latent_codec.bitops", "latent_codec.header", "latent_codec.ordering",
     "latent_codec.quantizers", "latent_codec.sanitize", "latent_codec.codecs", "latent_codec.analog",
     "latent_codec.accounting", "latent_codec.config", "latent_codec.base", "latent_codec.float16",

@@ -108,3 +108,35 @@ def test_workers_apply_the_command_lines_quiet_filters():
     """Sweep workers drop the same upstream noise as the command line (issue 10: nothing printed twice per worker)."""
     with ProcessExecutor(workers=1, start_method="forkserver", preload=("json",)) as ex:
         assert [r for _, r, e in ex.imap_unordered(_has_quiet_filters, [0])] == [True]
+
+
+def test_workers_share_the_adaptive_mcs_probes_through_the_run_directory(tmp_path, monkeypatch):
+    """Two workers measure each SNR's fading probe once between them (phy.probe_store); the store goes at the end."""
+    from experiments import runner
+    from phy import probe_store
+    from phy.mcs import FadingProfile
+
+    assert runner.PROBE_STORE_ENV == probe_store.PROBE_STORE_ENV
+    log = tmp_path / "measured.txt"
+    original = FadingProfile.measure.__func__
+
+    def logged(cls, channel, snr_db, *args, **kwargs):        # inherited by the forked workers
+        with open(log, "a") as f:
+            f.write(f"{snr_db}\n")
+        return original(cls, channel, snr_db, *args, **kwargs)
+
+    monkeypatch.setattr(FadingProfile, "measure", classmethod(logged))
+    monkeypatch.setattr("phy.link._PROBE_CACHE", {})           # nothing measured yet in this process
+    cfg = load_config("default", overrides=["model=tiny-random", "seeds=[0,1]", "grid.snr_db=[0,20]",
+                                            "chain.num_inference_steps=2", "chain.num_shared_steps=1",
+                                            "chain.classify=false", "chain.compare_alone=false",
+                                            "execution.save_images=false"])
+    with ProcessExecutor(workers=2, start_method="fork") as ex:
+        parallel = runner.run_sweep(cfg, out_root=tmp_path / "parallel", executor=ex, progress=False,
+                                    make_outputs=False)
+    assert parallel.complete and not (parallel.run_dir / runner.PROBE_FOLDER).exists()
+    # 2 seeds x 2 SNRs on 2 workers: each SNR measured once between them (4 times without the store)
+    assert sorted(log.read_text().split()) == ["0.0", "20.0"]
+    serial = runner.run_sweep(cfg, out_root=tmp_path / "serial", executor=runner.make_executor("serial"),
+                              progress=False, make_outputs=False)
+    assert (parallel.run_dir / "results.csv").read_bytes() == (serial.run_dir / "results.csv").read_bytes()
