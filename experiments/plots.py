@@ -44,7 +44,7 @@ BOOKKEEPING = ("point_index", "point_key", "point_rows", "seed", "user", "user_i
 DEFAULT_METRICS = ("psnr_db", "ssim", "mse", "adherent", "ber", "bler", "compute_saved_fraction", "airtime_s",
                    "latency_s", "device_energy_j", "total_energy_j")
 #: other per-point outputs that are never axes
-KNOWN_METRICS = ("mse", "psnr_db", "ssim", "bit_errors", "block_errors", "channel_uses", "mcs_index", "payload_bits",
+KNOWN_METRICS = ("mse", "psnr_db", "ssim", "latent_mse", "bit_errors", "block_errors", "channel_uses", "mcs_index", "payload_bits",
                  "spectral_efficiency", "edge_compute_s", "device_compute_s", "alone_latency_s", "latency_saved_s",
                  "edge_energy_j", "alone_energy_j", "device_energy_saved_fraction", "ebno_db", "code_rate_effective",
                  "num_sanitised", "unet_evals_sender", "unet_evals_receiver", "unet_evals_alone")
@@ -54,7 +54,7 @@ PREFERRED_X = ("snr_db", "bit_error_rate", "num_shared_steps", "speed_mps", "bit
 #: column -> (axis label with unit, scale factor applied to the values drawn)
 LABELS: dict[str, tuple[str, float]] = {
     "snr_db": ("SNR [dB]", 1.0), "ebno_db": ("Eb/N0 [dB]", 1.0), "psnr_db": ("PSNR [dB]", 1.0),
-    "ssim": ("SSIM", 1.0), "mse": ("MSE", 1.0), "adherent": ("prompt adherence (fraction)", 1.0),
+    "ssim": ("SSIM", 1.0), "mse": ("MSE", 1.0), "latent_mse": ("latent MSE [latent units$^2$]", 1.0), "adherent": ("prompt adherence (fraction)", 1.0),
     "ber": ("BER", 1.0), "bler": ("BLER", 1.0), "bit_error_rate": ("channel bit error rate", 1.0),
     "airtime_s": ("airtime [ms]", 1e3), "latency_s": ("latency [s]", 1.0),
     "alone_latency_s": ("latency alone [s]", 1.0), "latency_saved_s": ("latency saved [s]", 1.0),
@@ -73,12 +73,12 @@ LABELS: dict[str, tuple[str, float]] = {
     "variant": ("variant", 1.0), "user_set": ("user set", 1.0),
 }
 #: metrics drawn on a log y axis (error rates)
-LOG_METRICS = ("ber", "bler", "bit_error_rate", "mse")
+LOG_METRICS = ("ber", "bler", "bit_error_rate", "mse", "latent_mse")
 #: the range each metric's values (and so its confidence band) can take
 METRIC_RANGES: dict[str, tuple[float, float]] = {
     "ber": (0.0, 1.0), "bler": (0.0, 1.0), "ssim": (-1.0, 1.0), "adherent": (0.0, 1.0),
     "compute_saved_fraction": (-np.inf, 1.0), "receiver_compute_saved_fraction": (-np.inf, 1.0),
-    "device_energy_saved_fraction": (-np.inf, 1.0), "mse": (0.0, np.inf), "psnr_db": (0.0, np.inf),
+    "device_energy_saved_fraction": (-np.inf, 1.0), "mse": (0.0, np.inf), "latent_mse": (0.0, np.inf), "psnr_db": (0.0, np.inf),
     "airtime_s": (0.0, np.inf), "latency_s": (0.0, np.inf), "device_energy_j": (0.0, np.inf),
     "total_energy_j": (0.0, np.inf),
 }

@@ -53,7 +53,7 @@ BINARY_METRICS = ("adherent", "fallback_generate_alone", "judge_abstained", "ref
 #: rate columns with their (errors, total) count columns: Wilson interval of the pooled rate
 COUNTED_RATES = {"bler": ("block_errors", "num_blocks"), "ber": ("bit_errors", "num_bits")}
 #: columns about the receiver's image or its judgement: fallback rows are left out of their means
-RECEIVER_METRICS = ("mse", "psnr_db", "ssim", "mse_vs_alone", "psnr_db_vs_alone", "ssim_vs_alone",
+RECEIVER_METRICS = ("mse", "psnr_db", "ssim", "latent_mse", "mse_vs_alone", "psnr_db_vs_alone", "ssim_vs_alone",
                     "mse_nominal_resume", "psnr_db_nominal_resume", "ssim_nominal_resume",
                     "adherent", "judge_abstained", "classified_as", "num_repaired")
 #: columns in dB that may be +inf (identical images)

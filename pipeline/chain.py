@@ -435,6 +435,8 @@ class CollaborativeChain:
             link["channel_uses_per_pixel"] = cu / (image.shape[0] * image.shape[1])
             # complex channel uses per latent value, every transport alike (the learned codec's rho, header included)
             link["channel_uses_per_latent_value"] = cu / state.latents[0].numel()
+            # what crossed, every transport alike: received against sent latents [latent units^2] (None: fell back)
+            link["latent_mse"] = None if rx is None else float((rx.float() - state.latents.float()).pow(2).mean())
             if "spectral_efficiency" in link:
                 link["spectral_efficiency_bits_per_symbol"] = link.pop("spectral_efficiency")
             alone = alones[r] if c.compare_alone else None

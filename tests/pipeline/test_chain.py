@@ -41,7 +41,7 @@ def test_lossless_path_gives_exactly_the_reference(pipe):
         np.testing.assert_array_equal(rec.image, rec.reference_image)
         row = rec.to_row()
         assert row["mse"] == 0.0 and row["psnr_db"] == math.inf and row["ssim"] == 1.0
-        assert row["payload_bits"] == 0 and rec.receiver_prompt == prompt
+        assert row["payload_bits"] == 0 and rec.receiver_prompt == prompt and row["latent_mse"] == 0.0
     # the reference is the receiver finishing the sender's exact state with its own prompt
     from pipeline.split import SplitDiffusion
 
@@ -248,6 +248,7 @@ def test_row_has_flat_scalar_columns_with_units(pipe):
     assert row["channel_uses_per_pixel"] == pytest.approx(row["channel_uses"] / 32 ** 2)
     latent_values = pipe.unet.config.in_channels * (32 // pipe.vae_scale_factor) ** 2
     assert row["channel_uses_per_latent_value"] == pytest.approx(row["channel_uses"] / latent_values)
+    assert row["bit_errors"] > 0 and 0 < row["latent_mse"] < math.inf      # received vs sent latents
     acc = ComputeAccount(N, K, len(RECEIVERS), guidance=True)
     assert row["unet_evals_sender"] == 2 * K and row["unet_evals_receiver"] == 2 * (N - K)
     assert row["compute_saved_fraction"] == pytest.approx(acc.compute_saved_fraction)

@@ -78,6 +78,8 @@ def test_the_chain_runs_learned_end_to_end(folder):
     assert rows == again
     assert rows[0]["channel_uses"] == 128 and rows[0]["transmission"] == "learned"
     assert rows[0]["airtime_s"] == pytest.approx(128 / 1e6)
+    # the chain's latent_mse (received vs sent) is the error the learned transport measured itself
+    assert rows[0]["latent_mse"] == pytest.approx(rows[0]["latent_noise_var"], rel=1e-5)
 
 
 def test_the_shipped_weights_load_by_default():
