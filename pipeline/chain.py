@@ -117,8 +117,9 @@ class ChainConfig(BaseModel):
     control_link : "same_link" | "robust"
         Analog only: the channel that carries the header. ``"same_link"``: the
         data link's (fixed) configuration; ``"robust"``: LDPC at MCS 0 of the
-        link's table (the most robust control channel), counted in the airtime
-        (see :class:`pipeline.transport.AnalogTransport`).
+        link's table (the most robust control channel), one code block sized to
+        the header, counted in the airtime, and no header repetition unless the
+        codec sets ``header_repetition`` (see :class:`pipeline.transport.AnalogTransport`).
     bandwidth_hz : float | None
         Channel bandwidth [Hz] for the airtime column.
     compare_alone : bool

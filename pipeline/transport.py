@@ -284,7 +284,8 @@ class AnalogTransport(Transport):
         The control channel that carries the header: ``"same_link"`` (the
         digital link of ``link_config``, as before), ``"robust"`` (the most
         robust MCS: MCS 0 of ``link_config.mcs_table`` with LDPC, over the same
-        channel), or a separately configured link. Its channel uses count in
+        channel, its code block sized to the header: no zero padding up to
+        ``block_length``), or a separately configured link. Its channel uses count in
         ``channel_uses`` (hence the airtime) and are also reported as
         ``header_channel_uses``; header loss is ``header_corrupted``.
     """
@@ -299,6 +300,7 @@ class AnalogTransport(Transport):
             self.control_config = link_config
         elif control == "robust":
             self.control_config = link_config.replace(code="ldpc", mcs=0, mcs_table=link_config.mcs_table)
+            self._fit_control_block = True
         else:
             raise ValueError(f"control must be 'same_link', 'robust' or a phy.LinkConfig, got {control!r}")
         self.snr_db = snr_db
@@ -307,7 +309,16 @@ class AnalogTransport(Transport):
         self.header_llrs = bool(header_llrs)
         self._links: dict = {}
 
-    def _link(self, kind: str):
+    #: the robust control link's largest code block: 5G LDPC base graph 2 (rates < 2/3) takes K + CRC <= 3840
+    MAX_CONTROL_BLOCK = 3840 - 24
+    _fit_control_block = False
+
+    def _link(self, kind: str, header_bits: int = 0):
+        if kind == "digital" and self._fit_control_block:   # one code block per header, no padding
+            k = max(1, min(int(header_bits), self.MAX_CONTROL_BLOCK))
+            kind = f"digital/{k}"
+            if kind not in self._links:
+                self._links[kind] = DigitalLink(self.control_config.replace(block_length=k))
         if kind not in self._links:
             self._links[kind] = (DigitalLink(self.control_config) if kind == "digital"
                                  else SymbolLink(self.link_config))
@@ -323,13 +334,14 @@ class AnalogTransport(Transport):
         if self.header_over_link:
             if control_generator is None:
                 raise ValueError("AnalogTransport with header_over_link needs a control_generator")
-            hres = self._link("digital")(payload.header_bits, self.snr_db, generator=control_generator)
+            control = self._link("digital", payload.header_bits.shape[-1])
+            hres = control(payload.header_bits, self.snr_db, generator=control_generator)
             hs = link_stats(hres)
             stats.update(header_bit_errors=hs["bit_errors"], header_num_bits=hs["num_bits"])
             if self.control_config is not self.link_config:  # new columns only where the control link differs
                 stats.update(header_channel_uses=int(hs["channel_uses"] or 0), header_mcs_index=hs["mcs_index"])
             stats["channel_uses"] += int(hs["channel_uses"] or 0)
-            rx, soft = _received_values(hres, self.header_llrs, self._link("digital"))
+            rx, soft = _received_values(hres, self.header_llrs, control)
             try:
                 header = self.codec.parse_header(rx, llrs=soft)
             except HeaderCorruptedError:
@@ -509,6 +521,10 @@ def build_transport(config) -> Transport:
                               codec.scheduler_config)
         return LearnedTransport(codec, config.link, config.snr_db, sigma=sigma)
     codec_cfg: CodecConfig = config.codec
+    if config.transmission == "analog" and getattr(config, "control_link", "same_link") == "robust" \
+            and "header_repetition" not in codec_cfg.model_fields_set:
+        # the robust control channel is already LDPC at the most robust MCS: no 5x repetition on top by default
+        codec_cfg = codec_cfg.model_copy(update={"header_repetition": 1})
     codec = codec_cfg.build()
     if config.transmission == "digital":
         return DigitalTransport(codec, config.link, config.snr_db, llrs=config.soft_decoding,

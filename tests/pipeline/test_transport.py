@@ -206,8 +206,28 @@ def test_analog_header_on_a_robust_control_channel():
     assert robust["header_mcs_index"] == 0 and robust["header_corrupted"] is False
     assert robust["channel_uses"] == 128 + robust["header_channel_uses"]  # 128 data symbols + the control link
     assert "header_channel_uses" not in uses["same_link"]  # the old columns are unchanged
+    # one code block sized to the header (5 copies of its row), none of the padding to block_length=1024
+    import math  # noqa: PLC0415
+
+    from phy.nr_tables import mcs_table  # noqa: PLC0415
+
+    header_bits = AnalogCodec().compress(x).header_bits.shape[-1]
+    rate = mcs_table(1)[0].code_rate
+    assert robust["header_channel_uses"] == math.ceil((header_bits + 24) / rate / 2 - 1e-9)
     with pytest.raises(ValueError, match="control must be"):
         AnalogTransport(AnalogCodec(), LinkConfig(), 0.0, control="loud")
+
+
+def test_robust_control_link_drops_the_header_repetition_unless_asked():
+    from pipeline.chain import ChainConfig  # noqa: PLC0415
+    from pipeline.transport import build_transport  # noqa: PLC0415
+
+    base = dict(transmission="analog", snr_db=0.0)
+    robust = build_transport(ChainConfig(codec={"name": "analog"}, control_link="robust", **base))
+    same = build_transport(ChainConfig(codec={"name": "analog"}, **base))
+    asked = build_transport(ChainConfig(codec={"name": "analog", "header_repetition": 3}, control_link="robust",
+                                        **base))
+    assert (robust.codec.header_repetition, same.codec.header_repetition, asked.codec.header_repetition) == (1, 5, 3)
 
 
 def test_polar_is_decoded_from_hard_bits():
