@@ -155,13 +155,21 @@ def _evaluate(point: Point) -> PointResult:
 
     pipe = get_pipeline(point.model, point.device)
     base = ChainConfig.model_validate(point.chain)
-    rows, images = [], {}
-    for gi, group in enumerate(user_groups(point, pipe)):
-        config = base
-        if group.get("num_shared_steps") is not None:
-            config = ChainConfig.model_validate({**point.chain, "num_shared_steps": group["num_shared_steps"]})
+    groups = user_groups(point, pipe)
+    configs = [base if g.get("num_shared_steps") is None else
+               ChainConfig.model_validate({**point.chain, "num_shared_steps": g["num_shared_steps"]}) for g in groups]
+    # groups of one configuration run together (with batch_receivers: all their receivers in one UNet batch)
+    records_of: dict[int, list] = {}
+    distinct = [cfg for i, cfg in enumerate(configs) if cfg not in configs[:i]]
+    for config in distinct:
+        members = [gi for gi, cfg in enumerate(configs) if cfg == config]
         chain = CollaborativeChain(pipe, config, judge=get_judge() if config.classify else None)
-        records = chain.run(group["shared_prompt"], list(group["receiver_prompts"]), seed=point.seed)
+        outcome = chain.run_groups([(groups[gi]["shared_prompt"], list(groups[gi]["receiver_prompts"]))
+                                    for gi in members], seed=point.seed)
+        records_of.update(zip(members, outcome))
+    rows, images = [], {}
+    for gi, group in enumerate(groups):
+        config, records = configs[gi], records_of[gi]
         for u, (prompt, rec) in enumerate(zip(group["receiver_prompts"], records)):
             row = {"group": group["name"], "group_index": gi, "user": u, "pair": f"{group['name']}/u{u}",
                    "shared_prompt": group["shared_prompt"],

@@ -133,14 +133,16 @@ class ChainConfig(BaseModel):
         Learned only: the codec folder (``LearnedCodec.save_pretrained``); None:
         the shipped ``pipeline/models/jscc-rho<bandwidth_ratio>``.
     batch_receivers : bool
-        Finish the group's receivers in one UNet batch (likewise their
-        error-free references and their images generated alone): 1.2-1.35x
-        less UNet time on a CPU for groups of 2-6. Batched convolutions round
-        differently from batch-1 ones, so the images differ from the batch-1
-        images (which equal diffusers' own pipeline call bit for bit) in the
-        last bits; they stay deterministic, since the batch is always the
-        whole group. Not with ``analog_noise_matching`` (one noise level per
-        receiver): those receivers are finished one by one.
+        Finish the receivers in one UNet batch (:meth:`CollaborativeChain.run`:
+        the group's; :meth:`~CollaborativeChain.run_groups`: every group's),
+        likewise their error-free references and their images generated
+        alone: 1.2-1.35x less UNet time on a CPU for 2-6 receivers. Batched
+        convolutions round differently from batch-1 ones, so the images
+        differ from the batch-1 images (which equal diffusers' own pipeline
+        call bit for bit) in the last bits; they stay deterministic, since the
+        batch is always the same set of receivers. Not with
+        ``analog_noise_matching`` (one noise level per receiver): those
+        receivers are finished one by one.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -301,12 +303,18 @@ class CollaborativeChain:
         key = (self._key(state.prompts[0], state.seeds[0], state.step), receiver_prompt)
         return MEMO["reference"].get_or(key, lambda: self.split.finish(state, receiver_prompt))
 
-    def references(self, state: IntermediateState, receiver_prompts: list[str]) -> list[np.ndarray]:
-        """Every receiver's reference image: one batch of the group when ``batch_receivers`` (memoised per group)."""
-        if not self.config.batch_receivers or len(receiver_prompts) == 1:
-            return [self.reference(state, p) for p in receiver_prompts]
-        key = (self._key(state.prompts[0], state.seeds[0], state.step), tuple(receiver_prompts), "batch")
-        return list(MEMO["reference"].get_or(key, lambda: self.split.finish(state, list(receiver_prompts))))
+    def _batched(self, groups: list[tuple[IntermediateState, list[str]]]) -> bool:
+        return self.config.batch_receivers and sum(len(p) for _, p in groups) > 1
+
+    def references(self, groups: list[tuple[IntermediateState, list[str]]]) -> list[np.ndarray]:
+        """Every receiver's reference image, groups given as ``(state, receiver prompts)``, in order; one
+        batch of all of them when ``batch_receivers`` (memoised per batch)."""
+        if not self._batched(groups):
+            return [self.reference(state, p) for state, prompts in groups for p in prompts]
+        key = tuple((self._key(st.prompts[0], st.seeds[0], st.step), tuple(p)) for st, p in groups) + ("batch",)
+        batch = IntermediateState.stack([st.repeat(len(p)) for st, p in groups])
+        prompts = [x for _, p in groups for x in p]
+        return list(MEMO["reference"].get_or(key, lambda: self.split.finish(batch, prompts)))
 
     def alone(self, receiver_prompt: str, seed: int) -> np.ndarray:
         """The receiver's image generated alone (all ``N`` steps, same seed; memoised)."""
@@ -317,7 +325,7 @@ class CollaborativeChain:
             scheduler=c.scheduler))
 
     def alones(self, receiver_prompts: list[str], seed: int) -> list[np.ndarray]:
-        """Every receiver's image generated alone: one batch of the group when ``batch_receivers`` (memoised)."""
+        """Every receiver's image generated alone: one batch when ``batch_receivers`` (memoised per batch)."""
         c = self.config
         if not c.batch_receivers or len(receiver_prompts) == 1:
             return [self.alone(p, seed) for p in receiver_prompts]
@@ -326,20 +334,19 @@ class CollaborativeChain:
             list(receiver_prompts), c.num_inference_steps, seed=seed, guidance_scale=c.guidance_scale,
             scheduler=c.scheduler)))
 
-    def _finish_received(self, state: IntermediateState, received: list[torch.Tensor | None], prompts: list[str],
+    def _finish_received(self, received: list[tuple[IntermediateState, torch.Tensor | None]], prompts: list[str],
                          variances: list[float | None]) -> list[np.ndarray | None]:
-        """Each receiver's image from its received latents (None where its header was lost)."""
-        todo = [r for r, rx in enumerate(received) if rx is not None]
+        """Each receiver's image from its ``(sender state, received latents)`` (None where its header was lost)."""
+        todo = [r for r, (_, rx) in enumerate(received) if rx is not None]
         images: list[np.ndarray | None] = [None] * len(received)
+        states = {r: received[r][0].with_latents(received[r][1].to(received[r][0].latents.dtype)) for r in todo}
         if self.config.batch_receivers and len(todo) > 1 and not self.config.analog_noise_matching:
-            batch = state.repeat(len(todo)).with_latents(
-                torch.cat([received[r].to(state.latents.dtype) for r in todo]))
+            batch = IntermediateState.stack([states[r] for r in todo])
             for r, image in zip(todo, self.split.finish(batch, [prompts[r] for r in todo])):
                 images[r] = image
             return images
         for r in todo:
-            images[r] = self.split.finish(state.with_latents(received[r].to(state.latents.dtype)), prompts[r],
-                                          latent_noise_variance=variances[r])
+            images[r] = self.split.finish(states[r], prompts[r], latent_noise_variance=variances[r])
         return images
 
     # ---------------------------------------------------------------- transmission
@@ -383,30 +390,59 @@ class CollaborativeChain:
     # ---------------------------------------------------------------- run
     def run(self, shared_prompt: str, receiver_prompts: list[str] | str, seed: int = 0) -> list[ReceiverRecord]:
         """Run the chain for one group; one :class:`ReceiverRecord` per receiver prompt."""
-        if isinstance(receiver_prompts, str):
-            receiver_prompts = [receiver_prompts]
-        if not isinstance(shared_prompt, str) or not shared_prompt.strip():
-            raise ValueError(f"shared_prompt must be a non-empty string, got {shared_prompt!r}")
-        if not receiver_prompts or not all(isinstance(p, str) and p.strip() for p in receiver_prompts):
-            raise ValueError("receiver_prompts must be a non-empty list of non-empty strings")
+        return self.run_groups([(shared_prompt, receiver_prompts)], seed)[0]
+
+    def run_groups(self, groups: list[tuple[str, list[str] | str]], seed: int = 0) -> list[list[ReceiverRecord]]:
+        """Run the chain for several groups ``(shared_prompt, receiver_prompts)`` of one seed; per group, one
+        :class:`ReceiverRecord` per receiver prompt. Each group is :meth:`run` alone, except that with
+        ``batch_receivers`` the receivers of all the groups finish in one UNet batch (so do their references
+        and their images generated alone)."""
+        if not isinstance(groups, (list, tuple)) or not groups:
+            raise ValueError("groups must be a non-empty list of (shared_prompt, receiver_prompts)")
+        checked = []
+        for shared_prompt, receiver_prompts in groups:
+            if isinstance(receiver_prompts, str):
+                receiver_prompts = [receiver_prompts]
+            if not isinstance(shared_prompt, str) or not shared_prompt.strip():
+                raise ValueError(f"shared_prompt must be a non-empty string, got {shared_prompt!r}")
+            if not receiver_prompts or not all(isinstance(p, str) and p.strip() for p in receiver_prompts):
+                raise ValueError("receiver_prompts must be a non-empty list of non-empty strings")
+            checked.append((shared_prompt, list(receiver_prompts)))
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise ValueError(f"seed must be an int, got {seed!r}")
         c, seed = self.config, int(seed)
-        state, cache_hit = self.sender_state(shared_prompt, seed)
-        transmitted = [self._transmit(state, seed, r) for r in range(len(receiver_prompts))]
+        senders = [self.sender_state(shared_prompt, seed) for shared_prompt, _ in checked]
+        # receivers are numbered within their group (their link generators do not depend on the other groups)
+        transmitted = [[self._transmit(state, seed, r) for r in range(len(prompts))]
+                       for (state, _), (_, prompts) in zip(senders, checked)]
+        flat_prompts = [p for _, prompts in checked for p in prompts]
+        flat_rx = [(state, rx) for (state, _), group in zip(senders, transmitted) for rx, _, _ in group]
+        flat_tx = [t for group in transmitted for t in group]
+        references = self.references([(state, prompts) for (state, _), (_, prompts) in zip(senders, checked)])
+        if c.compare_alone:
+            alones = self.alones(flat_prompts, seed)
+        else:  # only the receivers that fell back need their image generated alone
+            alones = [self.alone(p, seed) if rx is None else None for p, (rx, _, _) in zip(flat_prompts, flat_tx)]
+        variances = [link_stats.get("latent_noise_var", 0.0) if c.analog_noise_matching else None
+                     for _, link_stats, _ in flat_tx]
+        finished = self._finish_received(flat_rx, flat_prompts, variances)
+        out, offset = [], 0
+        for (state, cache_hit), (_, receiver_prompts), group in zip(senders, checked, transmitted):
+            n = len(receiver_prompts)
+            out.append(self._records(state, cache_hit, seed, receiver_prompts, group, references[offset:offset + n],
+                                     alones[offset:offset + n], finished[offset:offset + n],
+                                     variances[offset:offset + n]))
+            offset += n
+        return out
+
+    def _records(self, state, cache_hit, seed, receiver_prompts, transmitted, references, alones, finished,
+                 variances) -> list[ReceiverRecord]:
+        c = self.config
         # one accounting for the group: receivers whose header was lost generated alone
         compute = ComputeAccount(c.num_inference_steps, c.num_shared_steps, len(receiver_prompts),
                                  self.split.uses_cfg(c.guidance_scale),
                                  num_fallbacks=sum(rx is None for rx, _, _ in transmitted))
         judge = self.judge if c.classify else None
-        references = self.references(state, receiver_prompts)
-        if c.compare_alone:
-            alones = self.alones(receiver_prompts, seed)
-        else:  # only the receivers that fell back need their image generated alone
-            alones = [self.alone(p, seed) if rx is None else None for p, (rx, _, _) in zip(receiver_prompts, transmitted)]
-        variances = [link_stats.get("latent_noise_var", 0.0) if c.analog_noise_matching else None
-                     for _, link_stats, _ in transmitted]
-        finished = self._finish_received(state, [rx for rx, _, _ in transmitted], receiver_prompts, variances)
         records = []
         for r, prompt in enumerate(receiver_prompts):
             reference = references[r]

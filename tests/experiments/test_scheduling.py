@@ -64,15 +64,16 @@ def test_points_of_one_sender_state_share_the_unet_calls():
     c2 = unet_calls()
     n_groups, n_rx = len(first.groups), len(first.groups[0]["receiver_prompts"])
     assert all(len(g["receiver_prompts"]) == n_rx for g in first.groups)
-    # the main job batches each group's receivers: per group shared 2 steps, then one batch each of the
-    # references (2), the alone images (4) and the received latents (2): one UNet call per step
+    # the main job batches the receivers of all its groups: per group shared 2 steps, then one batch each
+    # of the references (2), the alone images (4) and the received latents (2): one UNet call per step
     assert cfg.chain["batch_receivers"] is True
-    assert c1 - c0 == n_groups * (2 + 2 + 4 + 2)
-    assert c2 - c1 == n_groups * 2               # only the received images are new
+    assert c1 - c0 == n_groups * 2 + 2 + 4 + 2
+    assert c2 - c1 == 2                          # only the received images are new: one batch
 
 
 def test_batched_points_resume_byte_identical(tmp_path):
-    """With receivers batched per group, an interrupted and resumed sweep writes the same bytes (memo-free worker)."""
+    """With receivers batched (2 groups of 3 and 2: batches of 5), an interrupted and resumed sweep writes the same
+    bytes (the resumed points run on a memo-free worker)."""
     from experiments.executors import SerialExecutor
     from experiments.evaluate import evaluate_point
     from experiments.runner import run_sweep
@@ -83,7 +84,9 @@ def test_batched_points_resume_byte_identical(tmp_path):
                                             "chain.classify=false",
                                             "users=[{shared_prompt: a red apple on a wooden table, receiver_prompts:"
                                             " [a yellow lemon on a wooden table, an orange orange on a wooden table,"
-                                            " a green apple on a wooden table]}]"])
+                                            " a green apple on a wooden table]}, {shared_prompt: a black cat on a"
+                                            " wooden table, receiver_prompts: [a white rabbit on a wooden table,"
+                                            " a brown bird on a wooden table]}]"])
     assert cfg.chain["batch_receivers"] is True
     kw = dict(executor=SerialExecutor(), progress=False, chain_model=None, make_outputs=False)
     clear_memo()

@@ -376,3 +376,31 @@ def test_batched_receivers_lossless_is_exact_and_fallbacks_generate_alone(pipe, 
     assert [r.to_row()["fallback_generate_alone"] for r in records] == [False, True, False]
     np.testing.assert_array_equal(records[1].image, records[1].alone_image)
     assert not np.array_equal(records[0].image, records[0].alone_image)
+
+
+def test_run_groups_batches_every_groups_receivers_and_keeps_each_groups_link(pipe):
+    cat = "a black cat on a wooden table"
+    groups = [(APPLE, RECEIVERS[:2]), (cat, ["a white rabbit on a wooden table"])]
+    alone = [CollaborativeChain(pipe, _bsc(0.01)).run(s, r, seed=3) for s, r in groups]
+    clear_memo()
+    calls, handle = _unet_forward_calls(pipe)
+    try:
+        together = CollaborativeChain(pipe, _bsc(0.01, batch_receivers=True)).run_groups(groups, seed=3)
+    finally:
+        handle.remove()
+    assert len(calls) == 2 * K + 2 * (N - K)          # 2 senders, then one batch of references, one of receivers
+    assert [len(g) for g in together] == [2, 1]
+    for one, many in zip(alone, together):
+        for a, b in zip(one, many):
+            ra, rb = a.to_row(), b.to_row()
+            assert (ra["bit_errors"], ra["num_receivers"]) == (rb["bit_errors"], rb["num_receivers"])
+            assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 3
+    # without batching, run_groups is run per group, digit for digit
+    clear_memo()
+    plain = CollaborativeChain(pipe, _bsc(0.01)).run_groups(groups, seed=3)
+    for one, many in zip(alone, plain):
+        for a, b in zip(one, many):
+            np.testing.assert_array_equal(a.image, b.image)
+            assert _nan_free(a.to_row()) == _nan_free(b.to_row())
+    with pytest.raises(ValueError, match="groups must be a non-empty list"):
+        CollaborativeChain(pipe, _bsc(0.01)).run_groups([], seed=0)
