@@ -126,6 +126,14 @@ def check_output_folder(path: str, option: str = "--out") -> Path:
         raise ValueError(f"{option} {path}: {probe} is a file, so the folder cannot be created; give another path")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise ValueError(f"{option} {path}: {probe} is not writable; give a folder you can write to")
+    if probe != folder:  # os.access trusts the permission bits (root passes them); try a real subfolder
+        import tempfile  # pylint: disable=import-outside-toplevel
+
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".distdiff-check-", dir=probe))
+        except OSError as err:
+            raise ValueError(f"{option} {path}: a folder cannot be created in {probe} ({err.strerror}); "
+                             "give a folder you can write to") from None
     return folder
 
 

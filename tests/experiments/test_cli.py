@@ -107,6 +107,13 @@ def test_out_that_is_a_file_is_refused_before_the_work(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == f"distdiff: error: --out {tmp_path / 'f'}: exists and is not a directory"
 
 
+def test_out_where_no_folder_can_be_made_is_refused_even_for_root(capsys):
+    """/proc passes os.access for root, but no folder can be created in it: one line, before any work."""
+    assert main(GEN + ["--out", "/proc/distdiff-out"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("distdiff: error: --out /proc/distdiff-out: ") and "\n" not in err
+
+
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="the machine has CUDA")
 def test_device_cuda_without_cuda_is_one_line(tmp_path, capsys):
     assert main(GEN + ["--lossless", "--device", "cuda", "--out", str(tmp_path)]) == 2
