@@ -224,6 +224,7 @@ def sweep_links(
     target_block_errors: Optional[int] = None,
     max_bits: Optional[int] = None,
     workers: int = 1,
+    executor=None,
 ) -> list[dict]:
     """:func:`sweep_link` over several configurations, in parallel worker processes.
 
@@ -233,6 +234,10 @@ def sweep_links(
         or from a forkserver that preloaded :mod:`phy` when this process runs several torch
         threads); points are handed out slowest first
         (:func:`point_cost`); 1 runs everything in this process.
+    :param executor: instead of local processes, any object with
+        ``imap_unordered(fn, items)`` yielding ``(item, result, error)``
+        (an :class:`experiments.executors.Executor`, e.g. the Ray executor);
+        points are submitted slowest first and a failed point raises.
     :output rows: the rows of every sweep, in the order of ``sweeps`` and their points;
         identical for every ``workers``.
 
@@ -265,8 +270,18 @@ def sweep_links(
     from tqdm import tqdm  # pylint: disable=import-outside-toplevel
 
     out: list = [None] * len(tasks)
+    order = sorted(range(len(tasks)), key=lambda j: -point_cost(tasks[j][0], tasks[j][1], target_block_errors))
     with tqdm(total=len(tasks), desc="link sweep", unit="pt", disable=not progress, file=sys.stderr,
               leave=False) as bar:
+        if executor is not None:
+            for (j, _), result, error in executor.imap_unordered(_simulate_task, [(j, (*tasks[j], *budget))
+                                                                               for j in order]):
+                if error is not None:
+                    raise RuntimeError(f"link point {j} ({tasks[j][1].channel}, SNR {tasks[j][0]} dB) failed: "
+                                       f"{error}")
+                out[j] = result
+                bar.update()
+            return out
         if workers == 1 or len(tasks) == 1:
             for j, task in enumerate(tasks):
                 out[j] = simulate_point(*task, *budget)
@@ -278,7 +293,6 @@ def sweep_links(
         ctx = multiprocessing.get_context(_start_method())
         if ctx.get_start_method() == "forkserver":
             ctx.set_forkserver_preload(["torch", "sionna.phy", "phy", "phy.sweep"])
-        order = sorted(range(len(tasks)), key=lambda j: -point_cost(tasks[j][0], tasks[j][1], target_block_errors))
         with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx,
                                  initializer=_init_worker) as pool:
             futures = {pool.submit(simulate_point, *tasks[j], *budget): j for j in order}
@@ -304,6 +318,12 @@ def _start_method() -> str:
 
 def _init_worker() -> None:
     torch.set_num_threads(1)
+
+
+def _simulate_task(item: tuple) -> dict:
+    """``simulate_point`` of an ``(index, arguments)`` item (an executor's unit of work)."""
+    torch.set_num_threads(1)
+    return simulate_point(*item[1])
 
 
 #: links of this process, one per configuration (a worker reuses its links, their chains and probes)

@@ -21,7 +21,8 @@ many block errors (at most ``--max-bits``); BER and BLER come with 95% Wilson
 intervals, points with fewer than 10 block errors are flagged
 (``too_few_errors``), and each row carries its seed and resolved configuration
 (``config``, JSON; left out of the table). ``--workers N`` runs the points in N
-processes, slowest first (:func:`phy.sweep.sweep_links`); the rows are the same for any N.
+processes, slowest first (:func:`phy.sweep.sweep_links`); ``--executor ray [--address
+ADDR]`` runs them as Ray tasks instead; the rows are the same for any N and executor.
 """
 
 from __future__ import annotations
@@ -226,6 +227,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--workers", type=int, default=1, metavar="N",
                    help="worker processes, one torch thread each; the slowest points start first; the rows do "
                         "not depend on N (default: 1)")
+    g.add_argument("--executor", default="process", metavar="NAME",
+                   help="process (local worker processes, default), ray (a Ray cluster: --address, else "
+                        "RAY_ADDRESS, else a local cluster; --workers is then the number of points in flight), "
+                        "or a registered plug-in")
+    g.add_argument("--address", default=None, metavar="ADDRESS",
+                   help="Ray cluster address for --executor ray ('auto', 'ray://HOST:10001')")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -288,12 +295,27 @@ def run(args) -> int:
         configs.append((phy.LinkConfig(**fields), rates))  # validate every configuration before simulating
     if args.workers < 1:
         raise ValueError(f"--workers must be a positive integer, got {args.workers}")
+    executor = None
+    if args.address and args.executor in ("process", "serial"):
+        raise ValueError(f"--address applies to --executor ray, not {args.executor}")
+    if args.executor == "serial":                 # everything in this process
+        args.workers = 1
+    elif args.executor != "process":
+        from ..executors import check_executor, make_executor  # pylint: disable=import-outside-toplevel
+
+        check_executor(args.executor)
+        executor = make_executor(args.executor, workers=args.workers, max_retries=1,
+                                 **({"address": args.address} if args.address else {}))
     phy.tune_malloc()
     sweeps = [(config, None if config.channel == "bsc" else phy.parse_snr_db_list(args.snr_db), rates)
               for config, rates in configs]
-    rows = phy.sweep.sweep_links(sweeps, args.num_bits, seed=args.seed, progress=not args.no_progress,
-                                 target_block_errors=args.target_block_errors, max_bits=args.max_bits,
-                                 workers=args.workers)
+    try:
+        rows = phy.sweep.sweep_links(sweeps, args.num_bits, seed=args.seed, progress=not args.no_progress,
+                                     target_block_errors=args.target_block_errors, max_bits=args.max_bits,
+                                     workers=args.workers, executor=executor)
+    finally:
+        if executor is not None:
+            executor.close()
     columns = list(phy.SWEEP_COLUMNS)
     if args.format == "json":
         for r in rows:

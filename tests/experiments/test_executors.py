@@ -212,3 +212,22 @@ def test_ray_errors_are_point_errors(ray_cluster):
     assert str(out[1][1]).startswith("worker process died 2 times while running this point")
     assert time.perf_counter() - t0 < 60
     assert ray_cluster.is_initialized()                  # a session it did not start is left running
+
+
+def test_link_sweep_on_ray_gives_the_serial_rows(ray_cluster, capsys):
+    """`distdiff link --executor ray`: the points run as Ray tasks, slowest first; the rows equal a serial run's."""
+    import json
+
+    from experiments.cli import main
+
+    argv = ["link", "--code", "none", "--modulation", "qpsk,16qam", "--snr-db", "0,4", "--num-bits", "4000",
+            "--format", "json", "--no-progress"]
+    assert main(argv + ["--executor", "serial"]) == 0
+    serial = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert main(argv + ["--executor", "ray", "--workers", "2"]) == 0
+    on_ray = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(serial) == 4 and on_ray == serial
+    assert main(argv + ["--address", "auto"]) == 2
+    assert capsys.readouterr().err.strip() == "distdiff: error: --address applies to --executor ray, not process"
+    assert main(argv + ["--executor", "bogus"]) == 2
+    assert "executor must be one of process, ray, serial" in capsys.readouterr().err
