@@ -109,7 +109,19 @@ def bench_diffusion_workers(workers: int, start_method: str) -> list[list]:
             csvs[n] = (out.run_dir / "results.csv").read_bytes()
             walls[n] = wall
             calls[n] = int(read_results(out.run_dir / "timings.csv")["unet_calls"].sum())
-    assert csvs[1] == csvs[workers], "results.csv differs between 1 and N workers"
+    if csvs[1] != csvs[workers]:
+        import io  # pylint: disable=import-outside-toplevel
+
+        import pandas as pd  # pylint: disable=import-outside-toplevel
+
+        a, b = (pd.read_csv(io.BytesIO(csvs[n])) for n in (1, workers))
+        cols = [c for c in a.columns if c not in b.columns or not a[c].astype(str).equals(b[c].astype(str))]
+        first = {c: (a[c][a[c].astype(str) != b[c].astype(str)].head(2).tolist(),
+                     b[c][a[c].astype(str) != b[c].astype(str)].head(2).tolist()) for c in cols[:4]}
+        for n in (1, workers):
+            Path(tempfile.gettempdir(), f"bench_diffusion_w{n}.csv").write_bytes(csvs[n])
+        raise AssertionError(f"results.csv differs between 1 and {workers} workers in columns {cols}: {first} "
+                             f"(both kept in {tempfile.gettempdir()}/bench_diffusion_w*.csv)")
     rows.append(["diffusion sweep, 40 points", f"1 worker {walls[1]:.1f} s ({calls[1]} UNet calls)",
                  f"{workers} workers {walls[workers]:.1f} s ({calls[workers]} UNet calls)",
                  f"{walls[1] / walls[workers]:.2f}x"])

@@ -211,15 +211,25 @@ class ResultsStore:
         """Rewrite the file sorted by point order (then by the row order within a point).
 
         ``order``: point_key -> index. Rows of keys not in ``order`` are kept after
-        the known ones (dropped only when ``keep_only_known`` is asked for). Once every
-        point is done, an interrupted-and-resumed sweep gives the same file as an
-        uninterrupted one.
+        the known ones (dropped only when ``keep_only_known`` is asked for). The
+        columns are put in the order in which the sorted rows first fill them (ties:
+        the order they had), so neither the order the points finished in (which
+        worker was first) nor an interruption shows: once every point is done, an
+        interrupted-and-resumed or parallel sweep gives the same file as an
+        uninterrupted serial one.
         """
         header, rows = self._read_raw()
         if not header:
             return
         rows = [(i, r) for i, r in enumerate(rows) if not keep_only_known or r.get("point_key") in order]
         rows.sort(key=lambda ir: (order.get(ir[1].get("point_key"), 1 << 60), ir[0]))
+        first_filled: dict[str, int] = {}
+        for pos, (_, r) in enumerate(rows):
+            for c in header:
+                if c not in first_filled and r.get(c, "") != "":
+                    first_filled[c] = pos
+        place = {c: j for j, c in enumerate(header)}
+        header = sorted(header, key=lambda c: (first_filled.get(c, len(rows)), place[c]))
         _atomic_write(self.path, _csv_text(header, [r for _, r in rows], with_header=True))
 
 
