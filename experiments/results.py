@@ -197,12 +197,15 @@ class ResultsStore:
         new_cols = [c for r in rows for c in r if c not in self.header]
         new_cols = list(dict.fromkeys(new_cols))
         if not self.header:
-            self.header = [c for c in KEY_COLUMNS if any(c in r for r in rows)] + \
-                [c for c in new_cols if c not in KEY_COLUMNS]
+            header = [c for c in KEY_COLUMNS if any(c in r for r in rows)]
+            for r in rows:
+                header = merge_columns(header, list(r))
+            self.header = header
             _atomic_write(self.path, _csv_text(self.header, rows, with_header=True))
         elif new_cols:
             _, old = self._read_raw()
-            self.header = self.header + new_cols
+            for r in rows:
+                self.header = merge_columns(self.header, list(r))
             _atomic_write(self.path, _csv_text(self.header, old + rows, with_header=True))
         else:
             _fsync_write(self.path, _csv_text(self.header, rows, with_header=False))
@@ -211,26 +214,43 @@ class ResultsStore:
         """Rewrite the file sorted by point order (then by the row order within a point).
 
         ``order``: point_key -> index. Rows of keys not in ``order`` are kept after
-        the known ones (dropped only when ``keep_only_known`` is asked for). The
-        columns are put in the order in which the sorted rows first fill them (ties:
-        the order they had), so neither the order the points finished in (which
-        worker was first) nor an interruption shows: once every point is done, an
-        interrupted-and-resumed or parallel sweep gives the same file as an
-        uninterrupted serial one.
+        the known ones (dropped only when ``keep_only_known`` is asked for). Once every
+        point is done, an interrupted-and-resumed sweep gives the same file as an
+        uninterrupted one.
         """
         header, rows = self._read_raw()
         if not header:
             return
         rows = [(i, r) for i, r in enumerate(rows) if not keep_only_known or r.get("point_key") in order]
         rows.sort(key=lambda ir: (order.get(ir[1].get("point_key"), 1 << 60), ir[0]))
-        first_filled: dict[str, int] = {}
-        for pos, (_, r) in enumerate(rows):
-            for c in header:
-                if c not in first_filled and r.get(c, "") != "":
-                    first_filled[c] = pos
-        place = {c: j for j, c in enumerate(header)}
-        header = sorted(header, key=lambda c: (first_filled.get(c, len(rows)), place[c]))
         _atomic_write(self.path, _csv_text(header, [r for _, r in rows], with_header=True))
+
+
+def merge_columns(header: list[str], row_keys: list[str]) -> list[str]:
+    """``header`` with the row's new columns put where the row has them, so that the header does not depend
+    on the order rows arrive in (which point finished first, on which worker).
+
+    A new column goes right after the nearest column before it in the row that the header has, then past
+    the header's columns that the row lacks and that sort before it (columns no row holds together are
+    ordered by name).
+
+    >>> merge_columns(["a", "b"], ["a", "y", "b"])
+    ['a', 'y', 'b']
+    >>> merge_columns(merge_columns(["a", "b"], ["a", "x", "b"]), ["a", "y", "b"])
+    ['a', 'x', 'y', 'b']
+    >>> merge_columns(merge_columns(["a", "b"], ["a", "y", "b"]), ["a", "x", "b"])
+    ['a', 'x', 'y', 'b']
+    """
+    header = list(header)
+    present = set(row_keys)
+    for i, col in enumerate(row_keys):
+        if col in header:
+            continue
+        pos = next((header.index(p) + 1 for p in reversed(row_keys[:i]) if p in header), 0)
+        while pos < len(header) and header[pos] not in present and header[pos] < col:
+            pos += 1
+        header.insert(pos, col)
+    return header
 
 
 def append_csv_row(path: Path, row: dict) -> None:
