@@ -49,9 +49,9 @@ import math
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
-import torch
 
-__all__ = ["sample_states", "heldout_states", "awgn_errors", "measure", "codec_factories", "HELDOUT_SEED_BASE"]
+__all__ = ["sample_states", "heldout_states", "awgn_errors", "measure", "codec_factories", "plot_latent_nmse",
+           "HELDOUT_SEED_BASE"]
 
 #: first seed of :func:`heldout_states` (the training data uses seeds below 1_000_000 + 1000 * (seed + 1))
 HELDOUT_SEED_BASE = 5_000_000
@@ -88,6 +88,8 @@ def sample_states(sd, prompts: Sequence[str], seeds: Sequence[int], steps: Itera
     sched = make_scheduler(scheduler, sd.pipe.scheduler.config)
     sched.set_timesteps(num_inference_steps)
     sigmas = [float(s) for s in sched.sigmas]
+    import torch  # pylint: disable=import-outside-toplevel
+
     out: dict[int, list] = {k: [] for k in ks}
     for start in range(0, len(prompts), batch_size):
         part = slice(start, start + batch_size)
@@ -130,6 +132,8 @@ def awgn_errors(codec, latents: torch.Tensor, snr_db: float, sigma: float = 0.0,
     The symbols have mean power 1; the noise has variance ``10^(-snr_db/10)`` per
     complex symbol and the decoder is told it.
     """
+    import torch  # pylint: disable=import-outside-toplevel
+
     x = latents.float()
     noise_var = 10.0 ** (-float(snr_db) / 10.0)
 
@@ -200,6 +204,7 @@ def measure(codecs: Mapping[str, Callable], states: Mapping[int, tuple], bandwid
         with ``gap_ci_low_db, gap_ci_high_db``.
     """
     import pandas as pd  # pylint: disable=import-outside-toplevel
+    import torch  # pylint: disable=import-outside-toplevel
 
     from phy.jscc_bounds import dct_variances, linear_nmse, nmse_db, opta_nmse  # pylint: disable=import-outside-toplevel
 
@@ -226,3 +231,66 @@ def measure(codecs: Mapping[str, Callable], states: Mapping[int, tuple], bandwid
                                  "gap_to_linear_optimal_db": db - ref, "gap_ci_low_db": lo - ref,
                                  "gap_ci_high_db": hi - ref})
     return pd.DataFrame(rows)
+
+
+#: the bound columns of :func:`measure` and their legend labels
+BOUNDS = (("opta_nmse_db", "OPTA (Gaussian)"), ("linear_optimal_nmse_db", "optimal linear (Lee-Petersen)"),
+          ("linear_equal_nmse_db", "equal-power linear"))
+
+
+def plot_latent_nmse(table, path, title: Optional[str] = None):
+    """Latent NMSE [dB] against SNR, one panel per ``(bandwidth_ratio, k)``: each codec with its 95 %
+    interval, the three bounds as black lines (PNG at ``path``, PDF beside it).
+
+    ``table``: :func:`measure`'s table (or its CSV read back).
+    """
+    from pathlib import Path  # pylint: disable=import-outside-toplevel
+
+    from experiments.plots import _agg  # pylint: disable=import-outside-toplevel
+
+    plt = _agg()
+    rhos = sorted(set(table["bandwidth_ratio"]), reverse=True)
+    ks = sorted(set(table["k"]))
+    fig, axes = plt.subplots(len(rhos), len(ks), figsize=(3.2 * len(ks) + 0.6, 2.8 * len(rhos) + 0.9),
+                             squeeze=False, sharex=True)
+    codecs = list(dict.fromkeys(table["codec"]))
+    styles = dict(zip((b for b, _ in BOUNDS), ("-", "--", ":")))
+    for i, rho in enumerate(rhos):
+        for j, k in enumerate(ks):
+            ax = axes[i, j]
+            sub = table[(table["bandwidth_ratio"] == rho) & (table["k"] == k)]
+            if sub.empty:
+                ax.set_visible(False)
+                continue
+            first = sub.drop_duplicates("snr_db").sort_values("snr_db")
+            for col, name in BOUNDS:
+                ax.plot(first["snr_db"], first[col], color="k", ls=styles[col], lw=1.1, label=name)
+            for c_i, codec in enumerate(codecs):
+                p = sub[sub["codec"] == codec].sort_values("snr_db")
+                if p.empty:
+                    continue
+                ax.plot(p["snr_db"], p["nmse_db"], marker="o", ms=3, lw=1.2, color=f"C{c_i}", label=codec)
+                ax.fill_between(p["snr_db"], p["nmse_ci_low_db"], p["nmse_ci_high_db"], color=f"C{c_i}",
+                                alpha=0.2, lw=0)
+            n = int(sub["n"].min())
+            ax.set_title(f"rho = {rho:g}, k = {k} (n = {n})", fontsize=8)
+            ax.grid(True, alpha=0.3)
+            if i == len(rhos) - 1:
+                ax.set_xlabel("SNR [dB]", fontsize=8)
+            if j == 0:
+                ax.set_ylabel("latent NMSE [dB]", fontsize=8)
+    handles, labels = [], []
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8, frameon=False)
+    fig.suptitle((title or "Latent NMSE against the JSCC bounds") + " (AWGN; bands: 95% CI)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
+    plt.close(fig)
+    return path
