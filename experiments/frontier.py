@@ -284,7 +284,7 @@ def special_figures(run_dir: Path, df, specs: list[dict] | None, plot_dir: Path)
         elif kind == "latent_nmse":
             import pandas as pd
 
-            from pipeline.embedded.latent_nmse import plot_latent_nmse
+            from pipeline.embedded.latent_nmse import gap_table, plot_latent_nmse
 
             data = Path(run_dir) / spec["data"]
             if not data.is_file():
@@ -298,5 +298,6 @@ def special_figures(run_dir: Path, df, specs: list[dict] | None, plot_dir: Path)
             lines += [f"### {spec.get('title') or 'Latent NMSE against the bounds'}", "",
                       f"From `{spec['data']}` ({len(table)} rows; each codec's NMSE with its 95% interval over "
                       f"n held-out states, the bounds of the same states): [plots/{path.name}](plots/{path.name}).",
-                      ""]
+                      "", "Distance of each codec to the optimal-linear bound (codec - bound; > 0: above it):", ""]
+            lines += gap_table(table) + [""]
     return paths, lines

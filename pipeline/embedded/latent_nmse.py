@@ -51,7 +51,7 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["sample_states", "heldout_states", "awgn_errors", "measure", "codec_factories", "plot_latent_nmse",
+__all__ = ["sample_states", "heldout_states", "awgn_errors", "measure", "codec_factories", "plot_latent_nmse", "gap_table",
            "HELDOUT_SEED_BASE"]
 
 #: first seed of :func:`heldout_states` (the training data uses seeds below 1_000_000 + 1000 * (seed + 1))
@@ -280,6 +280,9 @@ def plot_latent_nmse(table, path, title: Optional[str] = None):
             first = sub.drop_duplicates("snr_db").sort_values("snr_db")
             for col, name in BOUNDS:
                 ax.plot(first["snr_db"], first[col], color="k", ls=styles[col], lw=1.1, label=name)
+            if "linear_optimal_ranked_nmse_db" in first.columns:
+                ax.plot(first["snr_db"], first["linear_optimal_ranked_nmse_db"], color="grey", ls="--", lw=1.0,
+                        label="optimal linear, ranked on training states")
             for c_i, codec in enumerate(codecs):
                 p = sub[sub["codec"] == codec].sort_values("snr_db")
                 if p.empty:
@@ -309,3 +312,29 @@ def plot_latent_nmse(table, path, title: Optional[str] = None):
     fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def gap_table(table) -> list[str]:
+    """Markdown: per ``rho`` and codec, the largest distance to the optimal-linear bound over SNR at each ``k``.
+
+    Each cell: the gap [dB] with its 95 % interval at the SNR where it is largest
+    (and, when present, the gap to the bound ranked on independent states).
+    """
+    ks = sorted(set(table["k"]))
+    lines = ["| rho | codec | " + " | ".join(f"k = {k}: largest gap [dB] (SNR)" for k in ks) + " |",
+             "|---|---|" + "---|" * len(ks)]
+    for (rho, codec), sub in table.groupby(["bandwidth_ratio", "codec"], sort=False):
+        cells = []
+        for k in ks:
+            part = sub[sub["k"] == k]
+            if part.empty:
+                cells.append("–")
+                continue
+            w = part.loc[part["gap_to_linear_optimal_db"].idxmax()]
+            cell = (f"{w.gap_to_linear_optimal_db:+.2f} [{w.gap_ci_low_db:+.2f}, {w.gap_ci_high_db:+.2f}] "
+                    f"({w.snr_db:g} dB, n = {int(w.n)})")
+            if "gap_to_ranked_db" in part.columns:
+                cell += f"; ranked {part['gap_to_ranked_db'].max():+.2f}"
+            cells.append(cell)
+        lines.append(f"| {rho:g} | {codec} | " + " | ".join(cells) + " |")
+    return lines

@@ -86,3 +86,23 @@ def test_a_config_plots_entry_draws_the_frontier_and_the_report_tabulates_it(tmp
     assert (run / "plots" / "frontier__psnr_db__channel_uses_per_latent_value.pdf").is_file()
     report = out["report"].read_text()
     assert "## Frontier and bounds" in report and "learned better below" in report
+
+
+def test_a_latent_nmse_entry_draws_the_codecs_against_the_bounds(tmp_path):
+    import torch
+
+    from experiments.frontier import special_figures
+    from latent_codec import AnalogCodec
+    from pipeline.embedded.latent_nmse import measure
+
+    x = torch.randn(8, 2, 8, 8, generator=torch.Generator().manual_seed(0)) * torch.linspace(2.0, 0.2, 8)
+    table = measure({"analog": lambda rho, snr_db, k: AnalogCodec(2 * rho)}, {4: (x, 1.0), 8: (x / 2, 0.5)},
+                    [0.5, 0.125], [0.0, 10.0])
+    assert set(table.columns) >= {"nmse_db", "nmse_ci_low_db", "opta_nmse_db", "gap_to_linear_optimal_db"}
+    assert (table.opta_nmse_db <= table.linear_optimal_nmse_db + 1e-9).all()
+    table.to_csv(tmp_path / "latent_nmse.csv", index=False)
+    specs = [{"kind": "latent_nmse", "x": "snr_db", "y": ["nmse_db"], "data": "latent_nmse.csv"},
+             {"kind": "latent_nmse", "x": "snr_db", "y": ["nmse_db"], "data": "missing.csv"}]
+    paths, lines = special_figures(tmp_path, _tiny_results(), specs, tmp_path / "plots")
+    assert [p.name for p in paths] == ["latent_nmse__latent_nmse.png"] and paths[0].is_file()
+    assert any("missing.csv" in ln and "missing" in ln for ln in lines)
