@@ -177,8 +177,8 @@ def frontier_table(points, reference: str, budget: float = 0.5, panel: list[str]
         lines.append("| " + " | ".join([*(str(k) for k in key), cross, *cells]) + " |")
     lines += ["", f"Quality: {y_label}, mean [95% CI], n receivers (receivers that fell back to generating alone "
               f"left out); 'better' compares the means; a point whose receivers fell back more often than "
-              f"{max_fallback:.0%} does not count as giving an image. An arm spends its mean {x_label} (header "
-              f"included)."]
+              f"{max_fallback:.0%} does not count as giving an image (hollow in the figure). An arm spends its mean "
+              f"{x_label} (header included)."]
     if none_anywhere:
         lines.append(f"No arm has a point at ≤ {budget:g} {x_label} in this run.")
     return lines
@@ -190,7 +190,8 @@ def frontier_name(y: str, x: str) -> str:
 
 
 def make_frontier_figure(points, path: Path, panel: list[str] | None = None, x_label: str = "",
-                         y_label: str = "", title: Optional[str] = None, budget: Optional[float] = None) -> Path:
+                         y_label: str = "", title: Optional[str] = None, budget: Optional[float] = None,
+                         max_fallback: float = 0.5) -> Path:
     """Quality against channel uses (log x), one panel per panel value, one marker (95 % interval) per arm."""
     from .plots import _agg
 
@@ -219,7 +220,7 @@ def make_frontier_figure(points, path: Path, panel: list[str] | None = None, x_l
                     continue
                 low = np.where(np.isfinite(p["low"]), p["mean"] - p["low"], 0.0)
                 high = np.where(np.isfinite(p["high"]), p["high"] - p["mean"], 0.0)
-                hollow = (p["fallback"].astype(float) > 0.5).to_numpy() if "fallback" in p.columns \
+                hollow = (p["fallback"].astype(float) > max_fallback).to_numpy() if "fallback" in p.columns \
                     else np.zeros(len(p), bool)
                 for mask, face in ((~hollow, colours[a]), (hollow, "none")):
                     if mask.any():

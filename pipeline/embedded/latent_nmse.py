@@ -47,12 +47,15 @@ Example
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["sample_states", "heldout_states", "awgn_errors", "measure", "codec_factories", "plot_latent_nmse", "gap_table",
-           "HELDOUT_SEED_BASE"]
+if TYPE_CHECKING:  # torch is imported where it is used (the report draws the figure without it)
+    import torch
+
+__all__ = ["sample_states", "heldout_states", "awgn_errors", "measure", "codec_factories", "plot_latent_nmse",
+           "gap_table", "HELDOUT_SEED_BASE"]
 
 #: first seed of :func:`heldout_states` (the training data uses seeds below 1_000_000 + 1000 * (seed + 1))
 HELDOUT_SEED_BASE = 5_000_000
@@ -213,7 +216,8 @@ def measure(codecs: Mapping[str, Callable], states: Mapping[int, tuple], bandwid
     import pandas as pd  # pylint: disable=import-outside-toplevel
     import torch  # pylint: disable=import-outside-toplevel
 
-    from phy.jscc_bounds import dct_variances, linear_nmse, nmse_db, opta_nmse  # pylint: disable=import-outside-toplevel
+    from phy.jscc_bounds import (  # pylint: disable=import-outside-toplevel
+        dct_variances, linear_nmse, nmse_db, opta_nmse)
 
     rows = []
     for k, (x, sigma) in sorted(states.items()):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from latent_codec import AnalogCodec
-from phy.jscc_bounds import dct_variances, linear_nmse
+from phy.jscc_bounds import dct_variances
 from pipeline.embedded.latent_nmse import awgn_errors, codec_factories, heldout_states, measure, sample_states
 
 
