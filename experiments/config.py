@@ -147,7 +147,7 @@ class PlotSpec(_Strict):
     ``kind: latent_nmse``: latent NMSE of codecs against the JSCC bounds from
     the table ``data`` (a CSV beside ``results.csv``, written by
     ``benchmarks/bench_codec.py --section bounds --csv ...``; see
-    :func:`pipeline.embedded.latent_nmse.plot_latent_nmse`).
+    :func:`experiments.frontier.plot_latent_nmse`).
     """
 
     kind: Literal["lines", "frontier", "latent_nmse"] = "lines"

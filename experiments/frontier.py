@@ -23,6 +23,10 @@ A config asks for it with a ``plots:`` entry of ``kind: frontier``::
 * :func:`frontier_table` -- a markdown table per panel: the crossover budget,
   and each arm's quality at ``<= budget`` channel uses per value (or a plain
   "no point <= budget").
+* :func:`plot_latent_nmse` / :func:`gap_table` -- a ``kind: latent_nmse``
+  entry: latent NMSE of codecs against the JSCC bounds (the table of
+  :func:`pipeline.embedded.latent_nmse.measure`, a CSV in the run directory),
+  and each codec's largest distance to the optimal-linear bound.
 * :func:`make_frontier_figure` -- quality against channel uses (log x), one
   panel per value of the panel columns (rows: the first, columns: the second),
   each arm a point with its 95 % interval.
@@ -44,7 +48,10 @@ from typing import Optional
 
 import numpy as np
 
-__all__ = ["frontier_points", "crossover_budget", "frontier_table", "make_frontier_figure", "frontier_name"]
+from .plots import agg_pyplot
+
+__all__ = ["frontier_points", "crossover_budget", "frontier_table", "make_frontier_figure", "frontier_name",
+           "plot_latent_nmse", "gap_table", "special_figures"]
 
 
 def _panels(df, panel: list[str]):
@@ -193,9 +200,7 @@ def make_frontier_figure(points, path: Path, panel: list[str] | None = None, x_l
                          y_label: str = "", title: Optional[str] = None, budget: Optional[float] = None,
                          max_fallback: float = 0.5) -> Path:
     """Quality against channel uses (log x), one panel per panel value, one marker (95 % interval) per arm."""
-    from .plots import _agg
-
-    plt = _agg()
+    plt = agg_pyplot()
     panel = list(panel or [])
     rows_key = panel[0] if panel else None
     cols_key = panel[1] if len(panel) > 1 else None
@@ -254,6 +259,95 @@ def make_frontier_figure(points, path: Path, panel: list[str] | None = None, x_l
     return path
 
 
+#: the bound columns of :func:`pipeline.embedded.latent_nmse.measure` and their legend labels
+BOUNDS = (("opta_nmse_db", "OPTA (Gaussian)"), ("linear_optimal_nmse_db", "optimal linear (Lee-Petersen)"),
+          ("linear_equal_nmse_db", "equal-power linear"))
+
+
+def plot_latent_nmse(table, path, title: Optional[str] = None):
+    """Latent NMSE [dB] against SNR, one panel per ``(bandwidth_ratio, k)``: each codec with its 95 %
+    interval, the three bounds as black lines (PNG at ``path``, PDF beside it).
+
+    ``table``: :func:`pipeline.embedded.latent_nmse.measure`'s table (or its CSV read back).
+    """
+    plt = agg_pyplot()
+    rhos = sorted(set(table["bandwidth_ratio"]), reverse=True)
+    ks = sorted(set(table["k"]))
+    fig, axes = plt.subplots(len(rhos), len(ks), figsize=(3.2 * len(ks) + 0.6, 2.8 * len(rhos) + 0.9),
+                             squeeze=False, sharex=True)
+    codecs = list(dict.fromkeys(table["codec"]))
+    styles = dict(zip((b for b, _ in BOUNDS), ("-", "--", ":")))
+    for i, rho in enumerate(rhos):
+        for j, k in enumerate(ks):
+            ax = axes[i, j]
+            sub = table[(table["bandwidth_ratio"] == rho) & (table["k"] == k)]
+            if sub.empty:
+                ax.set_visible(False)
+                continue
+            first = sub.drop_duplicates("snr_db").sort_values("snr_db")
+            for col, name in BOUNDS:
+                ax.plot(first["snr_db"], first[col], color="k", ls=styles[col], lw=1.1, label=name)
+            if "linear_optimal_ranked_nmse_db" in first.columns:
+                ax.plot(first["snr_db"], first["linear_optimal_ranked_nmse_db"], color="grey", ls="--", lw=1.0,
+                        label="optimal linear, ranked on training states")
+            for c_i, codec in enumerate(codecs):
+                p = sub[sub["codec"] == codec].sort_values("snr_db")
+                if p.empty:
+                    continue
+                ax.plot(p["snr_db"], p["nmse_db"], marker="o", ms=3, lw=1.2, color=f"C{c_i}", label=codec)
+                ax.fill_between(p["snr_db"], p["nmse_ci_low_db"], p["nmse_ci_high_db"], color=f"C{c_i}",
+                                alpha=0.2, lw=0)
+            n = int(sub["n"].min())
+            ax.set_title(f"rho = {rho:g}, k = {k} (n = {n})", fontsize=8)
+            ax.grid(True, alpha=0.3)
+            if i == len(rhos) - 1:
+                ax.set_xlabel("SNR [dB]", fontsize=8)
+            if j == 0:
+                ax.set_ylabel("latent NMSE [dB]", fontsize=8)
+    handles, labels = [], []
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8, frameon=False)
+    fig.suptitle((title or "Latent NMSE against the JSCC bounds") + " (AWGN; bands: 95% CI)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def gap_table(table) -> list[str]:
+    """Markdown: per ``rho`` and codec, the largest distance to the optimal-linear bound over SNR at each ``k``.
+
+    Each cell: the gap [dB] with its 95 % interval at the SNR where it is largest
+    (and, when present, the gap to the bound ranked on independent states).
+    """
+    ks = sorted(set(table["k"]))
+    lines = ["| rho | codec | " + " | ".join(f"k = {k}: largest gap [dB] (SNR)" for k in ks) + " |",
+             "|---|---|" + "---|" * len(ks)]
+    for (rho, codec), sub in table.groupby(["bandwidth_ratio", "codec"], sort=False):
+        cells = []
+        for k in ks:
+            part = sub[sub["k"] == k]
+            if part.empty:
+                cells.append("–")
+                continue
+            w = part.loc[part["gap_to_linear_optimal_db"].idxmax()]
+            cell = (f"{w.gap_to_linear_optimal_db:+.2f} [{w.gap_ci_low_db:+.2f}, {w.gap_ci_high_db:+.2f}] "
+                    f"({w.snr_db:g} dB, n = {int(w.n)})")
+            if "gap_to_ranked_db" in part.columns:
+                cell += f"; ranked {part['gap_to_ranked_db'].max():+.2f}"
+            cells.append(cell)
+        lines.append(f"| {rho:g} | {codec} | " + " | ".join(cells) + " |")
+    return lines
+
+
+
 def special_figures(run_dir: Path, df, specs: list[dict] | None, plot_dir: Path) -> tuple[list[Path], list[str]]:
     """The ``kind: frontier`` and ``kind: latent_nmse`` figures of a run's ``plots:`` (and their report lines).
 
@@ -285,7 +379,6 @@ def special_figures(run_dir: Path, df, specs: list[dict] | None, plot_dir: Path)
         elif kind == "latent_nmse":
             import pandas as pd
 
-            from pipeline.embedded.latent_nmse import gap_table, plot_latent_nmse
 
             data = Path(run_dir) / spec["data"]
             if not data.is_file():

@@ -96,13 +96,17 @@ def _scale(column: str) -> float:
     return LABELS.get(column, (column, 1.0))[1]
 
 
-def _agg():
+def agg_pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (files only)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
+
+
+_agg = agg_pyplot
 
 
 def axis_columns(df, grid: list[str] | None = None) -> list[str]:

@@ -26,7 +26,7 @@ NMSE is the mean squared error over the mean per-coefficient variance of the
 states (each DCT coefficient around its own mean over the states, as in
 :func:`phy.jscc_bounds.dct_variances`), so a codec and the bounds share one
 denominator. The interval is a Student-t interval on the mean per-state error
-(:func:`experiments.stats.mean_interval`), mapped to dB; the bounds are
+(as :func:`experiments.stats.mean_interval`), mapped to dB; the bounds are
 numbers of the measured spectrum (their sampling error from ``N`` states is
 not in the interval: with ``N`` states of ``C*H*W`` coefficients the
 ``K`` strongest *measured* variances overstate the true strongest ones, so the
@@ -51,11 +51,11 @@ from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Optional, Sequenc
 
 import numpy as np
 
-if TYPE_CHECKING:  # torch is imported where it is used (the report draws the figure without it)
+if TYPE_CHECKING:  # torch is imported where it is used
     import torch
 
-__all__ = ["sample_states", "heldout_states", "awgn_errors", "measure", "codec_factories", "plot_latent_nmse",
-           "gap_table", "HELDOUT_SEED_BASE"]
+__all__ = ["sample_states", "heldout_states", "awgn_errors", "measure", "codec_factories", "vocabulary_prompts",
+           "shipped_split_diffusion", "HELDOUT_SEED_BASE"]
 
 #: first seed of :func:`heldout_states` (the training data uses seeds below 1_000_000 + 1000 * (seed + 1))
 HELDOUT_SEED_BASE = 5_000_000
@@ -106,6 +106,34 @@ def sample_states(sd, prompts: Sequence[str], seeds: Sequence[int], steps: Itera
     return {k: (torch.cat(v), sigmas[k]) for k, v in out.items()}
 
 
+def vocabulary_prompts() -> list[str]:
+    """Every colour of every object on every table, in the order of :mod:`pipeline.embedded.jscc_training`'s
+    dataset (its held-out prompts are every ``heldout_every``-th of this list).
+
+    Example
+    -------
+    >>> prompts = vocabulary_prompts()
+    >>> len(prompts) > 100, prompts[0].endswith("table")
+    (True, True)
+    """
+    from pipeline.embedded.scenes import OBJECT_COLOURS, TABLES, make_caption  # pylint: disable=import-outside-toplevel
+
+    return [make_caption(colour, obj, table) for obj, colours in OBJECT_COLOURS.items()
+            for colour in colours for table in TABLES]
+
+
+def shipped_split_diffusion():
+    """:class:`pipeline.split.SplitDiffusion` of the shipped model, frozen (eval mode, no gradients)."""
+    from pipeline.loading import load_pipeline  # pylint: disable=import-outside-toplevel
+    from pipeline.split import SplitDiffusion  # pylint: disable=import-outside-toplevel
+
+    pipe = load_pipeline()
+    for module in (pipe.unet, pipe.vae, pipe.text_encoder):
+        module.requires_grad_(False)
+        module.eval()
+    return SplitDiffusion(pipe)
+
+
 def heldout_states(num_states: int = 81, steps: Iterable[int] = (4, 8, 12), *, split: str = "heldout",
                    sd=None, heldout_every: int = 5, seed_base: int = HELDOUT_SEED_BASE, **kwargs) -> dict:
     """:func:`sample_states` of the shipped model on the held-out (or training) prompts, distinct seeds.
@@ -117,13 +145,10 @@ def heldout_states(num_states: int = 81, steps: Iterable[int] = (4, 8, 12), *, s
         raise ValueError(f"split must be 'heldout' or 'train', got {split!r}")
     if isinstance(num_states, bool) or not isinstance(num_states, int) or num_states < 2:
         raise ValueError(f"num_states must be an int >= 2, got {num_states!r}")
-    from pipeline.embedded.jscc_training import (  # pylint: disable=import-outside-toplevel
-        JsccTrainingConfig, _load_model, _prompts)
-
     if sd is None:
-        sd = _load_model(JsccTrainingConfig.model_validate({"workdir": ".", "out": "."}))
+        sd = shipped_split_diffusion()
     held = split == "heldout"
-    prompts = [p for i, (p, _) in enumerate(_prompts(None)) if (i % heldout_every == 0) == held]
+    prompts = [p for i, p in enumerate(vocabulary_prompts()) if (i % heldout_every == 0) == held]
     chosen = [prompts[i % len(prompts)] for i in range(num_states)]
     base = seed_base + (0 if held else 500_000)
     return sample_states(sd, chosen, [base + i for i in range(num_states)], steps, **kwargs)
@@ -157,9 +182,15 @@ def awgn_errors(codec, latents: torch.Tensor, snr_db: float, sigma: float = 0.0,
 
 
 def _db_interval(errors: np.ndarray, variance: float) -> tuple[float, float, float, int]:
-    from experiments.stats import mean_interval  # pylint: disable=import-outside-toplevel
+    """Mean of the per-state errors over ``variance`` in dB, with a Student-t 95 % interval (as
+    :func:`experiments.stats.mean_interval`, which pipeline may not import)."""
+    from scipy import stats  # pylint: disable=import-outside-toplevel
 
-    mean, lo, hi, n = mean_interval(errors)
+    x = np.asarray(errors, dtype=np.float64)
+    n = int(x.size)
+    mean = float(x.mean())
+    half = float(stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+    lo, hi = mean - half, mean + half
     to_db = lambda v: 10.0 * math.log10(v / variance) if v > 0 else float("-inf")  # noqa: E731
     return to_db(mean), to_db(lo), to_db(hi), n
 
@@ -251,94 +282,3 @@ def measure(codecs: Mapping[str, Callable], states: Mapping[int, tuple], bandwid
                                          "gap_ranked_ci_high_db": hi - ranked})
     return pd.DataFrame(rows)
 
-
-#: the bound columns of :func:`measure` and their legend labels
-BOUNDS = (("opta_nmse_db", "OPTA (Gaussian)"), ("linear_optimal_nmse_db", "optimal linear (Lee-Petersen)"),
-          ("linear_equal_nmse_db", "equal-power linear"))
-
-
-def plot_latent_nmse(table, path, title: Optional[str] = None):
-    """Latent NMSE [dB] against SNR, one panel per ``(bandwidth_ratio, k)``: each codec with its 95 %
-    interval, the three bounds as black lines (PNG at ``path``, PDF beside it).
-
-    ``table``: :func:`measure`'s table (or its CSV read back).
-    """
-    from pathlib import Path  # pylint: disable=import-outside-toplevel
-
-    from experiments.plots import _agg  # pylint: disable=import-outside-toplevel
-
-    plt = _agg()
-    rhos = sorted(set(table["bandwidth_ratio"]), reverse=True)
-    ks = sorted(set(table["k"]))
-    fig, axes = plt.subplots(len(rhos), len(ks), figsize=(3.2 * len(ks) + 0.6, 2.8 * len(rhos) + 0.9),
-                             squeeze=False, sharex=True)
-    codecs = list(dict.fromkeys(table["codec"]))
-    styles = dict(zip((b for b, _ in BOUNDS), ("-", "--", ":")))
-    for i, rho in enumerate(rhos):
-        for j, k in enumerate(ks):
-            ax = axes[i, j]
-            sub = table[(table["bandwidth_ratio"] == rho) & (table["k"] == k)]
-            if sub.empty:
-                ax.set_visible(False)
-                continue
-            first = sub.drop_duplicates("snr_db").sort_values("snr_db")
-            for col, name in BOUNDS:
-                ax.plot(first["snr_db"], first[col], color="k", ls=styles[col], lw=1.1, label=name)
-            if "linear_optimal_ranked_nmse_db" in first.columns:
-                ax.plot(first["snr_db"], first["linear_optimal_ranked_nmse_db"], color="grey", ls="--", lw=1.0,
-                        label="optimal linear, ranked on training states")
-            for c_i, codec in enumerate(codecs):
-                p = sub[sub["codec"] == codec].sort_values("snr_db")
-                if p.empty:
-                    continue
-                ax.plot(p["snr_db"], p["nmse_db"], marker="o", ms=3, lw=1.2, color=f"C{c_i}", label=codec)
-                ax.fill_between(p["snr_db"], p["nmse_ci_low_db"], p["nmse_ci_high_db"], color=f"C{c_i}",
-                                alpha=0.2, lw=0)
-            n = int(sub["n"].min())
-            ax.set_title(f"rho = {rho:g}, k = {k} (n = {n})", fontsize=8)
-            ax.grid(True, alpha=0.3)
-            if i == len(rhos) - 1:
-                ax.set_xlabel("SNR [dB]", fontsize=8)
-            if j == 0:
-                ax.set_ylabel("latent NMSE [dB]", fontsize=8)
-    handles, labels = [], []
-    for ax in axes.flat:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8, frameon=False)
-    fig.suptitle((title or "Latent NMSE against the JSCC bounds") + " (AWGN; bands: 95% CI)", fontsize=10)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
-    plt.close(fig)
-    return path
-
-
-def gap_table(table) -> list[str]:
-    """Markdown: per ``rho`` and codec, the largest distance to the optimal-linear bound over SNR at each ``k``.
-
-    Each cell: the gap [dB] with its 95 % interval at the SNR where it is largest
-    (and, when present, the gap to the bound ranked on independent states).
-    """
-    ks = sorted(set(table["k"]))
-    lines = ["| rho | codec | " + " | ".join(f"k = {k}: largest gap [dB] (SNR)" for k in ks) + " |",
-             "|---|---|" + "---|" * len(ks)]
-    for (rho, codec), sub in table.groupby(["bandwidth_ratio", "codec"], sort=False):
-        cells = []
-        for k in ks:
-            part = sub[sub["k"] == k]
-            if part.empty:
-                cells.append("–")
-                continue
-            w = part.loc[part["gap_to_linear_optimal_db"].idxmax()]
-            cell = (f"{w.gap_to_linear_optimal_db:+.2f} [{w.gap_ci_low_db:+.2f}, {w.gap_ci_high_db:+.2f}] "
-                    f"({w.snr_db:g} dB, n = {int(w.n)})")
-            if "gap_to_ranked_db" in part.columns:
-                cell += f"; ranked {part['gap_to_ranked_db'].max():+.2f}"
-            cells.append(cell)
-        lines.append(f"| {rho:g} | {codec} | " + " | ".join(cells) + " |")
-    return lines

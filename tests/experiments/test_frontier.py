@@ -91,7 +91,7 @@ def test_a_config_plots_entry_draws_the_frontier_and_the_report_tabulates_it(tmp
 def test_a_latent_nmse_entry_draws_the_codecs_against_the_bounds(tmp_path):
     import torch
 
-    from experiments.frontier import special_figures
+    from experiments.frontier import gap_table, special_figures
     from latent_codec import AnalogCodec
     from pipeline.embedded.latent_nmse import measure
 
@@ -106,3 +106,5 @@ def test_a_latent_nmse_entry_draws_the_codecs_against_the_bounds(tmp_path):
     paths, lines = special_figures(tmp_path, _tiny_results(), specs, tmp_path / "plots")
     assert [p.name for p in paths] == ["latent_nmse__latent_nmse.png"] and paths[0].is_file()
     assert any("missing.csv" in ln and "missing" in ln for ln in lines)
+    gaps = gap_table(table)
+    assert len(gaps) == 2 + 2 and "| 0.5 | analog |" in gaps[2]

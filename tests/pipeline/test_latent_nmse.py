@@ -8,7 +8,14 @@ import torch
 
 from latent_codec import AnalogCodec
 from phy.jscc_bounds import dct_variances
-from pipeline.embedded.latent_nmse import awgn_errors, codec_factories, heldout_states, measure, sample_states
+from pipeline.embedded.latent_nmse import (awgn_errors, codec_factories, heldout_states, measure, sample_states,
+                                           shipped_split_diffusion, vocabulary_prompts)
+
+
+def test_prompts_are_the_training_datasets():
+    from pipeline.embedded.jscc_training import _prompts
+
+    assert vocabulary_prompts() == [p for p, _ in _prompts(None)]
 
 
 def test_states_need_one_seed_each():
@@ -31,9 +38,7 @@ def test_white_source_through_the_analog_codec_meets_the_closed_form():
 @pytest.fixture(scope="module")
 def states():
     torch.set_num_threads(1)
-    from pipeline.embedded.jscc_training import JsccTrainingConfig, _load_model
-
-    sd = _load_model(JsccTrainingConfig.model_validate({"workdir": ".", "out": "."}))
+    sd = shipped_split_diffusion()
     return heldout_states(32, (4, 12), sd=sd), heldout_states(64, (4, 12), split="train", sd=sd)
 
 
