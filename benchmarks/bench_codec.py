@@ -19,6 +19,16 @@ decoding of the code blocks whose CRC failed (blocks whose CRC held are
 decoded exactly in every arm)::
 
     .venv/bin/python benchmarks/bench_codec.py --section estimators --seeds 16 --snr-db 10 12
+
+The ``bounds`` section (not in the default run: about 2 min, the shipped
+model) measures issue 12's target: latent NMSE of the analog codec (equal
+power; Lee-Petersen allocation in the low-pass order; the same in a
+coefficient order fitted on training states) and of the shipped learned codec
+on held-out intermediate states (k = 4, 8, 12; one seed per state), AWGN,
+rho = 1/2 and 1/8, against the OPTA / optimal-linear / equal-power bounds of
+the same states (:mod:`pipeline.embedded.latent_nmse`)::
+
+    .venv/bin/python -m benchmarks.bench_codec --section bounds --csv docs/results/e2e_vs_separation/latent_nmse.csv
 """
 
 from __future__ import annotations
@@ -283,8 +293,79 @@ def section_estimators(seed: int, seeds: int = 16, snrs=(10.0, 12.0)) -> None:
                                   "vs hard [dB] (95% t CI)", "paired t p"]))
 
 
+def bounds_table(num_states: int = 81, train_states: int = 162, steps=(4, 8, 12), rhos=(0.5, 0.125),
+                 snrs=(-5.0, 0.0, 5.0, 10.0, 15.0, 20.0), learned: bool = True):
+    """Latent NMSE of the analog (and shipped learned) codecs on held-out states against the bounds.
+
+    ``num_states`` held-out states per step (one seed each) of the shipped model
+    (:func:`pipeline.embedded.latent_nmse.heldout_states`); the fitted
+    coefficient order comes from ``train_states`` states of the training
+    prompts. Returns :func:`pipeline.embedded.latent_nmse.measure`'s table.
+    """
+    from pipeline.embedded.latent_nmse import codec_factories, heldout_states, measure  # noqa: PLC0415
+
+    held = heldout_states(num_states, steps)
+    train = heldout_states(train_states, steps, split="train")
+    orders = {k: AnalogCodec.fit_coefficient_order(x) for k, (x, _) in train.items()}
+    codecs = codec_factories(orders)
+    if learned:
+        from latent_codec.learned import LearnedCodec  # noqa: PLC0415
+        from pipeline.transport import default_learned_model  # noqa: PLC0415
+
+        shipped = {}
+        for rho in rhos:
+            try:
+                shipped[rho] = LearnedCodec.from_pretrained(default_learned_model(rho)).eval()
+            except FileNotFoundError:
+                pass                                    # rho = 1/2 is not shipped
+        codecs["learned"] = lambda rho, snr_db, k: shipped.get(rho)
+    return measure(codecs, held, rhos, snrs, ranking_states=train)
+
+
+def section_bounds(seed: int, num_states: int = 81, train_states: int = 162, csv: str | None = None) -> None:
+    """Issue 12's target: the analog codec against the optimal-linear bound (AWGN, held-out states).
+
+    Needs the shipped model (about 2 min on one thread: the states are generated here).
+    """
+    del seed  # the states' seeds are fixed (pipeline.embedded.latent_nmse.HELDOUT_SEED_BASE)
+    t = bounds_table(num_states, train_states)
+    print("\n== bounds: latent NMSE [dB] on held-out states (AWGN) against phy.jscc_bounds ==")
+    print("gap = codec - optimal-linear bound [dB] (95% CI over the n states; the bound is a number of the "
+          "measured spectrum)")
+    print("ranked: the optimal-linear bound with the kept coefficients ranked on the training states (no "
+          "selection bias)")
+    rows = [[r.k, r.bandwidth_ratio, r.snr_db, r.codec, r.n,
+             f"{r.nmse_db:.2f} [{r.nmse_ci_low_db:.2f}, {r.nmse_ci_high_db:.2f}]",
+             f"{r.gap_to_linear_optimal_db:+.2f} [{r.gap_ci_low_db:+.2f}, {r.gap_ci_high_db:+.2f}]",
+             f"{r.gap_to_ranked_db:+.2f} [{r.gap_ranked_ci_low_db:+.2f}, {r.gap_ranked_ci_high_db:+.2f}]",
+             f"{r.opta_nmse_db:.2f}", f"{r.linear_optimal_nmse_db:.2f}", f"{r.linear_optimal_ranked_nmse_db:.2f}",
+             f"{r.linear_equal_nmse_db:.2f}"]
+            for r in t.itertuples()]
+    print(tabulate(rows, headers=["k", "rho", "SNR", "codec", "n", "NMSE dB [95% CI]", "gap [95% CI]",
+                                  "gap to ranked", "OPTA", "opt. linear", "ranked", "equal linear"]))
+    print("\nlargest gap to the optimal-linear bound over k and SNR (target: <= 0.3 dB):")
+    for (rho, codec), sub in t.groupby(["bandwidth_ratio", "codec"]):
+        for col, lo, hi, name in (("gap_to_linear_optimal_db", "gap_ci_low_db", "gap_ci_high_db", "bound"),
+                                  ("gap_to_ranked_db", "gap_ranked_ci_low_db", "gap_ranked_ci_high_db", "ranked")):
+            worst = sub.loc[sub[col].idxmax()]
+            print(f"  rho = {rho:g}, {codec}, to the {name}: {worst[col]:+.2f} dB [{worst[lo]:+.2f}, "
+                  f"{worst[hi]:+.2f}] at k = {worst.k}, {worst.snr_db:g} dB (n = {worst.n})")
+    print("\nissue 12's figures at rho = 1/2 (OPTA / optimal linear below equal-power linear, dB):")
+    first = t[t["bandwidth_ratio"] == 0.5].drop_duplicates(["k", "snr_db"])
+    for k, sub in first.groupby("k"):
+        opta = (sub.linear_equal_nmse_db - sub.opta_nmse_db).round(2).tolist()
+        opt = (sub.linear_equal_nmse_db - sub.linear_optimal_nmse_db).round(2).tolist()
+        print(f"  k = {k}: SNR {sub.snr_db.tolist()}: OPTA {opta}; optimal linear {opt}")
+    if csv:
+        t.to_csv(csv, index=False, float_format="%.6g")
+        print(f"table: {csv}")
+
+
 SECTIONS = {"soft": section_soft, "bsc": section_bsc, "uep": section_uep, "analog": section_analog,
-            "sizes": section_sizes, "speed": section_speed, "estimators": section_estimators}
+            "sizes": section_sizes, "speed": section_speed, "estimators": section_estimators,
+            "bounds": section_bounds}
+#: sections that need the shipped model (not in the default run)
+SLOW = ("estimators", "bounds")
 
 
 def main() -> None:
@@ -294,11 +375,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=16, help="estimators: paired seeds")
     parser.add_argument("--snr-db", type=float, nargs="+", default=[10.0, 12.0], help="estimators: Es/N0 [dB]")
+    parser.add_argument("--states", type=int, default=81, help="bounds: held-out states per step k")
+    parser.add_argument("--train-states", type=int, default=162,
+                        help="bounds: training-prompt states per k for the fitted coefficient order")
+    parser.add_argument("--csv", default=None, help="bounds: write the table to this CSV")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    for name in args.section or [k for k in SECTIONS if k != "estimators"]:
+    for name in args.section or [k for k in SECTIONS if k not in SLOW]:
         if name == "estimators":
             section_estimators(args.seed, args.seeds, tuple(args.snr_db))
+        elif name == "bounds":
+            section_bounds(args.seed, args.states, args.train_states, args.csv)
         else:
             SECTIONS[name](args.seed)
 

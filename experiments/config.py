@@ -132,16 +132,45 @@ class ExecutionConfig(_Strict):
 
 
 class PlotSpec(_Strict):
-    """One figure: ``y`` metrics (one panel each) against ``x``; one line per value of ``hue``.
+    """One figure.
 
-    Values are averaged over every other column (seeds, users) with a 95% confidence band.
+    ``kind: lines`` (default): ``y`` metrics (one panel each) against ``x``; one
+    line per value of ``hue``; values averaged over every other column (seeds,
+    users) with a 95% confidence band.
+
+    ``kind: frontier`` (:mod:`experiments.frontier`): each ``y`` against the
+    channel uses ``x`` (log axis), one panel per value of the ``panel`` columns,
+    each ``arm`` (a grid axis, e.g. ``variant``) a point with its 95% interval;
+    the report adds a table per panel: the budget of ``x`` below which the
+    ``reference`` arm gives the better ``y``, and each arm's ``y`` at ``<= budget``.
+
+    ``kind: latent_nmse``: latent NMSE of codecs against the JSCC bounds from
+    the table ``data`` (a CSV beside ``results.csv``, written by
+    ``benchmarks/bench_codec.py --section bounds --csv ...``; see
+    :func:`experiments.frontier.plot_latent_nmse`).
     """
 
+    kind: Literal["lines", "frontier", "latent_nmse"] = "lines"
     x: str
     y: list[str] = Field(min_length=1)
     hue: str | None = None
     logx: bool = False
     title: str | None = None
+    arm: str | None = Field(None, description="frontier: the column naming the arms (e.g. variant)")
+    panel: list[str] = Field(default_factory=list, description="frontier: one panel per value of these columns")
+    reference: str | None = Field(None, description="frontier: the arm whose crossover budget is tabulated")
+    budget: float | None = Field(None, gt=0, description="frontier: tabulate each arm's y at <= budget of x")
+    data: str | None = Field(None, description="latent_nmse: the CSV file (relative to the run directory)")
+
+    @model_validator(mode="after")
+    def _kind_fields(self):
+        if self.kind == "frontier" and not self.arm:
+            raise ValueError("a frontier plot needs 'arm' (the column naming the arms, e.g. variant)")
+        if self.kind == "latent_nmse" and not self.data:
+            raise ValueError("a latent_nmse plot needs 'data' (a CSV file in the run directory)")
+        if self.kind == "lines" and (self.arm or self.panel or self.reference or self.budget or self.data):
+            raise ValueError("arm, panel, reference, budget and data apply to kind 'frontier' or 'latent_nmse'")
+        return self
 
 
 class LatencyEnergyConfig(_Strict):

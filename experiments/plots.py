@@ -71,6 +71,7 @@ LABELS: dict[str, tuple[str, float]] = {
     "spectral_efficiency": ("spectral efficiency [bit/s/Hz]", 1.0), "bandwidth_hz": ("bandwidth [MHz]", 1e-6),
     "channel": ("channel", 1.0), "modulation": ("modulation", 1.0), "codec": ("codec", 1.0),
     "variant": ("variant", 1.0), "user_set": ("user set", 1.0),
+    "channel_uses_per_latent_value": ("channel uses per latent value", 1.0),
 }
 #: metrics drawn on a log y axis (error rates)
 LOG_METRICS = ("ber", "bler", "bit_error_rate", "mse", "latent_mse")
@@ -95,13 +96,17 @@ def _scale(column: str) -> float:
     return LABELS.get(column, (column, 1.0))[1]
 
 
-def _agg():
+def agg_pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (files only)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
+
+
+_agg = agg_pyplot
 
 
 def axis_columns(df, grid: list[str] | None = None) -> list[str]:
@@ -285,6 +290,8 @@ def make_plots(df, out_dir: Path, specs: list[dict] | None = None, metrics=DEFAU
     paths: list[Path] = []
     if specs:
         for spec in specs:
+            if spec.get("kind", "lines") != "lines":    # frontier / latent_nmse: experiments.report draws them
+                continue
             if spec["x"] not in df.columns:
                 continue
             hue = [spec["hue"]] if spec.get("hue") else [a for a in axes if a != spec["x"]]

@@ -282,6 +282,10 @@ def write_outputs(run_dir: str | Path, cfg=None) -> dict:
         for old in [*plot_dir.glob("*.png"), *plot_dir.glob("*.pdf")]:
             old.unlink()
     plots = make_plots(df, plot_dir, specs, grid=grid_axes)
+    from .frontier import special_figures
+
+    special, special_lines = special_figures(run_dir, df, specs, plot_dir)
+    plots += special
     grid = image_grid(run_dir, df, max_points=int(meta.get("image_grid_max_points", 8)), grid=grid_axes)
 
     lines = [f"# {name}", ""]
@@ -323,6 +327,8 @@ def write_outputs(run_dir: str | Path, cfg=None) -> dict:
         lines += ["## Comparisons between arms", ""] + comp + [""]
     if meta.get("latency_energy"):
         lines += latency_sources(meta)
+    if special_lines:
+        lines += ["## Frontier and bounds", ""] + special_lines
     if plots:
         lines += ["## Plots", ""]
         for p in plots:

@@ -29,7 +29,12 @@ dimension, :math:`\sigma^2 = 10^{-\mathrm{design\_snr\_db}/10}`, mean power
 1 per symbol; weak bands may get none (estimated as their mean, 0). Both ends
 compute the allocation from the float16 band variances of the header, so it
 costs no extra header bits. The receiver's MMSE shrinkage uses each band's
-allocated power.
+allocated power. The optimal-linear bound (:func:`phy.jscc_bounds.linear_nmse`)
+also sends the ``K`` *strongest* coefficients: below ``compression_ratio = 1``
+the allocation reaches it only in an energy order (``selection="custom"``
+with :meth:`AnalogCodec.fit_coefficient_order` on training states of the same
+step); the low-pass order drops some strong coefficients
+(``benchmarks/bench_codec.py --section bounds`` measures both).
 
 Noise bookkeeping: the unbiased estimate is ``x + e`` with ``e`` zero-mean
 Gaussian of per-value variance ``latent_noise_var(...)`` -- exactly extra

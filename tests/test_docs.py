@@ -33,12 +33,13 @@ MODULES = [
     "pipeline.metrics", "pipeline.compute", "pipeline.loading", "pipeline.judge",
     "pipeline.embedded.classifier", "pipeline.embedded.judging", "pipeline.embedded.model",
     "pipeline.embedded.scenes", "pipeline.embedded.vocabulary", "pipeline.embedded.jscc_training",
-    "pipeline.chain_rules",
+    "pipeline.chain_rules", "pipeline.embedded.latent_nmse",
     "experiments.config", "experiments.grid", "experiments.latency_energy", "experiments.executors",
     "experiments.results", "experiments.plots", "experiments.ray_executor", "experiments.configtools",
     "experiments.evaluate", "experiments.report", "experiments.runner",
     "experiments.cli_options", "experiments.link_plots", "experiments.cli", "experiments.commands.generate",
     "experiments.commands.train_jscc", "experiments.stats", "experiments.commands.link",
+    "experiments.frontier",
 ]
 
 # public modules without docstring examples, each with the reason

@@ -48,7 +48,11 @@ def test_every_shipped_config_validates_against_the_real_chain_config():
         assert len(points) >= 2
         assert len({p.key for p in points}) == len(points)
         for spec in cfg.plots:
-            assert spec.x in cfg.grid, f"{path.name}: plot x '{spec.x}' is not a grid axis"
+            if spec.kind == "lines":
+                assert spec.x in cfg.grid, f"{path.name}: plot x '{spec.x}' is not a grid axis"
+            elif spec.kind == "frontier":
+                for col in [spec.arm, *spec.panel]:
+                    assert col in cfg.grid, f"{path.name}: frontier column '{col}' is not a grid axis"
 
 
 def test_default_config_is_the_main_job():

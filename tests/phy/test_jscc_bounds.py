@@ -112,3 +112,27 @@ def test_errors_are_one_line(call, match):
     with pytest.raises(ValueError, match=match) as err:
         call()
     assert "\n" not in str(err.value)
+
+
+def test_two_band_lee_petersen_by_hand():
+    # lam = (4, 1), sigma^2 = 0.1 (10 dB), rho = 1/2 (budget 2 real dims): both bands active, q_i = sigma sqrt(lam_i) s
+    # - sigma^2 with s = (2 + 2 sigma^2) / (sigma (2 + 1)): q = (1.3667, 0.6333); D = sigma^2 (sum sqrt lam)^2 /
+    # (2 + 2 sigma^2) = 0.9 / 2.2
+    assert linear_nmse([4.0, 1.0], 0.5, 10.0, "optimal") == pytest.approx(0.9 / 2.2 / 5.0, rel=1e-12)
+    # equal gain: g^2 = 2/5, D_i = lam_i / (1 + 10 g^2 lam_i)
+    assert linear_nmse([4.0, 1.0], 0.5, 10.0, "equal") == pytest.approx((4 / 17 + 1 / 5) / 5, rel=1e-12)
+    # a weak second band gets no power (0 dB): the strong one takes the whole budget 2, D = 4/3 + lam_2
+    assert linear_nmse([4.0, 1e-3], 0.5, 0.0, "optimal") == pytest.approx((4 / 3 + 1e-3) / 4.001, rel=1e-12)
+    # OPTA for the same source: rate 2 * 0.5 * log2(11) bits in total, water level below both variances:
+    # D_i = theta, theta^2 = 4 * 1 / 11^2 -> D = 2 * 2 / 11
+    assert opta_nmse([4.0, 1.0], 0.5, 10.0) == pytest.approx(4 / 11 / 5, rel=1e-12)
+
+
+def test_ranking_chooses_the_sent_components():
+    lam = np.array([1.0, 4.0, 2.0, 3.0])
+    # rho = 1/4 sends 2 of 4: by default the two strongest (4, 3); a ranking may pick others (1, 2)
+    assert linear_nmse(lam, 0.25, 10.0, ranking=lam) == pytest.approx(linear_nmse(lam, 0.25, 10.0))
+    worse = linear_nmse(lam, 0.25, 10.0, ranking=-lam)
+    assert worse == pytest.approx((linear_nmse([1.0, 2.0], 0.5, 10.0) * 3.0 + 7.0) / 10.0, rel=1e-12)
+    with pytest.raises(ValueError, match="ranking must be 4 finite scores"):
+        linear_nmse(lam, 0.25, 10.0, ranking=[1.0, 2.0])
