@@ -144,13 +144,20 @@ class PlotSpec(_Strict):
     the report adds a table per panel: the budget of ``x`` below which the
     ``reference`` arm gives the better ``y``, and each arm's ``y`` at ``<= budget``.
 
+    ``kind: steps`` (:func:`experiments.frontier.step_table`, no plot): for
+    each ``arm`` and ``panel``, ``y`` between consecutive values of ``x`` (e.g.
+    SNR steps), paired on seed and receiver: the mean change with its 95%
+    interval and p; a step whose interval lies below 0 is a fall, and below
+    ``below`` (e.g. the lowest training SNR) a fall of more than ``max_drop``
+    per 5 units of ``x`` is a cliff.
+
     ``kind: latent_nmse``: latent NMSE of codecs against the JSCC bounds from
     the table ``data`` (a CSV beside ``results.csv``, written by
     ``benchmarks/bench_codec.py --section bounds --csv ...``; see
     :func:`experiments.frontier.plot_latent_nmse`).
     """
 
-    kind: Literal["lines", "frontier", "latent_nmse"] = "lines"
+    kind: Literal["lines", "frontier", "latent_nmse", "steps"] = "lines"
     x: str
     y: list[str] = Field(min_length=1)
     hue: str | None = None
@@ -161,11 +168,16 @@ class PlotSpec(_Strict):
     reference: str | None = Field(None, description="frontier: the arm whose crossover budget is tabulated")
     budget: float | None = Field(None, gt=0, description="frontier: tabulate each arm's y at <= budget of x")
     data: str | None = Field(None, description="latent_nmse: the CSV file (relative to the run directory)")
+    below: float | None = Field(None, description="steps: the x under which a fall is checked against max_drop")
+    max_drop: float | None = Field(None, gt=0, description="steps: the largest fall of y per 5 units of x "
+                                                            "allowed below 'below'")
 
     @model_validator(mode="after")
     def _kind_fields(self):
-        if self.kind == "frontier" and not self.arm:
-            raise ValueError("a frontier plot needs 'arm' (the column naming the arms, e.g. variant)")
+        if self.kind in ("frontier", "steps") and not self.arm:
+            raise ValueError(f"a {self.kind} entry needs 'arm' (the column naming the arms, e.g. variant)")
+        if self.kind != "steps" and (self.below is not None or self.max_drop is not None):
+            raise ValueError("below and max_drop apply to kind 'steps'")
         if self.kind == "latent_nmse" and not self.data:
             raise ValueError("a latent_nmse plot needs 'data' (a CSV file in the run directory)")
         if self.kind == "lines" and (self.arm or self.panel or self.reference or self.budget or self.data):

@@ -348,6 +348,70 @@ def gap_table(table) -> list[str]:
 
 
 
+#: columns that pair two rows of one arm across x (the same seed and receiver)
+PAIR_ON = ("seed", "pair")
+
+
+def step_table(df, x: str, y: str, arm: str, panel: list[str] | None = None, below: float | None = None,
+               max_drop: float | None = None) -> list[str]:
+    """Markdown: ``y`` between consecutive values of ``x`` for each arm and panel (the "no cliff" check).
+
+    Each step pairs the rows of one arm that share :data:`PAIR_ON` (seed and
+    receiver; receivers that fell back are left out, :func:`experiments.stats.metric_values`)
+    and gives the mean change of ``y`` from the lower to the higher ``x`` with
+    its 95% t interval, n and the paired p (:func:`experiments.stats.paired_test`).
+    A step whose interval lies entirely below 0 is a *fall* (``y`` decreases
+    in ``x`` beyond its uncertainty); for steps that start below ``below``
+    the fall per 5 units of ``x`` is compared with ``max_drop`` (a *cliff*).
+
+    >>> import pandas as pd
+    >>> rows = [{"variant": "a", "snr_db": s, "seed": i, "pair": "p", "psnr_db": 20 + s + 0.1 * i}
+    ...         for s in (0, 5) for i in range(4)]
+    >>> print("\\n".join(step_table(pd.DataFrame(rows), "snr_db", "psnr_db", "variant")))
+    0 of 1 steps fall beyond their interval.
+    <BLANKLINE>
+    | variant | snr_db step | change of psnr_db [95% CI] | n pairs | p | verdict |
+    |---|---|---|---|---|---|
+    | a | 0 -> 5 | +5 [+5, +5] | 4 | p = 0.12 | rises |
+    """
+    from .stats import fmt_number, fmt_p, metric_values, paired_test
+
+    panel = [c for c in (panel or []) if c in df.columns]
+    keys = [c for c in PAIR_ON if c in df.columns]
+    data = df.copy()
+    data["_y"] = metric_values(data, y)
+    head = [f"| {' | '.join(panel + [arm])} | {x} step | change of {y} [95% CI] | n pairs | p | verdict |",
+            "|" + "---|" * (len(panel) + 6)]
+    lines = []
+    verdicts = {"fall": 0, "cliff": 0, "steps": 0}
+    for key, sub in _panels(data, panel + [arm]):
+        xs = sorted(sub[x].dropna().unique())
+        for lo, hi in zip(xs, xs[1:]):
+            a = sub[sub[x] == lo].set_index(keys)["_y"]
+            b = sub[sub[x] == hi].set_index(keys)["_y"]
+            both = a.index.intersection(b.index)
+            r = paired_test(b.loc[both].to_numpy(), a.loc[both].to_numpy(), binary=False)
+            if not r["n"] or r["diff"] != r["diff"]:
+                continue
+            verdicts["steps"] += 1
+            fall = r["diff_high"] < 0
+            per5 = -r["diff"] * 5.0 / (hi - lo)
+            cliff = fall and below is not None and max_drop is not None and lo < below and per5 > max_drop
+            verdict = "cliff" if cliff else "fall" if fall else ("rises" if r["diff_low"] > 0 else "level")
+            if fall and below is not None and max_drop is not None and lo < below and not cliff:
+                verdict = f"fall ({fmt_number(per5)} per 5, within {fmt_number(max_drop)})"
+            verdicts["fall"] += fall
+            verdicts["cliff"] += cliff
+            cells = [str(v) for v in key] + [f"{lo:g} -> {hi:g}",
+                                              f"{r['diff']:+.3g} [{r['diff_low']:+.3g}, {r['diff_high']:+.3g}]",
+                                              str(r["n"]), fmt_p(r["p_value"]), verdict]
+            lines.append("| " + " | ".join(cells) + " |")
+    summary = (f"{verdicts['fall']} of {verdicts['steps']} steps fall beyond their interval"
+               + (f"; {verdicts['cliff']} fall by more than {fmt_number(max_drop)} per 5 below {fmt_number(below)}"
+                  if below is not None and max_drop is not None else "") + ".")
+    return [summary, ""] + head + lines if lines else [summary]
+
+
 def special_figures(run_dir: Path, df, specs: list[dict] | None, plot_dir: Path) -> tuple[list[Path], list[str]]:
     """The ``kind: frontier`` and ``kind: latent_nmse`` figures of a run's ``plots:`` (and their report lines).
 
@@ -376,6 +440,15 @@ def special_figures(run_dir: Path, df, specs: list[dict] | None, plot_dir: Path)
                     lines += frontier_table(pts, spec["reference"], spec.get("budget") or 0.5, panel,
                                             label(y), label(spec["x"])) + [""]
                 lines += [f"Figure: [plots/{path.name}](plots/{path.name}).", ""]
+        elif kind == "steps":
+            panel = [p for p in spec.get("panel") or [] if p in df.columns]
+            for y in spec["y"]:
+                if y not in df.columns or spec["x"] not in df.columns or spec["arm"] not in df.columns:
+                    continue
+                title = spec.get("title") or f"{label(y)} between consecutive {label(spec['x'])}"
+                lines += [f"### {title}", ""]
+                lines += step_table(df, spec["x"], y, spec["arm"], panel, spec.get("below"),
+                                    spec.get("max_drop")) + [""]
         elif kind == "latent_nmse":
             import pandas as pd
 

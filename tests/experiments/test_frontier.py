@@ -108,3 +108,39 @@ def test_a_latent_nmse_entry_draws_the_codecs_against_the_bounds(tmp_path):
     assert any("missing.csv" in ln and "missing" in ln for ln in lines)
     gaps = gap_table(table)
     assert len(gaps) == 2 + 2 and "| 0.5 | analog |" in gaps[2]
+
+
+def test_step_table_finds_falls_and_cliffs_on_paired_rows():
+    from experiments.frontier import step_table
+
+    rng = __import__("numpy").random.default_rng(0)
+    rows = []
+    # arm "steady" rises 4 dB per 5 dB; arm "cliff" loses 6 dB from -10 to -5 (below the training range at -5)
+    # and 2 dB from 0 to 5 (a fall, above the range); a fallback row is left out of its pairs
+    means = {"steady": {-10: 10, -5: 14, 0: 18, 5: 22}, "cliff": {-10: 8, -5: 14, 0: 16, 5: 14}}
+    for arm, by_snr in means.items():
+        for snr, mean in by_snr.items():
+            for seed in range(16):
+                rows.append({"variant": arm, "channel": "awgn", "snr_db": snr, "seed": seed, "pair": "g/u0",
+                             "psnr_db": mean + 0.3 * rng.standard_normal(),
+                             "fallback_generate_alone": seed == 0 and snr == 5})
+    lines = step_table(pd.DataFrame(rows), "snr_db", "psnr_db", "variant", ["channel"], below=-5, max_drop=3)
+    assert lines[0] == "1 of 6 steps fall beyond their interval; 0 fall by more than 3 per 5 below -5."
+    table = {tuple(l.split(" | ")[1:3]): l for l in lines if l.startswith("| awgn")}
+    assert table[("cliff", "-5 -> 0")].endswith("| rises |")
+    assert table[("cliff", "0 -> 5")].endswith("| fall |") and "| 15 |" in table[("cliff", "0 -> 5")]
+    # mirrored in SNR, the "cliff" arm falls 2 dB from 0 to 5 (within 3 per 5) and 6 dB from 5 to 10 (a cliff)
+    flipped = pd.DataFrame(rows).assign(snr_db=lambda d: -d["snr_db"]).query("variant == 'cliff'")
+    lines = step_table(flipped, "snr_db", "psnr_db", "variant", ["channel"], below=6, max_drop=3)
+    assert lines[0] == "2 of 3 steps fall beyond their interval; 1 fall by more than 3 per 5 below 6."
+    assert any(l.startswith("| awgn | cliff | 5 -> 10") and l.endswith("| cliff |") for l in lines)
+    assert any(l.startswith("| awgn | cliff | 0 -> 5") and "within 3" in l for l in lines)
+
+
+def test_steps_entries_are_validated():
+    from experiments.config import PlotSpec
+
+    with pytest.raises(ValueError, match="a steps entry needs 'arm'"):
+        PlotSpec(kind="steps", x="snr_db", y=["psnr_db"])
+    with pytest.raises(ValueError, match="below and max_drop apply to kind 'steps'"):
+        PlotSpec(x="snr_db", y=["psnr_db"], below=-5.0)
