@@ -6,7 +6,11 @@ expected BLER of each MCS comes from BLER-vs-SNR curves measured with this
 project's own bit-true chain over AWGN (5G LDPC with CRC24B, the default
 early-stopping decoder, app demapping) by ``python -m phy.calibrate`` and
 shipped in ``phy/data/mcs_bler_awgn.csv``.  For a fading channel pass the
-effective (AWGN-equivalent) SNR or a measured post-equalisation SINR.
+effective (AWGN-equivalent) SNR, a :class:`FadingProfile`, or -- for the
+calibrated categories (Rayleigh block fading, TDL-A/C at 3 and 30 m/s, LS
+estimation; :func:`calibrated_table`) -- the average SNR with that category's
+BLER table (``calibration=``), measured over the channel with the same chain
+(``python -m phy.calibrate --channel ...``).
 
 The curves are made non-increasing in SNR (a conservative envelope) before
 use, so the chosen spectral efficiency never decreases when the SNR grows.
