@@ -340,7 +340,7 @@ def sionna_bler_tables(calibration: Optional[str] = None, table: int = 1, catego
         >>> t = sionna_bler_tables(table=1)
         >>> entry = t["category"]["1"]["index"]["1"]["MCS"]["9"]
         >>> sorted(entry["CBS"], key=int), len(entry["SNR_db"]) == len(entry["CBS"]["1024"]["BLER"])
-        (['256', '1024', '4096'], True)
+        (['256', '1024', '4096', '8424'], True)
     """
     from .mcs import rate_key, load_calibration  # pylint: disable=import-outside-toplevel
 
@@ -370,7 +370,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     """Command-line entry point of ``python -m phy.calibrate``."""
     p = argparse.ArgumentParser(prog="python -m phy.calibrate", description=__doc__.split("\n\n")[0])
     p.add_argument("--tables", default="1,2,3", help="MCS tables, comma list (default 1,2,3)")
-    p.add_argument("--block-lengths", default="1024,4096,256", help="information bits per block, comma list")
+    p.add_argument("--block-lengths", default="1024,4096,256,8424",
+                   help="information bits per block, comma list (8424 + CRC24B = 8448, the largest 5G LDPC block)")
     p.add_argument("--target-bler", type=float, default=0.1)
     p.add_argument("--step-db", type=float, default=0.5)
     p.add_argument("--min-blocks", type=int, default=50)
@@ -435,6 +436,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     rows: list[dict] = []
     partial = out.with_suffix(".partial.csv")
     source = partial if partial.exists() else out
+    history: list[str] = []  # the "# <date>; args:" lines of the runs a resumed file came from
+    if args.resume and out.exists():
+        with open(out, encoding="utf-8") as fh:
+            history = [line.rstrip("\n") for line in fh if line.startswith("# earlier:") or
+                       (line.startswith("# 20") and "; args:" in line)]
+        history = [h if h.startswith("# earlier:") else "# earlier: " + h[2:] for h in history]
     if args.resume and source.exists():
         with open(source, newline="", encoding="utf-8") as fh:
             for r in csv.DictReader(line for line in fh if not line.startswith("#")):
@@ -484,6 +491,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     with open(out, "w", newline="", encoding="utf-8") as fh:
         fh.write(f"# BLER vs SNR (Es/N0) over {over} of distdiff's bit-true chain, written by python -m phy.calibrate\n")
         fh.write(f"# {datetime.date.today().isoformat()}; args: {' '.join(argv if argv is not None else sys.argv[1:])}\n")
+        for line in history:
+            fh.write(line + "\n")
         fh.write(f"# chain: CRC24B + 5G LDPC, decoder={cfg.decoder} ({cfg.decoder_iterations} iterations max, "
                  f"{cfg.cn_update}), app demapping; {len(todo)} curves in {time.perf_counter() - t0:.0f} s\n")
         if args.channel != "awgn":
