@@ -3,9 +3,11 @@
 For each channel (AWGN; Rayleigh block fading, TDL-A and TDL-C at 3 and 30 m/s,
 all with LS estimation; TDL-C at 10 m/s, the issue's reference case) and each
 SNR, the adaptive link (:class:`phy.DigitalLink` with ``mcs="auto"``, 1024-bit
-blocks, MCS table 1 unless ``--mcs-table``, target BLER 0.1) picks its MCS -- over fading at the
-channel's :class:`phy.mcs.FadingProfile`, the information of the receiver's
-own LLRs, so the LS estimation loss counts -- and the bit-true chain then
+blocks, MCS table 1 unless ``--mcs-table``, target BLER 0.1) picks its MCS -- over a calibrated
+category (AWGN, Rayleigh and TDL-A/C at 3 and 30 m/s with LS: ``path=table``) from the BLER-vs-average-SNR
+table measured over that channel (``python -m phy.calibrate --channel ...``), otherwise (TDL-C at
+10 m/s: ``path=profile``) at the channel's :class:`phy.mcs.FadingProfile`, the information of the
+receiver's own LLRs; both count the LS estimation loss -- and the bit-true chain then
 measures that MCS's BLER at the same SNR (independent seeds).  A point
 *meets* the target when the measured BLER is at most 1.5 x the target; the
 table gives the Wilson 95% interval of each BLER, the expected BLER the
@@ -14,9 +16,12 @@ meets the target (``feasible``; where none does it falls back to the most
 robust MCS and the target cannot be met: channel outage, not a selection
 error).
 
-Run (about 15 CPU-minutes; resumable: points already in --output are kept)::
+Run (resumable: points already in --output are kept; the table-path channels
+cost no probe: 2.4 CPU-minutes for the 42 points at 640 blocks; TDL-C at 10 m/s adds its probes)::
 
     .venv/bin/python benchmarks/mcs_fading.py --output benchmarks/results/mcs_fading.jsonl
+    .venv/bin/python benchmarks/mcs_fading.py --blocks 640 --channels awgn rayleigh tdl-a:3 tdl-a:30 \
+        tdl-c:3 tdl-c:30 --output benchmarks/results/mcs_fading_tables.jsonl
     .venv/bin/python benchmarks/mcs_fading.py --snr-db -5 0 5 --channels tdl-c:30 --blocks 200
 """
 
@@ -77,7 +82,8 @@ def measure(name: str, snr_db: float, blocks: int, target: float, seed: int, mcs
             errors += res.block_errors
     lo, hi = wilson(errors, n)
     bler = errors / n
-    return dict(channel=name, snr_db=snr_db, mcs_table=mcs_table, mcs=choice.index, modulation=choice.modulation,
+    return dict(channel=name, snr_db=snr_db, mcs_table=mcs_table, path=choice.path, calibration=choice.calibration,
+                mcs=choice.index, modulation=choice.modulation,
                 code_rate=round(choice.code_rate, 4), spectral_efficiency=round(choice.spectral_efficiency, 4),
                 feasible=choice.meets_target, expected_bler=round(choice.expected_bler, 4), blocks=n,
                 block_errors=errors, bler=round(bler, 4), ci_low=round(lo, 4), ci_high=round(hi, 4),
@@ -115,11 +121,12 @@ def main(argv=None) -> int:
                 fh.flush()
                 print(json.dumps(row), flush=True)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    print(f"{'channel':10} {'SNR':>5} {'MCS':>4} {'mod':>6} {'rate':>6} {'feas':>5} {'exp':>6} "
-          f"{'BLER':>6} {'95% CI':>15} {'met':>4}")
+    print(f"{'channel':10} {'SNR':>5} {'path':>7} {'MCS':>4} {'mod':>6} {'rate':>6} {'feas':>5} {'exp':>6} "
+          f"{'n':>5} {'BLER':>6} {'95% CI':>15} {'met':>4}")
     for r in rows:
-        print(f"{r['channel']:10} {r['snr_db']:5.0f} {r['mcs']:4d} {r['modulation']:>6} {r['code_rate']:6.3f} "
-              f"{str(r['feasible']):>5} {r['expected_bler']:6.3f} {r['bler']:6.3f} "
+        print(f"{r['channel']:10} {r['snr_db']:5.0f} {r.get('path', 'profile'):>7} {r['mcs']:4d} "
+              f"{r['modulation']:>6} {r['code_rate']:6.3f} "
+              f"{str(r['feasible']):>5} {r['expected_bler']:6.3f} {r['blocks']:5d} {r['bler']:6.3f} "
               f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}] {'yes' if r['met'] else 'NO':>4}")
     met = sum(r["met"] for r in rows)
     print(f"# {met}/{len(rows)} points meet BLER <= 1.5 x {args.target_bler}; "

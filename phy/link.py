@@ -364,8 +364,9 @@ class DigitalLink(torch.nn.Module):
     :output result: :class:`LinkResult`.
 
     With ``mcs="auto"`` each call picks the MCS for ``snr_db``
-    (:meth:`select_mcs`: over fading at the channel's
-    :meth:`fading_profile`, which counts the channel-estimation loss) and
+    (:meth:`select_mcs`: over a calibrated fading category from its
+    measured BLER table, over other fading at the channel's
+    :meth:`fading_profile`; both count the channel-estimation loss) and
     uses that MCS's chain.
 
     Example::
@@ -468,12 +469,41 @@ class DigitalLink(torch.nn.Module):
                     _PROBE_CACHE[shared] = self._probes[key]
         return self._probes[key]
 
+    def calibrated_table(self):
+        """The shipped BLER table measured over this link's channel category (:func:`phy.mcs.calibrated_table`:
+        same channel model, receiver, numerology, block length; speed within tolerance), or `None` (also
+        with a user channel, and over AWGN, whose table :func:`~phy.select_mcs` reads anyway)."""
+        if ("table",) not in self._probes:
+            from .mcs import calibrated_table  # pylint: disable=import-outside-toplevel
+
+            self._probes[("table",)] = None if self.user_channel is not None else calibrated_table(self.config)
+        return self._probes[("table",)]
+
     def select_mcs(self, snr_db: float):
-        """The :class:`~phy.McsChoice` for ``snr_db`` (``mcs="auto"``): over
-        AWGN at ``snr_db``, over fading at its :meth:`fading_profile` (the
-        expected BLER over the channel's codewords meets the target)."""
+        """The :class:`~phy.McsChoice` for ``snr_db`` (``mcs="auto"``): the most efficient MCS whose expected
+        BLER at ``snr_db`` meets ``target_bler``.  Three paths, in this order:
+
+        * AWGN: read off the shipped AWGN BLER table at ``snr_db``.
+        * *table* -- a fading channel with a calibrated category
+          (:meth:`calibrated_table`: TDL-A/C at 3 or 30 m/s, Rayleigh block
+          fading, LS estimation, the default numerology, 1024-bit blocks):
+          read off that category's BLER-vs-average-SNR table, measured with
+          this chain over the channel and its estimator -- the fading and
+          the LS estimation loss are in the curves themselves, no probe is
+          sent (fast), and the expected BLER is what the chain measured.
+        * *profile* -- any other fading link (other speeds, perfect CSI,
+          another numerology or block length, a user channel): at its
+          :meth:`fading_profile`, the AWGN curves averaged over the
+          MIESM effective SNR of the channel's codewords (the LS loss
+          enters through the receiver's own LLRs).
+        """
         from .mcs import select_mcs  # pylint: disable=import-outside-toplevel
 
+        table = self.calibrated_table()
+        if table is not None:
+            return select_mcs(_check_snr(snr_db, True), target_bler=self.config.target_bler,
+                              table=self.config.mcs_table, block_length=self.config.block_length,
+                              calibration=str(table))
         profile = self.fading_profile(snr_db)
         return select_mcs(
             _check_snr(snr_db, True) if profile is None else profile,

@@ -6,7 +6,11 @@ expected BLER of each MCS comes from BLER-vs-SNR curves measured with this
 project's own bit-true chain over AWGN (5G LDPC with CRC24B, the default
 early-stopping decoder, app demapping) by ``python -m phy.calibrate`` and
 shipped in ``phy/data/mcs_bler_awgn.csv``.  For a fading channel pass the
-effective (AWGN-equivalent) SNR or a measured post-equalisation SINR.
+effective (AWGN-equivalent) SNR, a :class:`FadingProfile`, or -- for the
+calibrated categories (Rayleigh block fading, TDL-A/C at 3 and 30 m/s, LS
+estimation; :func:`calibrated_table`) -- the average SNR with that category's
+BLER table (``calibration=``), measured over the channel with the same chain
+(``python -m phy.calibrate --channel ...``).
 
 The curves are made non-increasing in SNR (a conservative envelope) before
 use, so the chosen spectral efficiency never decreases when the SNR grows.
@@ -42,6 +46,9 @@ __all__ = [
     "load_calibration",
     "rate_key",
     "CALIBRATION_FILE",
+    "calibration_link",
+    "calibrated_table",
+    "SPEED_TOLERANCE",
 ]
 
 CALIBRATION_FILE = Path(__file__).resolve().parent / "data" / "mcs_bler_awgn.csv"
@@ -63,6 +70,12 @@ class McsChoice:
         does, the most robust one is returned with ``meets_target=False``).
     :ivar snr_db: the (effective) SNR [dB] the choice was made at.
     :ivar block_length: the calibrated block length that was used.
+    :ivar calibration: file name of the BLER table the choice was read
+        from (``"mcs_bler_awgn.csv"``, or a fading category's table such as
+        ``"mcs_bler_tdl-c_3mps_ls.csv"``); with a :class:`FadingProfile` the
+        AWGN table averaged over the profile's codewords.
+    :ivar path: ``"table"`` (read off a BLER table at ``snr_db``) or
+        ``"profile"`` (MIESM over a measured :class:`FadingProfile`).
     """
 
     index: int
@@ -76,6 +89,8 @@ class McsChoice:
     meets_target: bool
     snr_db: float
     block_length: int
+    calibration: str = CALIBRATION_FILE.name
+    path: str = "table"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +176,84 @@ def load_calibration(path: Optional[str] = None) -> dict[tuple[int, float, int],
     return curves
 
 
+@functools.lru_cache(maxsize=32)
+def calibration_link(path: str) -> Optional[dict]:
+    """The link configuration a calibration CSV was measured over (its ``# link: {json}`` header line:
+    every :class:`~phy.LinkConfig` field except the per-curve ones), or `None` (the AWGN file has none)."""
+    import json  # pylint: disable=import-outside-toplevel
+
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.startswith("#"):
+                return None
+            if line.startswith("# link:"):
+                return json.loads(line[len("# link:"):])
+    return None
+
+
+#: relative speed tolerance of :func:`calibrated_table`: a TDL link at ``speed_mps`` uses a table
+#: calibrated at ``v`` when ``|speed_mps - v| <= SPEED_TOLERANCE * v``
+SPEED_TOLERANCE = 0.2
+
+#: LinkConfig fields that do not change which calibrated table applies (the table's curves vary them, or the
+#: selection reads them; the speed is matched within :data:`SPEED_TOLERANCE`)
+_TABLE_IGNORES = ("modulation", "code", "code_rate", "block_length", "mcs", "mcs_table", "target_bler",
+                  "max_codewords_per_batch", "speed_mps")
+
+
+def calibrated_table(config, data_dir: Optional[Path] = None) -> Optional[Path]:
+    """The shipped BLER table (``phy/data/mcs_bler_<category>.csv``) calibrated over ``config``'s fading channel,
+    or `None`.
+
+    A table applies when it was measured (``python -m phy.calibrate --channel ...``) over the same channel
+    model, receiver (CSI mode, LS interpolation, pilots, demapping, decoder) and OFDM numerology and carrier as
+    ``config`` -- every :class:`~phy.LinkConfig` field in its ``# link:`` header equal -- at a speed within
+    :data:`SPEED_TOLERANCE`, has code blocks of exactly ``config.block_length`` bits and a curve for every
+    MCS of ``config.mcs_table`` that 5G LDPC can carry at that block length.  AWGN is not a category here:
+    :func:`select_mcs` reads AWGN from :data:`CALIBRATION_FILE` anyway.
+
+    :param config: a :class:`~phy.LinkConfig`.
+    :param data_dir: where to look (default ``phy/data``).
+    :output path: the CSV, or `None`.
+
+    Example::
+
+        >>> from phy import LinkConfig
+        >>> calibrated_table(LinkConfig(channel="tdl-c", speed_mps=3.2, csi="ls")).name
+        'mcs_bler_tdl-c_3mps_ls.csv'
+        >>> calibrated_table(LinkConfig(channel="tdl-c", speed_mps=10.0, csi="ls")) is None  # no 10 m/s table
+        True
+    """
+    if config.channel in ("awgn", "bsc"):
+        return None
+    want = config.model_dump(mode="json")
+    for path in sorted((data_dir or CALIBRATION_FILE.parent).glob("mcs_bler_*.csv")):
+        link = calibration_link(str(path))
+        if link is None or link.get("channel") != config.channel:
+            continue
+        if any(want.get(k) != v for k, v in link.items() if k not in _TABLE_IGNORES):
+            continue
+        if set(want) - set(link) - set(_TABLE_IGNORES):
+            continue  # a field the table does not record (written by an older version)
+        v = float(link.get("speed_mps", 0.0))
+        if abs(config.speed_mps - v) > SPEED_TOLERANCE * v + 1e-9:
+            continue
+        curves = load_calibration(str(path))
+        k = config.block_length
+        k_code = k + CRCS["crc24b"]
+        complete = True
+        for e in mcs_table(config.mcs_table):
+            if e.code_rate < LDPC_RATE_MIN:
+                continue
+            n = math.ceil(k_code / e.code_rate / e.bits_per_symbol - 1e-9) * e.bits_per_symbol
+            if ldpc_support_error(k_code, n) is None and (e.bits_per_symbol, rate_key(e.code_rate), k) not in curves:
+                complete = False
+                break
+        if complete:
+            return path
+    return None
+
+
 def select_mcs(
     snr_db: "float | Mapping[str, float] | FadingProfile",
     target_bler: float = 0.1,
@@ -181,7 +274,11 @@ def select_mcs(
     :param table: PDSCH MCS table of TS 38.214 (1, 2 or 3).
     :param block_length: information bits per code block; the nearest
         calibrated block length (in log scale) is used.
-    :param calibration: calibration CSV (default: the shipped one).
+    :param calibration: calibration CSV (default: the shipped AWGN one).
+        A fading category's table (:func:`calibrated_table`, measured over
+        that channel with its estimator) makes ``snr_db`` the link's
+        *average* SNR: the choice is read off the table directly, the fading
+        and the LS estimation loss are in the measured curves.
     :output choice: :class:`McsChoice`.
 
     Example::
@@ -253,6 +350,8 @@ def select_mcs(
         meets_target=best is not None,
         snr_db=snr_used,
         block_length=k_cal,
+        calibration=Path(calibration or os.environ.get("DISTDIFF_MCS_CALIBRATION") or CALIBRATION_FILE).name,
+        path="profile" if profile is not None else "table",
     )
 
 

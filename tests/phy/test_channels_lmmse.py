@@ -83,7 +83,8 @@ def test_fading_profile_is_shared_between_links_of_one_configuration(monkeypatch
 
     monkeypatch.setattr(mcs.FadingProfile, "measure", staticmethod(counting))
     monkeypatch.setattr(link_module, "_PROBE_CACHE", {})
-    cfg = LinkConfig(channel="rayleigh", csi="ls", mcs="auto", block_length=256)
+    # 512-bit blocks: no calibrated table (phy.mcs.calibrated_table), so select_mcs takes the profile path
+    cfg = LinkConfig(channel="rayleigh", csi="ls", mcs="auto", block_length=512)
     a = DigitalLink(cfg).select_mcs(5.0)
     b = DigitalLink(cfg.model_copy(update={"modulation": "16qam"})).select_mcs(5.0)
     assert a == b and calls == [5.0]

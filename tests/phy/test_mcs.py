@@ -12,7 +12,7 @@ from phy.mcs import load_calibration
 
 
 @pytest.mark.parametrize("table", [1, 2, 3])
-@pytest.mark.parametrize("block_length", [256, 1024, 3000, 4096])
+@pytest.mark.parametrize("block_length", [256, 1024, 3000, 4096, 8424])
 def test_spectral_efficiency_never_decreases_with_snr(table, block_length):
     grid = np.arange(-20.0, 35.0, 0.1)
     se = [select_mcs(float(s), table=table, block_length=block_length).spectral_efficiency for s in grid]
@@ -77,7 +77,7 @@ def test_digital_link_with_auto_mcs_reports_the_mcs():
 def test_calibration_table_is_complete_for_the_supported_tables():
     curves = load_calibration()
     lengths = {k[2] for k in curves}
-    assert {256, 1024, 4096} <= lengths
+    assert {256, 1024, 4096, 8424} <= lengths
     for key, c in curves.items():
         assert np.all(np.diff(c.snr_db) > 0)
         assert np.all(np.diff(c.bler) <= 0)  # non-increasing envelope
@@ -152,6 +152,7 @@ def test_adaptive_mcs_counts_the_ls_estimation_loss():
     link = DigitalLink(LinkConfig(mcs="auto", channel="tdl-c", speed_mps=10.0, csi="ls", block_length=1024))
     choice = link.select_mcs(0.0)
     assert not choice.meets_target and choice.index == 0
+    assert choice.path == "profile"  # no calibrated table at 10 m/s (tests/phy/test_mcs_tables.py)
     bler, _ = _measured_bler(link, 0.0, blocks=160)
     assert bler > 0.1 and 0.5 < bler / choice.expected_bler < 2.0, (bler, choice.expected_bler)
 
