@@ -55,8 +55,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from latent_codec.learned import LearnedCodec, LearnedCodecConfig
 
-__all__ = ["JsccTrainingConfig", "load_config", "load_config_dict", "build_dataset", "train", "evaluate",
-           "export", "run", "main"]
+__all__ = ["JsccTrainingConfig", "load_config", "load_config_dict", "build_dataset", "heldout_states", "train", "evaluate",
+           "evaluate_receiver", "ablation", "export", "run", "main"]
 
 CHECKPOINT = "checkpoint.pt"
 DATASET = "dataset.pt"
@@ -90,13 +90,32 @@ class DataSection(BaseModel):
 
 
 class LossSection(BaseModel):
-    """Weights of the objectives."""
+    """Weights of the objectives, and how the receiver-side ones are subsampled to stay affordable.
+
+    * ``latent``: latent NMSE (every sample of the batch).
+    * ``denoiser``: the receiver's guided x0-prediction (one CFG UNet
+      evaluation) from the received against from the sent latent, on the
+      first ``denoiser_samples`` samples of the (random) batch.
+    * ``unrolled``: the receiver's *final* latent after its remaining
+      Euler-ancestral steps (its own prompt, CFG, the sampler noise drawn
+      once per sample and shared by both branches), from the received against
+      from the sent latent, differentiated through the UNet and the scheduler
+      with gradient checkpointing, on the first ``unrolled_samples`` samples;
+      ``unrolled_steps`` truncates the unroll to that many steps followed by
+      the x0-prediction at the state reached (None: all remaining steps).
+    """
 
     model_config = ConfigDict(extra="forbid")
     latent: float = Field(1.0, ge=0.0)
     denoiser: float = Field(0.0, ge=0.0)
+    unrolled: float = Field(0.0, ge=0.0)
     latent_db: bool = Field(False, description="the latent term as the batch NMSE in dB: every SNR of the "
                                                 "range weighs alike (in linear NMSE the low SNRs dominate)")
+    receiver_db: bool = Field(False, description="the denoiser and unrolled terms as their batch MSE in dB")
+    denoiser_samples: Optional[int] = Field(None, ge=1, description="samples of the batch in the denoiser term "
+                                                                   "(None: all)")
+    unrolled_samples: int = Field(2, ge=1, description="samples of the batch in the unrolled term")
+    unrolled_steps: Optional[int] = Field(None, ge=1, description="receiver steps unrolled (None: all remaining)")
 
 
 class JsccTrainingConfig(BaseModel):
@@ -107,6 +126,8 @@ class JsccTrainingConfig(BaseModel):
                                                    "else a diffusers folder")
     workdir: str
     out: str
+    init: Optional[str] = Field(None, description="a LearnedCodec folder to start from (fine-tuning); None: the "
+                                                  "codec's own initialisation")
     seed: int = 0
     device: str = "cpu"
     codec: CodecSection = Field(default_factory=CodecSection)
@@ -139,8 +160,8 @@ class JsccTrainingConfig(BaseModel):
             raise ValueError(f"snr_db_range must be [low, high] with low <= high, got {list(self.snr_db_range)}")
         if any(s < 0 for s in self.speeds_mps):
             raise ValueError(f"speeds_mps must be >= 0 [m/s], got {self.speeds_mps}")
-        if self.loss.latent == 0 and self.loss.denoiser == 0:
-            raise ValueError("loss: at least one of latent, denoiser must be > 0")
+        if self.loss.latent == 0 and self.loss.denoiser == 0 and self.loss.unrolled == 0:
+            raise ValueError("loss: at least one of latent, denoiser, unrolled must be > 0")
         if any(k < 0 or k >= self.data.num_inference_steps for k in self.data.shared_steps):
             raise ValueError(f"data.shared_steps must lie in [0, num_inference_steps={self.data.num_inference_steps}),"
                              f" got {self.data.shared_steps}")
@@ -214,6 +235,35 @@ def _prompts(max_prompts: Optional[int]) -> list[tuple[str, str]]:
     return out
 
 
+def _jobs(cfg: JsccTrainingConfig, prompts: list[tuple[str, str]], held: bool) -> list[tuple[str, str, int]]:
+    """(prompt, object, seed) of a split: every ``heldout_every``-th prompt and seeds from 1e6 are held out."""
+    dc = cfg.data
+    chosen = [(p, o) for i, (p, o) in enumerate(prompts) if (i % dc.heldout_every == 0) == held]
+    base = 0 if not held else 1_000_000
+    nseeds = dc.heldout_seeds if held else dc.train_seeds
+    return [(p, o, base + 1000 * cfg.seed + s) for p, o in chosen for s in range(nseeds)]
+
+
+def heldout_states(cfg: JsccTrainingConfig, sd, k: int) -> dict:
+    """The held-out split's states at step ``k`` alone (as :func:`build_dataset` makes them, in its order).
+
+    A few seconds instead of the whole dataset: enough to reproduce a card's
+    figures at one ``k`` (:func:`evaluate` reads only ``latents``, ``sigma``, ``step``).
+    """
+    from pipeline.split import make_scheduler
+
+    dc = cfg.data
+    sched = make_scheduler("euler_ancestral", sd.pipe.scheduler.config)
+    sched.set_timesteps(dc.num_inference_steps)
+    jobs = _jobs(cfg, _prompts(dc.max_prompts), True)
+    lat = [sd.shared([j[0] for j in jobs[a:a + dc.batch_size]], dc.num_inference_steps, k,
+                     seed=[j[2] for j in jobs[a:a + dc.batch_size]], guidance_scale=dc.guidance_scale).latents.float()
+           for a in range(0, len(jobs), dc.batch_size)]
+    n = len(jobs)
+    return {"heldout": {"latents": torch.cat(lat), "sigma": torch.full((n,), float(sched.sigmas[k])),
+                        "step": torch.full((n,), k), "sender": [j[0] for j in jobs]}}
+
+
 def build_dataset(cfg: JsccTrainingConfig, sd=None) -> dict:
     """Intermediate states ``{split: {latents [n,C,H,W], sigma [n], step [n], sender, receiver}}`` (cached)."""
     path = Path(cfg.dataset) if cfg.dataset else Path(cfg.workdir) / DATASET
@@ -240,11 +290,7 @@ def build_dataset(cfg: JsccTrainingConfig, sd=None) -> dict:
     denoiser = _Denoiser(sd, data, dc.guidance_scale) if dc.renoise else None
     ks = sorted(set(dc.shared_steps))
     for split in ("train", "heldout"):
-        held = split == "heldout"
-        chosen = [(p, o) for i, (p, o) in enumerate(prompts) if (i % dc.heldout_every == 0) == held]
-        base = 0 if not held else 1_000_000
-        nseeds = dc.heldout_seeds if held else dc.train_seeds
-        jobs = [(p, o, base + 1000 * cfg.seed + s) for p, o in chosen for s in range(nseeds)]
+        jobs = _jobs(cfg, prompts, split == "heldout")
         lat, x0s, sig, step, send, recv = [], [], [], [], [], []
         for start in range(0, len(jobs), dc.batch_size):
             part = jobs[start:start + dc.batch_size]
@@ -295,27 +341,75 @@ class _Channels:
 
 
 class _Denoiser:
-    """The receiver's guided x0-prediction at a state's step (Euler-type sampler)."""
+    """The receiver's guided noise and x0-predictions, and its remaining Euler-ancestral steps (differentiable).
+
+    The arithmetic is that of :class:`SplitDiffusion` with diffusers'
+    ``EulerAncestralDiscreteScheduler`` (epsilon prediction): model input
+    ``x / sqrt(sigma^2 + 1)``, guided ``eps = eps_u + g (eps_c - eps_u)``,
+    ``x0 = x - sigma eps``, and the step
+    ``x' = x + eps (sigma_down - sigma) + sigma_up z`` with
+    ``sigma_up = sigma_to sqrt(sigma^2 - sigma_to^2) / sigma`` and
+    ``sigma_down = sqrt(sigma_to^2 - sigma_up^2)``; the noise ``z`` is given,
+    so two unrolls from different latents see the same sampler noise.
+    """
 
     def __init__(self, sd, data: dict, guidance_scale: float):
         self.sd, self.g = sd, guidance_scale
         self.timesteps = data["timesteps"]
+        self.sigmas = data["sigmas"]
         self.sigma_index = {round(s, 6): i for i, s in enumerate(data["sigmas"])}
 
-    def x0(self, latents: torch.Tensor, step: torch.Tensor, sigma: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+    def _eps(self, latents: torch.Tensor, t: torch.Tensor, s: torch.Tensor, cond, uncond) -> torch.Tensor:
         sd = self.sd
-        cond, uncond = sd.encode(prompts)
-        t = torch.tensor([self.timesteps[int(k)] for k in step], device=latents.device)
-        s = sigma.to(latents)[:, None, None, None]
         model_in = (latents / torch.sqrt(s ** 2 + 1)).to(sd.dtype)
         if sd.uses_cfg(self.g):
             eps = sd.pipe.unet(torch.cat([model_in] * 2), torch.cat([t, t]),
                                encoder_hidden_states=torch.cat([uncond, cond]), return_dict=False)[0]
             eu, ec = eps.float().chunk(2)
-            eps = eu + self.g * (ec - eu)
-        else:
-            eps = sd.pipe.unet(model_in, t, encoder_hidden_states=cond, return_dict=False)[0].float()
-        return latents - s * eps
+            return eu + self.g * (ec - eu)
+        return sd.pipe.unet(model_in, t, encoder_hidden_states=cond, return_dict=False)[0].float()
+
+    def x0(self, latents: torch.Tensor, step: torch.Tensor, sigma: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        """Guided x0-prediction ``[B, C, h, w]`` of states at steps ``step`` ``[B]`` (noise levels ``sigma``)."""
+        cond, uncond = self.sd.encode(prompts)
+        t = torch.tensor([self.timesteps[int(k)] for k in step], device=latents.device)
+        s = sigma.to(latents)[:, None, None, None]
+        return latents - s * self._eps(latents, t, s, cond, uncond)
+
+    def _step(self, latents: torch.Tensor, noise: torch.Tensor, i: int, cond, uncond) -> torch.Tensor:
+        s, s_to = float(self.sigmas[i]), float(self.sigmas[i + 1])
+        t = torch.full((latents.shape[0],), float(self.timesteps[i]), device=latents.device)
+        eps = self._eps(latents, t, torch.tensor(s, device=latents.device), cond, uncond)
+        s_up = math.sqrt(s_to ** 2 * (s ** 2 - s_to ** 2) / s ** 2)
+        s_down = math.sqrt(max(s_to ** 2 - s_up ** 2, 0.0))
+        return latents + eps * (s_down - s) + noise * s_up
+
+    def unroll(self, latents: torch.Tensor, k: int, prompts: list[str], noise: torch.Tensor,
+               max_steps: Optional[int] = None, checkpoint: bool = True) -> torch.Tensor:
+        """The receiver's final latent ``[B, C, h, w]`` from states at step ``k``.
+
+        ``noise`` ``[B, N - k, C, h, w]``: the sampler noise of each remaining
+        step. ``max_steps``: stop after so many steps and return the
+        x0-prediction there. With ``checkpoint`` (and a latent that needs a
+        gradient) each step's activations are recomputed in the backward pass
+        (:func:`torch.utils.checkpoint.checkpoint`): memory of one step.
+        """
+        from torch.utils.checkpoint import checkpoint as ckpt
+
+        n = len(self.timesteps)
+        stop = n if max_steps is None else min(n, int(k) + max_steps)
+        cond, uncond = self.sd.encode(prompts)
+        x = latents.float()
+        for i in range(int(k), stop):
+            z = noise[:, i - int(k)].to(x)
+            if checkpoint and x.requires_grad:
+                x = ckpt(self._step, x, z, i, cond, uncond, use_reentrant=False)
+            else:
+                x = self._step(x, z, i, cond, uncond)
+        if stop < n:
+            s = torch.full((x.shape[0],), float(self.sigmas[stop]), device=x.device)
+            x = self.x0(x, torch.full((x.shape[0],), stop), s, prompts)
+        return x
 
 
 def _transmit(codec, links, x, sigma, snr_db: float, channel: str, speed: float, gen):
@@ -365,12 +459,30 @@ def _loss(cfg, codec, links, denoiser, batch, gen, variance) -> tuple[torch.Tens
         lat = ((x_hat - x).pow(2).flatten(1).mean(1) / variance[step].to(x)).mean()
         loss = loss + cfg.loss.latent * (10 * torch.log10(lat) if cfg.loss.latent_db else lat)
         parts["latent"] = float(lat.detach())
-    if cfg.loss.denoiser > 0:
+    db = (lambda v: 10 * torch.log10(v)) if cfg.loss.receiver_db else (lambda v: v)
+    if cfg.loss.denoiser > 0:  # the first denoiser_samples of the (random) batch
+        m = cfg.loss.denoiser_samples or x.shape[0]
         with torch.no_grad():
-            ref = denoiser.x0(x, step, sigma, recv)
-        den = (denoiser.x0(x_hat, step, sigma, recv) - ref).pow(2).mean()
-        loss = loss + cfg.loss.denoiser * den
+            ref = denoiser.x0(x[:m], step[:m], sigma[:m], recv[:m])
+        den = (denoiser.x0(x_hat[:m], step[:m], sigma[:m], recv[:m]) - ref).pow(2).mean()
+        loss = loss + cfg.loss.denoiser * db(den)
         parts["denoiser"] = float(den.detach())
+    if cfg.loss.unrolled > 0:  # the first unrolled_samples, one unroll per distinct step k among them
+        m = min(cfg.loss.unrolled_samples, x.shape[0])
+        n_steps = len(denoiser.timesteps)
+        noise = torch.randn((m, n_steps - int(step[:m].min()), *x.shape[1:]), generator=gen).to(x)
+        err = x.new_zeros(())
+        for k in sorted(set(step[:m].tolist())):
+            sel = (step[:m] == k).nonzero().flatten()
+            prompts = [recv[i] for i in sel.tolist()]
+            z = noise[sel, : n_steps - k]
+            with torch.no_grad():
+                ref = denoiser.unroll(x[sel], k, prompts, z, cfg.loss.unrolled_steps)
+            out = denoiser.unroll(x_hat[sel], k, prompts, z, cfg.loss.unrolled_steps)
+            err = err + (out - ref).pow(2).flatten(1).mean(1).sum()
+        unr = err / m
+        loss = loss + cfg.loss.unrolled * db(unr)
+        parts["unrolled"] = float(unr.detach())
     return loss, parts
 
 
@@ -396,11 +508,18 @@ def train(cfg: JsccTrainingConfig, data: Optional[dict] = None, sd=None, *, stop
 
     workdir = Path(cfg.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    if cfg.loss.denoiser > 0 and sd is None:
+    receiver = cfg.loss.denoiser > 0 or cfg.loss.unrolled > 0
+    if receiver and sd is None:
         sd = _load_model(cfg)
     data = data or build_dataset(cfg, sd)
     tr = data["train"]
     codec = _make_codec(cfg, tr)
+    if cfg.init is not None:
+        init = LearnedCodec.from_pretrained(cfg.init, device=cfg.device)
+        if init.config != codec.config:
+            raise ValueError(f"init {cfg.init} has codec config {init.config.model_dump()}, this run builds "
+                             f"{codec.config.model_dump()}")
+        codec.load_state_dict(init.state_dict())
     opt = torch.optim.AdamW(codec.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     step, history = 0, []
@@ -421,7 +540,7 @@ def train(cfg: JsccTrainingConfig, data: Optional[dict] = None, sd=None, *, stop
         tmp.replace(ckpt)
 
     links = _Channels(cfg.csi, cfg.device)
-    denoiser = _Denoiser(sd, data, cfg.data.guidance_scale) if cfg.loss.denoiser > 0 else None
+    denoiser = _Denoiser(sd, data, cfg.data.guidance_scale) if receiver else None
     n = tr["latents"].shape[0]
     variance = _step_variance(tr)
     last = began = time.monotonic()
@@ -515,6 +634,147 @@ def evaluate(cfg: JsccTrainingConfig, codec: LearnedCodec, data: dict, channel: 
     return rows
 
 
+@torch.no_grad()
+def evaluate_receiver(cfg: JsccTrainingConfig, codec: LearnedCodec, data: dict, sd, conditions: list[tuple[str, float]],
+                      per_step: int = 32, reference: Optional[dict] = None) -> dict:
+    """The receiver's image from the received latent against its image from the sent latent, per held-out state.
+
+    The first ``per_step`` held-out states at each ``k`` cross the codec and
+    the link (``conditions``: ``(channel, snr_db)``; the channel noise from
+    ``cfg.eval_channel_seed``, so every codec sees the same draws); the
+    receiver (its own prompt, ``data.guidance_scale``, the Euler-ancestral
+    sampler with per-state noise fixed by the state's index) runs its
+    remaining steps from the received and from the sent latent, and the VAE
+    decodes both. ``reference`` (a dict, filled on the first call) caches the
+    sent branch across codecs.
+
+    Returns
+    -------
+    dict
+        ``{(channel, snr_db): {"psnr_db": [n], "latent_nmse_db": [n], "final_nmse_db": [n]}}`` per-state
+        arrays (PSNR with peak 255 of the uint8 images, capped at
+        :data:`experiments.stats.PSNR_CAP_DB`; latent NMSE of the received
+        state and NMSE of the final latent, each over the held-out per-value
+        variance at that ``k``), plus ``"k"`` ``[n]``.
+    """
+    from experiments.stats import PSNR_CAP_DB
+    from pipeline.metrics import psnr_db
+
+    held = data["heldout"]
+    sel = torch.cat([(held["step"] == k).nonzero().flatten()[:per_step] for k in held["step"].unique().tolist()])
+    x, sigma, step = held["latents"][sel].to(cfg.device), held["sigma"][sel].to(cfg.device), held["step"][sel]
+    recv = [held["receiver"][i] for i in sel.tolist()]
+    den = _Denoiser(sd, data, cfg.data.guidance_scale)
+    n_steps = len(data["timesteps"])
+    ks = sorted(set(step.tolist()))
+
+    def finish(latents):
+        out = torch.empty_like(latents)
+        for k in ks:
+            idx = (step == k).nonzero().flatten()
+            z = torch.stack([torch.randn((n_steps - k, *x.shape[1:]), generator=torch.Generator().manual_seed(
+                1_000_003 * cfg.eval_channel_seed + int(sel[i]))) for i in idx.tolist()])
+            out[idx] = den.unroll(latents[idx], k, [recv[i] for i in idx.tolist()], z.to(latents))
+        return out
+
+    reference = {} if reference is None else reference
+    if "final" not in reference:
+        reference["final"] = finish(x)
+        reference["images"] = sd.decode(reference["final"])
+    var = {k: float(held["latents"][held["step"] == k].var(0, unbiased=False).mean()) for k in ks}
+    var_final = float(reference["final"].var(0, unbiased=False).mean())
+    links = _Channels(cfg.csi, cfg.device)
+    res = {"k": step.numpy()}
+    for channel, snr_db in conditions:
+        gen = torch.Generator().manual_seed(cfg.eval_channel_seed)
+        x_hat = _transmit(codec, links, x, sigma, float(snr_db), channel, 0.0, gen)
+        final = finish(x_hat)
+        images = sd.decode(final)
+        v = torch.tensor([var[int(k)] for k in step])
+        res[(channel, float(snr_db))] = {
+            "psnr_db": np.array([min(psnr_db(a, b), PSNR_CAP_DB) for a, b in zip(images, reference["images"])]),
+            "latent_nmse_db": (10 * torch.log10((x_hat - x).pow(2).flatten(1).mean(1) / v)).numpy(),
+            "final_nmse_db": (10 * torch.log10((final - reference["final"]).pow(2).flatten(1).mean(1)
+                                               / var_final)).numpy()}
+    return res
+
+
+def ablation(cfgs: list[JsccTrainingConfig], out: str, conditions: list[tuple[str, float]], per_step: int = 32,
+             names: Optional[list[str]] = None, include_init: bool = True) -> Path:
+    """Compare the exported codecs of ``cfgs`` (same ``rho``, same data) at the receiver's image; write ``out`` (.md).
+
+    Every codec is evaluated by :func:`evaluate_receiver` on the same states,
+    channel noise and sampler noise; each is compared with the first (paired
+    over the states: mean difference with its 95% t interval, Wilcoxon
+    signed-rank p, :func:`experiments.stats.paired_test`). ``include_init``
+    adds the first config's ``init`` codec (before fine-tuning) as a row.
+    """
+    from experiments.stats import mean_interval, paired_test
+
+    names = names or [Path(c.out).name.removesuffix("-out") for c in cfgs]
+    sd = _load_model(cfgs[0])
+    data = build_dataset(cfgs[0], sd)
+    codecs = [(n, LearnedCodec.from_pretrained(c.out, device=c.device).eval()) for n, c in zip(names, cfgs)]
+    if include_init and cfgs[0].init:
+        codecs.append((f"init ({cfgs[0].init})", LearnedCodec.from_pretrained(cfgs[0].init, device=cfgs[0].device).eval()))
+    if len({c.bandwidth_ratio for _, c in codecs}) != 1:
+        raise ValueError(f"ablation needs codecs of one bandwidth ratio, got {[c.bandwidth_ratio for _, c in codecs]}")
+    reference, results = {}, {}
+    began = time.monotonic()
+    for name, codec in codecs:
+        results[name] = evaluate_receiver(cfgs[0], codec, data, sd, conditions, per_step, reference)
+    info = []
+    for name, c in zip(names, cfgs):
+        ev = Path(c.out) / "evaluation.json"
+        meta = json.loads(ev.read_text()) if ev.is_file() else {}
+        info.append(f"| {name} | {c.loss.latent} | {c.loss.denoiser} ({c.loss.denoiser_samples or c.batch_size} "
+                    f"samples) | {c.loss.unrolled} ({c.loss.unrolled_samples} samples, "
+                    f"{c.loss.unrolled_steps or 'all'} steps) | {meta.get('trained_steps')} | "
+                    f"{meta.get('train_seconds', float('nan')) / 60:.1f} |")
+    base = names[0]
+    n = len(results[base]["k"])
+    lines = [f"# Learned JSCC objective ablation (rho = {codecs[0][1].bandwidth_ratio})", "",
+             f"Receiver-side evaluation (`pipeline.embedded.jscc_training.ablation`, {time.monotonic() - began:.0f} s): "
+             f"n = {n} held-out states ({per_step} at each k in {sorted(set(results[base]['k'].tolist()))}; held-out "
+             "prompts and seeds), each crossing the codec and the link, then the receiver's remaining Euler-ancestral "
+             "steps under its own prompt (CFG "
+             f"{cfgs[0].data.guidance_scale}) with the sampler noise fixed per state, from the received and from the "
+             "sent latent; PSNR [dB] of the decoded receiver image against the image from the sent latent. Every "
+             "codec sees the same states, channel noise and sampler noise: differences are paired over the states "
+             "(mean with its 95% t interval; p: Wilcoxon signed-rank, `experiments.stats.paired_test`).", "",
+             "## Arms", "", "| arm | latent [dB] weight | denoiser weight | unrolled weight | steps | training [min] |",
+             "|---|---|---|---|---|---|", *info, "",
+             f"## Results (difference: arm - {base})", "",
+             "| channel | SNR [dB] | arm | n | image PSNR [dB] | diff PSNR [dB] | p | latent NMSE [dB] "
+             "| diff latent NMSE [dB] | p | final-latent NMSE [dB] |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    pooled = list(conditions) + [("all", None)]
+    for cond in pooled:
+        for name, _ in codecs:
+            def get(metric, who=name):
+                if cond[0] == "all":
+                    return np.concatenate([results[who][(c, float(s))][metric] for c, s in conditions])
+                return results[who][(cond[0], float(cond[1]))][metric]
+            cells = []
+            for metric in ("psnr_db", "latent_nmse_db"):
+                m, lo, hi, nn = mean_interval(get(metric))
+                cells.append(f"{m:.2f} [{lo:.2f}, {hi:.2f}]")
+                if name == base:
+                    cells += ["-", "-"]
+                else:
+                    t = paired_test(get(metric), get(metric, base))
+                    cells += [f"{t['diff']:+.2f} [{t['diff_low']:+.2f}, {t['diff_high']:+.2f}]", f"{t['p_value']:.2g}"]
+            m, lo, hi, nn = mean_interval(get("final_nmse_db"))
+            snr = "all" if cond[1] is None else f"{cond[1]:g}"
+            lines.append(f"| {cond[0]} | {snr} | {name} | {nn} | " + " | ".join(cells) + f" | {m:.2f} [{lo:.2f}, {hi:.2f}] |")
+    lines += ["", "Latent NMSE and final-latent NMSE are per state in dB (error over the held-out per-value variance "
+              "at that k, resp. of the final latents), averaged in dB. 'all' pools the conditions above (n states "
+              "x conditions pairs).", ""]
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    return path
+
+
 def export(cfg: JsccTrainingConfig, codec: LearnedCodec, data: dict, rows: list[dict],
            command: str, seconds: float) -> Path:
     """Weights, ``evaluation.json`` and a card ``README.md`` into ``cfg.out``."""
@@ -576,14 +836,31 @@ def run(cfg: JsccTrainingConfig, command: str = "", progress: bool = True) -> Pa
 def main(argv: Optional[list[str]] = None) -> int:
     """``python -m pipeline.embedded.jscc_training CONFIG.yaml [--steps N] [--device D]``."""
     parser = argparse.ArgumentParser(prog="python -m pipeline.embedded.jscc_training", description=__doc__.split("\n")[0])
-    parser.add_argument("config")
+    parser.add_argument("config", nargs="+", help="a config (or, with --ablation, one config per arm)")
+    parser.add_argument("--ablation", default=None, metavar="OUT.md",
+                        help="compare the arms' exported codecs at the receiver's image instead of training")
+    parser.add_argument("--ablation-states", type=int, default=32, help="held-out states per k in --ablation")
+    parser.add_argument("--ablation-conditions", default="awgn:0,awgn:10,awgn:20,rayleigh:10",
+                        help="channel:snr_db,... evaluated by --ablation")
     parser.add_argument("--steps", type=int, default=None, help="override the config's steps")
     parser.add_argument("--device", default=None, help="override the config's device (cpu, cuda)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.ablation is None and len(args.config) != 1:
+        print("error: one config to train (several only with --ablation)", file=sys.stderr)
+        return 2
+    if args.ablation is not None:
+        try:
+            cfgs = [load_config(c) for c in args.config]
+            conditions = [(c.split(":")[0], float(c.split(":")[1])) for c in args.ablation_conditions.split(",")]
+        except (ValueError, IndexError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(f"wrote {ablation(cfgs, args.ablation, conditions, args.ablation_states)}")
+        return 0
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(args.config[0])
         update = {k: v for k, v in (("steps", args.steps), ("device", args.device)) if v is not None}
         if update:
             cfg = load_config_dict({**cfg.model_dump(), **update})
