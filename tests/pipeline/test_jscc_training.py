@@ -201,3 +201,32 @@ def test_bad_receiver_loss_config_is_one_line(tmp_path):
             _cfg(tmp_path, **over)
         assert "\n" not in str(err.value)
     assert _cfg(tmp_path, loss={"latent": 0.0, "unrolled": 1.0}).loss.unrolled == 1.0
+
+
+def test_same_seed_same_weights(tmp_path, data):
+    a = jt.train(_cfg(tmp_path, "s1", steps=3, loss={"latent": 1.0, "unrolled": 1.0, "unrolled_samples": 1}), data,
+                 progress=False)
+    b = jt.train(_cfg(tmp_path, "s2", steps=3, loss={"latent": 1.0, "unrolled": 1.0, "unrolled_samples": 1}), data,
+                 progress=False)
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+
+
+SHIPPED = sorted(p for p in (Path(jt.__file__).parents[1] / "models").glob("jscc-rho*") if p.is_dir())
+
+
+@pytest.fixture(scope="module")
+def shipped_model():
+    return jt._load_model(jt.load_config_dict({"workdir": "w", "out": "o"}))
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_the_shipped_weights_give_their_cards_figure(folder, shipped_model):
+    """The card's held-out latent NMSE at the first k and 10 dB AWGN, recomputed (held-out states rebuilt, ~10 s)."""
+    card = json.loads((folder / "evaluation.json").read_text())
+    cfg = jt.load_config_dict({**card["config"], "eval_snr_db": [10.0]})
+    row = next(r for r in card["evaluation"] if r["channel"] == "awgn" and r["snr_db"] == 10.0)
+    codec = LearnedCodec.from_pretrained(folder)
+    assert codec.bandwidth_ratio == cfg.codec.bandwidth_ratio
+    got = jt.evaluate(cfg, codec, jt.heldout_states(cfg, shipped_model, row["k"]))[0]
+    assert got["n"] == row["n"]
+    assert row["learned_ci95_db"][0] <= got["learned_nmse_db"] <= row["learned_ci95_db"][1]
