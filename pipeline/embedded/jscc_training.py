@@ -56,7 +56,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from latent_codec.learned import LearnedCodec, LearnedCodecConfig
 
 __all__ = ["JsccTrainingConfig", "load_config", "load_config_dict", "build_dataset", "heldout_states", "train", "evaluate",
-           "evaluate_receiver", "ablation", "export", "run", "main"]
+           "evaluate_receiver", "ablation", "parse_conditions", "export", "run", "main"]
 
 CHECKPOINT = "checkpoint.pt"
 DATASET = "dataset.pt"
@@ -833,6 +833,24 @@ def run(cfg: JsccTrainingConfig, command: str = "", progress: bool = True) -> Pa
     return export(cfg, codec, data, rows, command, time.monotonic() - start)
 
 
+def parse_conditions(text: str) -> list[tuple[str, float]]:
+    """``"awgn:0,rayleigh:10"`` -> ``[("awgn", 0.0), ("rayleigh", 10.0)]``; a bad one is a one-line ``ValueError``.
+
+    >>> parse_conditions("awgn:0,rayleigh:10")
+    [('awgn', 0.0), ('rayleigh', 10.0)]
+    """
+    out = []
+    for part in text.split(","):
+        name, _, snr = part.strip().partition(":")
+        try:
+            out.append((name, float(snr)))
+        except ValueError:
+            raise ValueError(f"conditions must be channel:snr_db,... (e.g. awgn:0,rayleigh:10), got {part!r}") from None
+        if name not in ("awgn", "rayleigh"):
+            raise ValueError(f"ablation conditions: channel must be awgn or rayleigh, got {name!r}")
+    return out
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """``python -m pipeline.embedded.jscc_training CONFIG.yaml [--steps N] [--device D]``."""
     parser = argparse.ArgumentParser(prog="python -m pipeline.embedded.jscc_training", description=__doc__.split("\n")[0])
@@ -853,8 +871,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.ablation is not None:
         try:
             cfgs = [load_config(c) for c in args.config]
-            conditions = [(c.split(":")[0], float(c.split(":")[1])) for c in args.ablation_conditions.split(",")]
-        except (ValueError, IndexError) as err:
+            conditions = parse_conditions(args.ablation_conditions)
+        except ValueError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
         print(f"wrote {ablation(cfgs, args.ablation, conditions, args.ablation_states)}")
