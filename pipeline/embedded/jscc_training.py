@@ -794,12 +794,17 @@ def export(cfg: JsccTrainingConfig, codec: LearnedCodec, data: dict, rows: list[
              f"(held-out prompts: every {cfg.data.heldout_every}-th of the vocabulary; held-out seeds disjoint).",
              f"- Channels {cfg.channels}, speeds {cfg.speeds_mps} m/s, csi={cfg.csi}, SNR uniform in "
              f"{list(cfg.snr_db_range)} dB; loss {cfg.loss.latent} x latent NMSE"
-             f"{' [dB]' if cfg.loss.latent_db else ''} + {cfg.loss.denoiser} x denoiser x0-MSE; training states "
+             f"{' [dB]' if cfg.loss.latent_db else ''} + {cfg.loss.denoiser} x denoiser x0-MSE"
+             f"{' [dB]' if cfg.loss.receiver_db and cfg.loss.denoiser else ''}"
+             f"{f' ({cfg.loss.denoiser_samples} samples per batch)' if cfg.loss.denoiser and cfg.loss.denoiser_samples else ''}"
+             f" + {cfg.loss.unrolled} x unrolled final-latent MSE{' [dB]' if cfg.loss.receiver_db and cfg.loss.unrolled else ''}"
+             f"{f' ({cfg.loss.unrolled_samples} samples per batch)' if cfg.loss.unrolled else ''}; training states "
              + ("x0_k + sigma_k * fresh noise per batch" + (" (x0_k flipped at random)" if cfg.data.flips else "")
                 if cfg.data.renoise else "the stored states") + ".",
              f"- {getattr(codec, 'trained_steps', cfg.steps)} of {cfg.steps} configured steps, batch {cfg.batch_size}, "
              f"AdamW lr {cfg.lr} ({cfg.lr_schedule}), weight decay {cfg.weight_decay}, seed {cfg.seed}; "
-             f"{seconds / 60:.1f} min of training in the last run.",
+             f"{seconds / 60:.1f} min of training in the last run"
+             + (f", starting from the codec in `{cfg.init}`." if cfg.init else "."),
              f"- Reproduce: `{command}`", "",
              "## Latent NMSE on held-out states [dB] (95% interval; n states per row)", "",
              "| channel | k | SNR [dB] | n | learned | analog (same rho) | analog, optimal allocation | OPTA bound "
