@@ -14,7 +14,7 @@ Example
 -------
 ``distdiff train-jscc experiments/configs/training/train_jscc.yaml --device cuda``
 
-``distdiff train-jscc --ablation benchmarks/results/jscc_ablation.md experiments/configs/training/ablation/*.yaml``
+``distdiff train-jscc --ablation benchmarks/results/jscc_ablation.md experiments/configs/training/ablation/{latent,denoiser,unrolled}.yaml``
 compares trained arms at the receiver's image (:func:`pipeline.embedded.jscc_training.ablation`).
 
 >>> import argparse
