@@ -13,12 +13,15 @@ Steps (each resumable, everything random from seeds in the config):
    codec's symbols cross :class:`phy.SymbolLink` (differentiable: AWGN,
    Rayleigh block fading, TDL over OFDM with LS estimation and LMMSE
    equalisation) and are decoded with the link's per-symbol noise variance.
-   Loss: ``loss.latent * latent NMSE + loss.denoiser * x0-MSE`` (the latent
-   error of each state over the per-value variance of the training states at
-   its step), where the
-   x0-MSE is the distance between the receiver's UNet x0-prediction (with
-   classifier-free guidance, under the receiver's prompt) from the received
-   and from the sent latent. A checkpoint (weights, optimiser, generator,
+   Loss: ``loss.latent * latent NMSE + loss.denoiser * x0-MSE + loss.unrolled
+   * final-latent MSE`` (the latent error of each state over the per-value
+   variance of the training states at its step), where the x0-MSE is the
+   distance between the receiver's UNet x0-prediction (with classifier-free
+   guidance, under the receiver's prompt) from the received and from the sent
+   latent, and the final-latent MSE the distance between the receiver's final
+   latents after all its remaining steps (sampler noise shared, gradients
+   through the UNet and the scheduler, checkpointed); both on a subsample of
+   the batch (see :class:`LossSection`). ``init`` fine-tunes a shipped codec. A checkpoint (weights, optimiser, generator,
    step) is written every ``checkpoint_seconds``; rerunning resumes from it
    bit-identically.
 3. **Export** -- the weights (:meth:`LearnedCodec.save_pretrained`), an
@@ -55,8 +58,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from latent_codec.learned import LearnedCodec, LearnedCodecConfig
 
-__all__ = ["JsccTrainingConfig", "load_config", "load_config_dict", "build_dataset", "heldout_states", "train", "evaluate",
-           "evaluate_receiver", "ablation", "parse_conditions", "export", "run", "main"]
+__all__ = ["JsccTrainingConfig", "load_config", "load_config_dict", "load_model", "build_dataset", "heldout_states", "train", "evaluate",
+           "evaluate_receiver", "parse_conditions", "export", "run", "main"]
 
 CHECKPOINT = "checkpoint.pt"
 DATASET = "dataset.pt"
@@ -205,7 +208,8 @@ def load_config(path) -> JsccTrainingConfig:
 
 
 # ---------------------------------------------------------------------------- model
-def _load_model(cfg: JsccTrainingConfig):
+def load_model(cfg: JsccTrainingConfig):
+    """The frozen diffusion model of a run as a :class:`pipeline.split.SplitDiffusion` (``cfg.model``: None, "tiny", a folder)."""
     from pipeline.split import SplitDiffusion
 
     if cfg.model == "tiny":
@@ -273,7 +277,7 @@ def build_dataset(cfg: JsccTrainingConfig, sd=None) -> dict:
         data = torch.load(path, weights_only=False)
         if data.get("digest") == digest:
             return data
-    sd = sd or _load_model(cfg)
+    sd = sd or load_model(cfg)
     from pipeline.embedded.scenes import OBJECT_GROUPS
     from pipeline.split import make_scheduler
 
@@ -510,7 +514,7 @@ def train(cfg: JsccTrainingConfig, data: Optional[dict] = None, sd=None, *, stop
     workdir.mkdir(parents=True, exist_ok=True)
     receiver = cfg.loss.denoiser > 0 or cfg.loss.unrolled > 0
     if receiver and sd is None:
-        sd = _load_model(cfg)
+        sd = load_model(cfg)
     data = data or build_dataset(cfg, sd)
     tr = data["train"]
     codec = _make_codec(cfg, tr)
@@ -652,12 +656,10 @@ def evaluate_receiver(cfg: JsccTrainingConfig, codec: LearnedCodec, data: dict, 
     -------
     dict
         ``{(channel, snr_db): {"psnr_db": [n], "latent_nmse_db": [n], "final_nmse_db": [n]}}`` per-state
-        arrays (PSNR with peak 255 of the uint8 images, capped at
-        :data:`experiments.stats.PSNR_CAP_DB`; latent NMSE of the received
+        arrays (PSNR with peak 255 of the uint8 images, ``inf`` where identical; latent NMSE of the received
         state and NMSE of the final latent, each over the held-out per-value
         variance at that ``k``), plus ``"k"`` ``[n]``.
     """
-    from experiments.stats import PSNR_CAP_DB
     from pipeline.metrics import psnr_db
 
     held = data["heldout"]
@@ -692,87 +694,11 @@ def evaluate_receiver(cfg: JsccTrainingConfig, codec: LearnedCodec, data: dict, 
         images = sd.decode(final)
         v = torch.tensor([var[int(k)] for k in step])
         res[(channel, float(snr_db))] = {
-            "psnr_db": np.array([min(psnr_db(a, b), PSNR_CAP_DB) for a, b in zip(images, reference["images"])]),
+            "psnr_db": np.array([psnr_db(a, b) for a, b in zip(images, reference["images"])]),
             "latent_nmse_db": (10 * torch.log10((x_hat - x).pow(2).flatten(1).mean(1) / v)).numpy(),
             "final_nmse_db": (10 * torch.log10((final - reference["final"]).pow(2).flatten(1).mean(1)
                                                / var_final)).numpy()}
     return res
-
-
-def ablation(cfgs: list[JsccTrainingConfig], out: str, conditions: list[tuple[str, float]], per_step: int = 32,
-             names: Optional[list[str]] = None, include_init: bool = True) -> Path:
-    """Compare the exported codecs of ``cfgs`` (same ``rho``, same data) at the receiver's image; write ``out`` (.md).
-
-    Every codec is evaluated by :func:`evaluate_receiver` on the same states,
-    channel noise and sampler noise; each is compared with the first (paired
-    over the states: mean difference with its 95% t interval, Wilcoxon
-    signed-rank p, :func:`experiments.stats.paired_test`). ``include_init``
-    adds the first config's ``init`` codec (before fine-tuning) as a row.
-    """
-    from experiments.stats import mean_interval, paired_test
-
-    names = names or [Path(c.out).name.removesuffix("-out") for c in cfgs]
-    sd = _load_model(cfgs[0])
-    data = build_dataset(cfgs[0], sd)
-    codecs = [(n, LearnedCodec.from_pretrained(c.out, device=c.device).eval()) for n, c in zip(names, cfgs)]
-    if include_init and cfgs[0].init:
-        codecs.append((f"init ({cfgs[0].init})", LearnedCodec.from_pretrained(cfgs[0].init, device=cfgs[0].device).eval()))
-    if len({c.bandwidth_ratio for _, c in codecs}) != 1:
-        raise ValueError(f"ablation needs codecs of one bandwidth ratio, got {[c.bandwidth_ratio for _, c in codecs]}")
-    reference, results = {}, {}
-    began = time.monotonic()
-    for name, codec in codecs:
-        results[name] = evaluate_receiver(cfgs[0], codec, data, sd, conditions, per_step, reference)
-    info = []
-    for name, c in zip(names, cfgs):
-        ev = Path(c.out) / "evaluation.json"
-        meta = json.loads(ev.read_text()) if ev.is_file() else {}
-        info.append(f"| {name} | {c.loss.latent} | {c.loss.denoiser} ({c.loss.denoiser_samples or c.batch_size} "
-                    f"samples) | {c.loss.unrolled} ({c.loss.unrolled_samples} samples, "
-                    f"{c.loss.unrolled_steps or 'all'} steps) | {meta.get('trained_steps')} | "
-                    f"{meta.get('train_seconds', float('nan')) / 60:.1f} |")
-    base = names[0]
-    n = len(results[base]["k"])
-    lines = [f"# Learned JSCC objective ablation (rho = {codecs[0][1].bandwidth_ratio})", "",
-             f"Receiver-side evaluation (`pipeline.embedded.jscc_training.ablation`, {time.monotonic() - began:.0f} s): "
-             f"n = {n} held-out states ({per_step} at each k in {sorted(set(results[base]['k'].tolist()))}; held-out "
-             "prompts and seeds), each crossing the codec and the link, then the receiver's remaining Euler-ancestral "
-             "steps under its own prompt (CFG "
-             f"{cfgs[0].data.guidance_scale}) with the sampler noise fixed per state, from the received and from the "
-             "sent latent; PSNR [dB] of the decoded receiver image against the image from the sent latent. Every "
-             "codec sees the same states, channel noise and sampler noise: differences are paired over the states "
-             "(mean with its 95% t interval; p: Wilcoxon signed-rank, `experiments.stats.paired_test`).", "",
-             "## Arms", "", "| arm | latent [dB] weight | denoiser weight | unrolled weight | steps | training [min] |",
-             "|---|---|---|---|---|---|", *info, "",
-             f"## Results (difference: arm - {base})", "",
-             "| channel | SNR [dB] | arm | n | image PSNR [dB] | diff PSNR [dB] | p | latent NMSE [dB] "
-             "| diff latent NMSE [dB] | p | final-latent NMSE [dB] |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    pooled = list(conditions) + [("all", None)]
-    for cond in pooled:
-        for name, _ in codecs:
-            def get(metric, who=name):
-                if cond[0] == "all":
-                    return np.concatenate([results[who][(c, float(s))][metric] for c, s in conditions])
-                return results[who][(cond[0], float(cond[1]))][metric]
-            cells = []
-            for metric in ("psnr_db", "latent_nmse_db"):
-                m, lo, hi, nn = mean_interval(get(metric))
-                cells.append(f"{m:.2f} [{lo:.2f}, {hi:.2f}]")
-                if name == base:
-                    cells += ["-", "-"]
-                else:
-                    t = paired_test(get(metric), get(metric, base))
-                    cells += [f"{t['diff']:+.2f} [{t['diff_low']:+.2f}, {t['diff_high']:+.2f}]", f"{t['p_value']:.2g}"]
-            m, lo, hi, nn = mean_interval(get("final_nmse_db"))
-            snr = "all" if cond[1] is None else f"{cond[1]:g}"
-            lines.append(f"| {cond[0]} | {snr} | {name} | {nn} | " + " | ".join(cells) + f" | {m:.2f} [{lo:.2f}, {hi:.2f}] |")
-    lines += ["", "Latent NMSE and final-latent NMSE are per state in dB (error over the held-out per-value variance "
-              "at that k, resp. of the final latents), averaged in dB. 'all' pools the conditions above (n states "
-              "x conditions pairs).", ""]
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
-    return path
 
 
 def export(cfg: JsccTrainingConfig, codec: LearnedCodec, data: dict, rows: list[dict],
@@ -828,7 +754,7 @@ def export(cfg: JsccTrainingConfig, codec: LearnedCodec, data: dict, rows: list[
 
 def run(cfg: JsccTrainingConfig, command: str = "", progress: bool = True) -> Path:
     """Dataset, training (resumable), evaluation (AWGN and the configured non-TDL channels) and export."""
-    sd = _load_model(cfg)
+    sd = load_model(cfg)
     data = build_dataset(cfg, sd)
     start = time.monotonic()
     codec = train(cfg, data, sd, progress=progress)
@@ -859,31 +785,14 @@ def parse_conditions(text: str) -> list[tuple[str, float]]:
 def main(argv: Optional[list[str]] = None) -> int:
     """``python -m pipeline.embedded.jscc_training CONFIG.yaml [--steps N] [--device D]``."""
     parser = argparse.ArgumentParser(prog="python -m pipeline.embedded.jscc_training", description=__doc__.split("\n")[0])
-    parser.add_argument("config", nargs="+", help="a config (or, with --ablation, one config per arm)")
-    parser.add_argument("--ablation", default=None, metavar="OUT.md",
-                        help="compare the arms' exported codecs at the receiver's image instead of training")
-    parser.add_argument("--ablation-states", type=int, default=32, help="held-out states per k in --ablation")
-    parser.add_argument("--ablation-conditions", default="awgn:0,awgn:10,awgn:20,rayleigh:10",
-                        help="channel:snr_db,... evaluated by --ablation")
+    parser.add_argument("config")
     parser.add_argument("--steps", type=int, default=None, help="override the config's steps")
     parser.add_argument("--device", default=None, help="override the config's device (cpu, cuda)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    if args.ablation is None and len(args.config) != 1:
-        print("error: one config to train (several only with --ablation)", file=sys.stderr)
-        return 2
-    if args.ablation is not None:
-        try:
-            cfgs = [load_config(c) for c in args.config]
-            conditions = parse_conditions(args.ablation_conditions)
-        except ValueError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        print(f"wrote {ablation(cfgs, args.ablation, conditions, args.ablation_states)}")
-        return 0
     try:
-        cfg = load_config(args.config[0])
+        cfg = load_config(args.config)
         update = {k: v for k, v in (("steps", args.steps), ("device", args.device)) if v is not None}
         if update:
             cfg = load_config_dict({**cfg.model_dump(), **update})

@@ -65,7 +65,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, data):
 
 def test_denoiser_objective_trains_and_export_writes_a_card(tmp_path, data):
     cfg = _cfg(tmp_path, loss={"latent": 0.0, "denoiser": 1.0}, steps=3, channels=["awgn", "rayleigh"])
-    sd = jt._load_model(cfg)
+    sd = jt.load_model(cfg)
     codec = jt.train(cfg, data, sd, progress=False)
     hist = torch.load(tmp_path / "run" / jt.CHECKPOINT, weights_only=False)["history"]
     assert len(hist) == 3 and all("denoiser" in h and h["denoiser"] > 0 for h in hist)
@@ -98,7 +98,7 @@ def test_cli_reports_a_bad_config(tmp_path, capsys):
 
 # ------------------------------------------------------------------ receiver-side objectives (issue 12)
 def _receiver(data):
-    sd = jt._load_model(_cfg(Path("/nonexistent")))
+    sd = jt.load_model(_cfg(Path("/nonexistent")))
     return sd, jt._Denoiser(sd, data, 7.5)
 
 
@@ -182,11 +182,13 @@ def test_ablation_is_paired_and_writes_a_table(tmp_path, data):
         torch.save(data, tmp_path / "data.pt")
         jt.export(cfg, jt.train(cfg, data, progress=False), data, [], "cmd", 1.0)
         cfgs.append(cfg)
-    out = jt.ablation(cfgs, str(tmp_path / "abl.md"), [("awgn", 10.0)], per_step=4)
+    from experiments.commands.train_jscc import ablation
+
+    out = ablation(cfgs, str(tmp_path / "abl.md"), [("awgn", 10.0)], per_step=4)
     text = out.read_text()
     assert "| awgn | 10 | a | 8 |" in text and "| awgn | 10 | b | 8 |" in text and "| all | all | b | 8 |" in text
     # evaluating one codec twice gives identical per-state figures (channel and sampler noise fixed)
-    sd = jt._load_model(cfgs[0])
+    sd = jt.load_model(cfgs[0])
     codec = LearnedCodec.from_pretrained(cfgs[0].out)
     r1 = jt.evaluate_receiver(cfgs[0], codec, data, sd, [("awgn", 10.0)], per_step=4)
     r2 = jt.evaluate_receiver(cfgs[0], codec, data, sd, [("awgn", 10.0)], per_step=4)
@@ -216,7 +218,7 @@ SHIPPED = sorted(p for p in (Path(jt.__file__).parents[1] / "models").glob("jscc
 
 @pytest.fixture(scope="module")
 def shipped_model():
-    return jt._load_model(jt.load_config_dict({"workdir": "w", "out": "o"}))
+    return jt.load_model(jt.load_config_dict({"workdir": "w", "out": "o"}))
 
 
 @pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
