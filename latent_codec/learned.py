@@ -388,7 +388,11 @@ class LearnedCodec(nn.Module):
 
     @classmethod
     def from_pretrained(cls, folder: Union[str, Path], device: Union[str, torch.device] = "cpu") -> "LearnedCodec":
-        """Load a codec written by :meth:`save_pretrained` (one-line error if missing or broken)."""
+        """Load a codec written by :meth:`save_pretrained` (one-line error if missing or broken), in eval mode.
+
+        Eval mode, as diffusers' ``from_pretrained``: the encoder normalises by
+        the tracked transmit power, not the batch's (call ``.train()`` to fine-tune).
+        """
         from safetensors.torch import load_file  # pylint: disable=import-outside-toplevel
 
         path = Path(folder)
@@ -408,7 +412,7 @@ class LearnedCodec(nn.Module):
                              f"unexpected {len(unexpected)} tensors)")
         if (path / SCHEDULER_NAME).is_file():
             codec.scheduler_config = json.loads((path / SCHEDULER_NAME).read_text())
-        return codec.to(device)
+        return codec.to(device).eval()
 
     def extra_repr(self) -> str:
         cfg = self.config

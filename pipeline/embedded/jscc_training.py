@@ -13,12 +13,15 @@ Steps (each resumable, everything random from seeds in the config):
    codec's symbols cross :class:`phy.SymbolLink` (differentiable: AWGN,
    Rayleigh block fading, TDL over OFDM with LS estimation and LMMSE
    equalisation) and are decoded with the link's per-symbol noise variance.
-   Loss: ``loss.latent * latent NMSE + loss.denoiser * x0-MSE`` (the latent
-   error of each state over the per-value variance of the training states at
-   its step), where the
-   x0-MSE is the distance between the receiver's UNet x0-prediction (with
-   classifier-free guidance, under the receiver's prompt) from the received
-   and from the sent latent. A checkpoint (weights, optimiser, generator,
+   Loss: ``loss.latent * latent NMSE + loss.denoiser * x0-MSE + loss.unrolled
+   * final-latent MSE`` (the latent error of each state over the per-value
+   variance of the training states at its step), where the x0-MSE is the
+   distance between the receiver's UNet x0-prediction (with classifier-free
+   guidance, under the receiver's prompt) from the received and from the sent
+   latent, and the final-latent MSE the distance between the receiver's final
+   latents after all its remaining steps (sampler noise shared, gradients
+   through the UNet and the scheduler, checkpointed); both on a subsample of
+   the batch (see :class:`LossSection`). ``init`` fine-tunes a shipped codec. A checkpoint (weights, optimiser, generator,
    step) is written every ``checkpoint_seconds``; rerunning resumes from it
    bit-identically.
 3. **Export** -- the weights (:meth:`LearnedCodec.save_pretrained`), an
@@ -55,8 +58,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from latent_codec.learned import LearnedCodec, LearnedCodecConfig
 
-__all__ = ["JsccTrainingConfig", "load_config", "load_config_dict", "build_dataset", "train", "evaluate",
-           "export", "run", "main"]
+__all__ = ["JsccTrainingConfig", "load_config", "load_config_dict", "load_model", "build_dataset", "heldout_states", "train", "evaluate",
+           "evaluate_receiver", "parse_conditions", "export", "run", "main"]
 
 CHECKPOINT = "checkpoint.pt"
 DATASET = "dataset.pt"
@@ -90,13 +93,32 @@ class DataSection(BaseModel):
 
 
 class LossSection(BaseModel):
-    """Weights of the objectives."""
+    """Weights of the objectives, and how the receiver-side ones are subsampled to stay affordable.
+
+    * ``latent``: latent NMSE (every sample of the batch).
+    * ``denoiser``: the receiver's guided x0-prediction (one CFG UNet
+      evaluation) from the received against from the sent latent, on the
+      first ``denoiser_samples`` samples of the (random) batch.
+    * ``unrolled``: the receiver's *final* latent after its remaining
+      Euler-ancestral steps (its own prompt, CFG, the sampler noise drawn
+      once per sample and shared by both branches), from the received against
+      from the sent latent, differentiated through the UNet and the scheduler
+      with gradient checkpointing, on the first ``unrolled_samples`` samples;
+      ``unrolled_steps`` truncates the unroll to that many steps followed by
+      the x0-prediction at the state reached (None: all remaining steps).
+    """
 
     model_config = ConfigDict(extra="forbid")
     latent: float = Field(1.0, ge=0.0)
     denoiser: float = Field(0.0, ge=0.0)
+    unrolled: float = Field(0.0, ge=0.0)
     latent_db: bool = Field(False, description="the latent term as the batch NMSE in dB: every SNR of the "
                                                 "range weighs alike (in linear NMSE the low SNRs dominate)")
+    receiver_db: bool = Field(False, description="the denoiser and unrolled terms as their batch MSE in dB")
+    denoiser_samples: Optional[int] = Field(None, ge=1, description="samples of the batch in the denoiser term "
+                                                                   "(None: all)")
+    unrolled_samples: int = Field(2, ge=1, description="samples of the batch in the unrolled term")
+    unrolled_steps: Optional[int] = Field(None, ge=1, description="receiver steps unrolled (None: all remaining)")
 
 
 class JsccTrainingConfig(BaseModel):
@@ -107,6 +129,8 @@ class JsccTrainingConfig(BaseModel):
                                                    "else a diffusers folder")
     workdir: str
     out: str
+    init: Optional[str] = Field(None, description="a LearnedCodec folder to start from (fine-tuning); None: the "
+                                                  "codec's own initialisation")
     seed: int = 0
     device: str = "cpu"
     codec: CodecSection = Field(default_factory=CodecSection)
@@ -139,8 +163,8 @@ class JsccTrainingConfig(BaseModel):
             raise ValueError(f"snr_db_range must be [low, high] with low <= high, got {list(self.snr_db_range)}")
         if any(s < 0 for s in self.speeds_mps):
             raise ValueError(f"speeds_mps must be >= 0 [m/s], got {self.speeds_mps}")
-        if self.loss.latent == 0 and self.loss.denoiser == 0:
-            raise ValueError("loss: at least one of latent, denoiser must be > 0")
+        if self.loss.latent == 0 and self.loss.denoiser == 0 and self.loss.unrolled == 0:
+            raise ValueError("loss: at least one of latent, denoiser, unrolled must be > 0")
         if any(k < 0 or k >= self.data.num_inference_steps for k in self.data.shared_steps):
             raise ValueError(f"data.shared_steps must lie in [0, num_inference_steps={self.data.num_inference_steps}),"
                              f" got {self.data.shared_steps}")
@@ -184,7 +208,8 @@ def load_config(path) -> JsccTrainingConfig:
 
 
 # ---------------------------------------------------------------------------- model
-def _load_model(cfg: JsccTrainingConfig):
+def load_model(cfg: JsccTrainingConfig):
+    """The frozen diffusion model of a run as a :class:`pipeline.split.SplitDiffusion` (``cfg.model``: None, "tiny", a folder)."""
     from pipeline.split import SplitDiffusion
 
     if cfg.model == "tiny":
@@ -214,6 +239,35 @@ def _prompts(max_prompts: Optional[int]) -> list[tuple[str, str]]:
     return out
 
 
+def _jobs(cfg: JsccTrainingConfig, prompts: list[tuple[str, str]], held: bool) -> list[tuple[str, str, int]]:
+    """(prompt, object, seed) of a split: every ``heldout_every``-th prompt and seeds from 1e6 are held out."""
+    dc = cfg.data
+    chosen = [(p, o) for i, (p, o) in enumerate(prompts) if (i % dc.heldout_every == 0) == held]
+    base = 0 if not held else 1_000_000
+    nseeds = dc.heldout_seeds if held else dc.train_seeds
+    return [(p, o, base + 1000 * cfg.seed + s) for p, o in chosen for s in range(nseeds)]
+
+
+def heldout_states(cfg: JsccTrainingConfig, sd, k: int) -> dict:
+    """The held-out split's states at step ``k`` alone (as :func:`build_dataset` makes them, in its order).
+
+    A few seconds instead of the whole dataset: enough to reproduce a card's
+    figures at one ``k`` (:func:`evaluate` reads only ``latents``, ``sigma``, ``step``).
+    """
+    from pipeline.split import make_scheduler
+
+    dc = cfg.data
+    sched = make_scheduler("euler_ancestral", sd.pipe.scheduler.config)
+    sched.set_timesteps(dc.num_inference_steps)
+    jobs = _jobs(cfg, _prompts(dc.max_prompts), True)
+    lat = [sd.shared([j[0] for j in jobs[a:a + dc.batch_size]], dc.num_inference_steps, k,
+                     seed=[j[2] for j in jobs[a:a + dc.batch_size]], guidance_scale=dc.guidance_scale).latents.float()
+           for a in range(0, len(jobs), dc.batch_size)]
+    n = len(jobs)
+    return {"heldout": {"latents": torch.cat(lat), "sigma": torch.full((n,), float(sched.sigmas[k])),
+                        "step": torch.full((n,), k), "sender": [j[0] for j in jobs]}}
+
+
 def build_dataset(cfg: JsccTrainingConfig, sd=None) -> dict:
     """Intermediate states ``{split: {latents [n,C,H,W], sigma [n], step [n], sender, receiver}}`` (cached)."""
     path = Path(cfg.dataset) if cfg.dataset else Path(cfg.workdir) / DATASET
@@ -223,7 +277,7 @@ def build_dataset(cfg: JsccTrainingConfig, sd=None) -> dict:
         data = torch.load(path, weights_only=False)
         if data.get("digest") == digest:
             return data
-    sd = sd or _load_model(cfg)
+    sd = sd or load_model(cfg)
     from pipeline.embedded.scenes import OBJECT_GROUPS
     from pipeline.split import make_scheduler
 
@@ -240,11 +294,7 @@ def build_dataset(cfg: JsccTrainingConfig, sd=None) -> dict:
     denoiser = _Denoiser(sd, data, dc.guidance_scale) if dc.renoise else None
     ks = sorted(set(dc.shared_steps))
     for split in ("train", "heldout"):
-        held = split == "heldout"
-        chosen = [(p, o) for i, (p, o) in enumerate(prompts) if (i % dc.heldout_every == 0) == held]
-        base = 0 if not held else 1_000_000
-        nseeds = dc.heldout_seeds if held else dc.train_seeds
-        jobs = [(p, o, base + 1000 * cfg.seed + s) for p, o in chosen for s in range(nseeds)]
+        jobs = _jobs(cfg, prompts, split == "heldout")
         lat, x0s, sig, step, send, recv = [], [], [], [], [], []
         for start in range(0, len(jobs), dc.batch_size):
             part = jobs[start:start + dc.batch_size]
@@ -295,27 +345,75 @@ class _Channels:
 
 
 class _Denoiser:
-    """The receiver's guided x0-prediction at a state's step (Euler-type sampler)."""
+    """The receiver's guided noise and x0-predictions, and its remaining Euler-ancestral steps (differentiable).
+
+    The arithmetic is that of :class:`SplitDiffusion` with diffusers'
+    ``EulerAncestralDiscreteScheduler`` (epsilon prediction): model input
+    ``x / sqrt(sigma^2 + 1)``, guided ``eps = eps_u + g (eps_c - eps_u)``,
+    ``x0 = x - sigma eps``, and the step
+    ``x' = x + eps (sigma_down - sigma) + sigma_up z`` with
+    ``sigma_up = sigma_to sqrt(sigma^2 - sigma_to^2) / sigma`` and
+    ``sigma_down = sqrt(sigma_to^2 - sigma_up^2)``; the noise ``z`` is given,
+    so two unrolls from different latents see the same sampler noise.
+    """
 
     def __init__(self, sd, data: dict, guidance_scale: float):
         self.sd, self.g = sd, guidance_scale
         self.timesteps = data["timesteps"]
+        self.sigmas = data["sigmas"]
         self.sigma_index = {round(s, 6): i for i, s in enumerate(data["sigmas"])}
 
-    def x0(self, latents: torch.Tensor, step: torch.Tensor, sigma: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+    def _eps(self, latents: torch.Tensor, t: torch.Tensor, s: torch.Tensor, cond, uncond) -> torch.Tensor:
         sd = self.sd
-        cond, uncond = sd.encode(prompts)
-        t = torch.tensor([self.timesteps[int(k)] for k in step], device=latents.device)
-        s = sigma.to(latents)[:, None, None, None]
         model_in = (latents / torch.sqrt(s ** 2 + 1)).to(sd.dtype)
         if sd.uses_cfg(self.g):
             eps = sd.pipe.unet(torch.cat([model_in] * 2), torch.cat([t, t]),
                                encoder_hidden_states=torch.cat([uncond, cond]), return_dict=False)[0]
             eu, ec = eps.float().chunk(2)
-            eps = eu + self.g * (ec - eu)
-        else:
-            eps = sd.pipe.unet(model_in, t, encoder_hidden_states=cond, return_dict=False)[0].float()
-        return latents - s * eps
+            return eu + self.g * (ec - eu)
+        return sd.pipe.unet(model_in, t, encoder_hidden_states=cond, return_dict=False)[0].float()
+
+    def x0(self, latents: torch.Tensor, step: torch.Tensor, sigma: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        """Guided x0-prediction ``[B, C, h, w]`` of states at steps ``step`` ``[B]`` (noise levels ``sigma``)."""
+        cond, uncond = self.sd.encode(prompts)
+        t = torch.tensor([self.timesteps[int(k)] for k in step], device=latents.device)
+        s = sigma.to(latents)[:, None, None, None]
+        return latents - s * self._eps(latents, t, s, cond, uncond)
+
+    def _step(self, latents: torch.Tensor, noise: torch.Tensor, i: int, cond, uncond) -> torch.Tensor:
+        s, s_to = float(self.sigmas[i]), float(self.sigmas[i + 1])
+        t = torch.full((latents.shape[0],), float(self.timesteps[i]), device=latents.device)
+        eps = self._eps(latents, t, torch.tensor(s, device=latents.device), cond, uncond)
+        s_up = math.sqrt(s_to ** 2 * (s ** 2 - s_to ** 2) / s ** 2)
+        s_down = math.sqrt(max(s_to ** 2 - s_up ** 2, 0.0))
+        return latents + eps * (s_down - s) + noise * s_up
+
+    def unroll(self, latents: torch.Tensor, k: int, prompts: list[str], noise: torch.Tensor,
+               max_steps: Optional[int] = None, checkpoint: bool = True) -> torch.Tensor:
+        """The receiver's final latent ``[B, C, h, w]`` from states at step ``k``.
+
+        ``noise`` ``[B, N - k, C, h, w]``: the sampler noise of each remaining
+        step. ``max_steps``: stop after so many steps and return the
+        x0-prediction there. With ``checkpoint`` (and a latent that needs a
+        gradient) each step's activations are recomputed in the backward pass
+        (:func:`torch.utils.checkpoint.checkpoint`): memory of one step.
+        """
+        from torch.utils.checkpoint import checkpoint as ckpt
+
+        n = len(self.timesteps)
+        stop = n if max_steps is None else min(n, int(k) + max_steps)
+        cond, uncond = self.sd.encode(prompts)
+        x = latents.float()
+        for i in range(int(k), stop):
+            z = noise[:, i - int(k)].to(x)
+            if checkpoint and x.requires_grad:
+                x = ckpt(self._step, x, z, i, cond, uncond, use_reentrant=False)
+            else:
+                x = self._step(x, z, i, cond, uncond)
+        if stop < n:
+            s = torch.full((x.shape[0],), float(self.sigmas[stop]), device=x.device)
+            x = self.x0(x, torch.full((x.shape[0],), stop), s, prompts)
+        return x
 
 
 def _transmit(codec, links, x, sigma, snr_db: float, channel: str, speed: float, gen):
@@ -365,12 +463,30 @@ def _loss(cfg, codec, links, denoiser, batch, gen, variance) -> tuple[torch.Tens
         lat = ((x_hat - x).pow(2).flatten(1).mean(1) / variance[step].to(x)).mean()
         loss = loss + cfg.loss.latent * (10 * torch.log10(lat) if cfg.loss.latent_db else lat)
         parts["latent"] = float(lat.detach())
-    if cfg.loss.denoiser > 0:
+    db = (lambda v: 10 * torch.log10(v)) if cfg.loss.receiver_db else (lambda v: v)
+    if cfg.loss.denoiser > 0:  # the first denoiser_samples of the (random) batch
+        m = cfg.loss.denoiser_samples or x.shape[0]
         with torch.no_grad():
-            ref = denoiser.x0(x, step, sigma, recv)
-        den = (denoiser.x0(x_hat, step, sigma, recv) - ref).pow(2).mean()
-        loss = loss + cfg.loss.denoiser * den
+            ref = denoiser.x0(x[:m], step[:m], sigma[:m], recv[:m])
+        den = (denoiser.x0(x_hat[:m], step[:m], sigma[:m], recv[:m]) - ref).pow(2).mean()
+        loss = loss + cfg.loss.denoiser * db(den)
         parts["denoiser"] = float(den.detach())
+    if cfg.loss.unrolled > 0:  # the first unrolled_samples, one unroll per distinct step k among them
+        m = min(cfg.loss.unrolled_samples, x.shape[0])
+        n_steps = len(denoiser.timesteps)
+        noise = torch.randn((m, n_steps - int(step[:m].min()), *x.shape[1:]), generator=gen).to(x)
+        err = x.new_zeros(())
+        for k in sorted(set(step[:m].tolist())):
+            sel = (step[:m] == k).nonzero().flatten()
+            prompts = [recv[i] for i in sel.tolist()]
+            z = noise[sel, : n_steps - k]
+            with torch.no_grad():
+                ref = denoiser.unroll(x[sel], k, prompts, z, cfg.loss.unrolled_steps)
+            out = denoiser.unroll(x_hat[sel], k, prompts, z, cfg.loss.unrolled_steps)
+            err = err + (out - ref).pow(2).flatten(1).mean(1).sum()
+        unr = err / m
+        loss = loss + cfg.loss.unrolled * db(unr)
+        parts["unrolled"] = float(unr.detach())
     return loss, parts
 
 
@@ -396,11 +512,18 @@ def train(cfg: JsccTrainingConfig, data: Optional[dict] = None, sd=None, *, stop
 
     workdir = Path(cfg.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    if cfg.loss.denoiser > 0 and sd is None:
-        sd = _load_model(cfg)
+    receiver = cfg.loss.denoiser > 0 or cfg.loss.unrolled > 0
+    if receiver and sd is None:
+        sd = load_model(cfg)
     data = data or build_dataset(cfg, sd)
     tr = data["train"]
     codec = _make_codec(cfg, tr)
+    if cfg.init is not None:
+        init = LearnedCodec.from_pretrained(cfg.init, device=cfg.device)
+        if init.config != codec.config:
+            raise ValueError(f"init {cfg.init} has codec config {init.config.model_dump()}, this run builds "
+                             f"{codec.config.model_dump()}")
+        codec.load_state_dict(init.state_dict())
     opt = torch.optim.AdamW(codec.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     step, history = 0, []
@@ -421,7 +544,7 @@ def train(cfg: JsccTrainingConfig, data: Optional[dict] = None, sd=None, *, stop
         tmp.replace(ckpt)
 
     links = _Channels(cfg.csi, cfg.device)
-    denoiser = _Denoiser(sd, data, cfg.data.guidance_scale) if cfg.loss.denoiser > 0 else None
+    denoiser = _Denoiser(sd, data, cfg.data.guidance_scale) if receiver else None
     n = tr["latents"].shape[0]
     variance = _step_variance(tr)
     last = began = time.monotonic()
@@ -515,6 +638,69 @@ def evaluate(cfg: JsccTrainingConfig, codec: LearnedCodec, data: dict, channel: 
     return rows
 
 
+@torch.no_grad()
+def evaluate_receiver(cfg: JsccTrainingConfig, codec: LearnedCodec, data: dict, sd, conditions: list[tuple[str, float]],
+                      per_step: int = 32, reference: Optional[dict] = None) -> dict:
+    """The receiver's image from the received latent against its image from the sent latent, per held-out state.
+
+    The first ``per_step`` held-out states at each ``k`` cross the codec and
+    the link (``conditions``: ``(channel, snr_db)``; the channel noise from
+    ``cfg.eval_channel_seed``, so every codec sees the same draws); the
+    receiver (its own prompt, ``data.guidance_scale``, the Euler-ancestral
+    sampler with per-state noise fixed by the state's index) runs its
+    remaining steps from the received and from the sent latent, and the VAE
+    decodes both. ``reference`` (a dict, filled on the first call) caches the
+    sent branch across codecs.
+
+    Returns
+    -------
+    dict
+        ``{(channel, snr_db): {"psnr_db": [n], "latent_nmse_db": [n], "final_nmse_db": [n]}}`` per-state
+        arrays (PSNR with peak 255 of the uint8 images, ``inf`` where identical; latent NMSE of the received
+        state and NMSE of the final latent, each over the held-out per-value
+        variance at that ``k``), plus ``"k"`` ``[n]``.
+    """
+    from pipeline.metrics import psnr_db
+
+    held = data["heldout"]
+    sel = torch.cat([(held["step"] == k).nonzero().flatten()[:per_step] for k in held["step"].unique().tolist()])
+    x, sigma, step = held["latents"][sel].to(cfg.device), held["sigma"][sel].to(cfg.device), held["step"][sel]
+    recv = [held["receiver"][i] for i in sel.tolist()]
+    den = _Denoiser(sd, data, cfg.data.guidance_scale)
+    n_steps = len(data["timesteps"])
+    ks = sorted(set(step.tolist()))
+
+    def finish(latents):
+        out = torch.empty_like(latents)
+        for k in ks:
+            idx = (step == k).nonzero().flatten()
+            z = torch.stack([torch.randn((n_steps - k, *x.shape[1:]), generator=torch.Generator().manual_seed(
+                1_000_003 * cfg.eval_channel_seed + int(sel[i]))) for i in idx.tolist()])
+            out[idx] = den.unroll(latents[idx], k, [recv[i] for i in idx.tolist()], z.to(latents))
+        return out
+
+    reference = {} if reference is None else reference
+    if "final" not in reference:
+        reference["final"] = finish(x)
+        reference["images"] = sd.decode(reference["final"])
+    var = {k: float(held["latents"][held["step"] == k].var(0, unbiased=False).mean()) for k in ks}
+    var_final = float(reference["final"].var(0, unbiased=False).mean())
+    links = _Channels(cfg.csi, cfg.device)
+    res = {"k": step.numpy()}
+    for channel, snr_db in conditions:
+        gen = torch.Generator().manual_seed(cfg.eval_channel_seed)
+        x_hat = _transmit(codec, links, x, sigma, float(snr_db), channel, 0.0, gen)
+        final = finish(x_hat)
+        images = sd.decode(final)
+        v = torch.tensor([var[int(k)] for k in step])
+        res[(channel, float(snr_db))] = {
+            "psnr_db": np.array([psnr_db(a, b) for a, b in zip(images, reference["images"])]),
+            "latent_nmse_db": (10 * torch.log10((x_hat - x).pow(2).flatten(1).mean(1) / v)).numpy(),
+            "final_nmse_db": (10 * torch.log10((final - reference["final"]).pow(2).flatten(1).mean(1)
+                                               / var_final)).numpy()}
+    return res
+
+
 def export(cfg: JsccTrainingConfig, codec: LearnedCodec, data: dict, rows: list[dict],
            command: str, seconds: float) -> Path:
     """Weights, ``evaluation.json`` and a card ``README.md`` into ``cfg.out``."""
@@ -534,12 +720,17 @@ def export(cfg: JsccTrainingConfig, codec: LearnedCodec, data: dict, rows: list[
              f"(held-out prompts: every {cfg.data.heldout_every}-th of the vocabulary; held-out seeds disjoint).",
              f"- Channels {cfg.channels}, speeds {cfg.speeds_mps} m/s, csi={cfg.csi}, SNR uniform in "
              f"{list(cfg.snr_db_range)} dB; loss {cfg.loss.latent} x latent NMSE"
-             f"{' [dB]' if cfg.loss.latent_db else ''} + {cfg.loss.denoiser} x denoiser x0-MSE; training states "
+             f"{' [dB]' if cfg.loss.latent_db else ''} + {cfg.loss.denoiser} x denoiser x0-MSE"
+             f"{' [dB]' if cfg.loss.receiver_db and cfg.loss.denoiser else ''}"
+             f"{f' ({cfg.loss.denoiser_samples} samples per batch)' if cfg.loss.denoiser and cfg.loss.denoiser_samples else ''}"
+             f" + {cfg.loss.unrolled} x unrolled final-latent MSE{' [dB]' if cfg.loss.receiver_db and cfg.loss.unrolled else ''}"
+             f"{f' ({cfg.loss.unrolled_samples} samples per batch)' if cfg.loss.unrolled else ''}; training states "
              + ("x0_k + sigma_k * fresh noise per batch" + (" (x0_k flipped at random)" if cfg.data.flips else "")
                 if cfg.data.renoise else "the stored states") + ".",
              f"- {getattr(codec, 'trained_steps', cfg.steps)} of {cfg.steps} configured steps, batch {cfg.batch_size}, "
              f"AdamW lr {cfg.lr} ({cfg.lr_schedule}), weight decay {cfg.weight_decay}, seed {cfg.seed}; "
-             f"{seconds / 60:.1f} min of training in the last run.",
+             f"{seconds / 60:.1f} min of training in the last run"
+             + (f", starting from the codec in `{cfg.init}`." if cfg.init else "."),
              f"- Reproduce: `{command}`", "",
              "## Latent NMSE on held-out states [dB] (95% interval; n states per row)", "",
              "| channel | k | SNR [dB] | n | learned | analog (same rho) | analog, optimal allocation | OPTA bound "
@@ -563,7 +754,7 @@ def export(cfg: JsccTrainingConfig, codec: LearnedCodec, data: dict, rows: list[
 
 def run(cfg: JsccTrainingConfig, command: str = "", progress: bool = True) -> Path:
     """Dataset, training (resumable), evaluation (AWGN and the configured non-TDL channels) and export."""
-    sd = _load_model(cfg)
+    sd = load_model(cfg)
     data = build_dataset(cfg, sd)
     start = time.monotonic()
     codec = train(cfg, data, sd, progress=progress)
@@ -571,6 +762,24 @@ def run(cfg: JsccTrainingConfig, command: str = "", progress: bool = True) -> Pa
     rows = [r for channel in dict.fromkeys(["awgn", *cfg.channels]) if not channel.startswith("tdl")
             for r in evaluate(cfg, codec, data, channel=channel)]
     return export(cfg, codec, data, rows, command, time.monotonic() - start)
+
+
+def parse_conditions(text: str) -> list[tuple[str, float]]:
+    """``"awgn:0,rayleigh:10"`` -> ``[("awgn", 0.0), ("rayleigh", 10.0)]``; a bad one is a one-line ``ValueError``.
+
+    >>> parse_conditions("awgn:0,rayleigh:10")
+    [('awgn', 0.0), ('rayleigh', 10.0)]
+    """
+    out = []
+    for part in text.split(","):
+        name, _, snr = part.strip().partition(":")
+        try:
+            out.append((name, float(snr)))
+        except ValueError:
+            raise ValueError(f"conditions must be channel:snr_db,... (e.g. awgn:0,rayleigh:10), got {part!r}") from None
+        if name not in ("awgn", "rayleigh"):
+            raise ValueError(f"ablation conditions: channel must be awgn or rayleigh, got {name!r}")
+    return out
 
 
 def main(argv: Optional[list[str]] = None) -> int:

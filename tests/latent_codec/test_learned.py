@@ -62,8 +62,9 @@ def test_save_load_round_trip(tmp_path):
             p.add_(0.01 * torch.randn_like(p))
     codec.save_pretrained(tmp_path / "jscc")
     back = LearnedCodec.from_pretrained(tmp_path / "jscc")
-    assert back.config == codec.config
+    assert back.config == codec.config and not back.training  # eval mode: the tracked transmit power
     x = _batch()
+    codec.eval()
     s = codec.encode(x, 3.0, 0.5)
     assert torch.equal(back.encode(x, 3.0, 0.5), s)
     assert torch.equal(back.decode(s, 0.5, 3.0, 0.5), codec.decode(s, 0.5, 3.0, 0.5))
