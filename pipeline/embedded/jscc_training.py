@@ -747,7 +747,13 @@ def export(cfg: JsccTrainingConfig, codec: LearnedCodec, data: dict, rows: list[
               "`AnalogCodec(2 rho)` (8 bands, equal power); 'optimal allocation' is "
               "`AnalogCodec(2 rho, num_bands=32, power_allocation='optimal', design_snr_db=SNR)`. The bounds are for a "
               "Gaussian source of the measured DCT spectrum over AWGN (`phy.jscc_bounds`), with each "
-              "coefficient's mean known to both ends; a non-Gaussian source may beat the OPTA bound.", ""]
+              "coefficient's mean known to both ends; a non-Gaussian source may beat the OPTA bound.", "",
+              "Caveat on the bound columns: the dataset's states share their sampler seeds across prompts (3 "
+              "held-out seeds for 81 states per k), so part of the sampler noise looks like a known mean, the "
+              "measured spectrum is too coloured and the bound columns (and the NMSE denominator) are too "
+              "optimistic, by about 3.5 dB at rho = 1/8 and 20 dB. The comparison with one seed per state is "
+              "`pipeline.embedded.latent_nmse` (`python -m benchmarks.bench_codec --section bounds`; table in "
+              "`docs/results/e2e_vs_separation/latent_nmse.csv`).", ""]
     (out / "README.md").write_text("\n".join(lines))
     return out
 
