@@ -760,6 +760,10 @@ def export(cfg: JsccTrainingConfig, codec: LearnedCodec, data: dict, rows: list[
 
 def run(cfg: JsccTrainingConfig, command: str = "", progress: bool = True) -> Path:
     """Dataset, training (resumable), evaluation (AWGN and the configured non-TDL channels) and export."""
+    if cfg.init is not None and not (Path(cfg.init) / "config.json").is_file() \
+            and not (Path(cfg.workdir) / "checkpoint.pt").is_file():
+        raise ValueError(f"init: {cfg.init} holds no codec (config.json); train it first with the config whose "
+                         f"'out' it is (for the shipped codecs: experiments/configs/training/train_jscc*_pretrain.yaml)")
     sd = load_model(cfg)
     data = build_dataset(cfg, sd)
     start = time.monotonic()

@@ -232,3 +232,11 @@ def test_the_shipped_weights_give_their_cards_figure(folder, shipped_model):
     got = jt.evaluate(cfg, codec, jt.heldout_states(cfg, shipped_model, row["k"]))[0]
     assert got["n"] == row["n"]
     assert row["learned_ci95_db"][0] <= got["learned_nmse_db"] <= row["learned_ci95_db"][1]
+
+
+def test_a_missing_init_codec_is_one_line_before_any_work(tmp_path, monkeypatch):
+    """A fine-tuning config whose pretrained codec was never trained here says which config makes it."""
+    cfg = _cfg(tmp_path, init=str(tmp_path / "never-trained"))
+    monkeypatch.setattr(jt, "load_model", lambda *_: pytest.fail("the model was loaded before the check"))
+    with pytest.raises(ValueError, match="init: .*never-trained holds no codec .*train_jscc\\*_pretrain.yaml"):
+        jt.run(cfg, progress=False)
