@@ -131,6 +131,8 @@ class JsccTrainingConfig(BaseModel):
     out: str
     init: Optional[str] = Field(None, description="a LearnedCodec folder to start from (fine-tuning); None: the "
                                                   "codec's own initialisation")
+    init_config: Optional[str] = Field(None, description="the training config whose 'out' is init: run first when "
+                                                         "init holds no codec yet (one command reproduces both phases)")
     seed: int = 0
     device: str = "cpu"
     codec: CodecSection = Field(default_factory=CodecSection)
@@ -762,8 +764,15 @@ def run(cfg: JsccTrainingConfig, command: str = "", progress: bool = True) -> Pa
     """Dataset, training (resumable), evaluation (AWGN and the configured non-TDL channels) and export."""
     if cfg.init is not None and not (Path(cfg.init) / "config.json").is_file() \
             and not (Path(cfg.workdir) / "checkpoint.pt").is_file():
-        raise ValueError(f"init: {cfg.init} holds no codec (config.json); train it first with the config whose "
-                         f"'out' it is (for the shipped codecs: experiments/configs/training/train_jscc*_pretrain.yaml)")
+        if cfg.init_config is None:
+            raise ValueError(f"init: {cfg.init} holds no codec (config.json); train it first with the config whose "
+                             "'out' it is (for the shipped codecs: experiments/configs/training/train_jscc*_pretrain"
+                             ".yaml), or name that config as init_config")
+        first = load_config(cfg.init_config)
+        if Path(first.out).resolve() != Path(cfg.init).resolve():
+            raise ValueError(f"init_config: {cfg.init_config} writes {first.out}, not init {cfg.init}")
+        print(f"train-jscc: {cfg.init} is not trained yet; phase 1 first ({cfg.init_config})", file=sys.stderr)
+        run(first, command=command, progress=progress)
     sd = load_model(cfg)
     data = build_dataset(cfg, sd)
     start = time.monotonic()

@@ -240,3 +240,18 @@ def test_a_missing_init_codec_is_one_line_before_any_work(tmp_path, monkeypatch)
     monkeypatch.setattr(jt, "load_model", lambda *_: pytest.fail("the model was loaded before the check"))
     with pytest.raises(ValueError, match="init: .*never-trained holds no codec .*train_jscc\\*_pretrain.yaml"):
         jt.run(cfg, progress=False)
+
+
+def test_init_config_trains_phase_one_first_so_one_command_reproduces_both(tmp_path):
+    import yaml
+
+    phase1 = _cfg(tmp_path, "phase1", steps=3, eval_snr_db=[10.0])
+    (tmp_path / "phase1.yaml").write_text(yaml.safe_dump(phase1.model_dump(mode="json")))
+    phase2 = _cfg(tmp_path, "phase2", steps=3, eval_snr_db=[10.0], init=phase1.out,
+                  init_config=str(tmp_path / "phase1.yaml"))
+    out = jt.run(phase2, progress=False)
+    assert (Path(phase1.out) / "config.json").is_file() and (out / "config.json").is_file()
+    assert f"starting from the codec in `{phase1.out}`" in (out / "README.md").read_text()
+    wrong = _cfg(tmp_path, "phase3", init=str(tmp_path / "elsewhere"), init_config=str(tmp_path / "phase1.yaml"))
+    with pytest.raises(ValueError, match="init_config: .*phase1.yaml writes .*phase1-out, not init .*elsewhere"):
+        jt.run(wrong, progress=False)
