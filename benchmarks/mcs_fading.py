@@ -38,15 +38,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's phy, not an installed copy
 
-CHANNELS = {
-    "awgn": dict(channel="awgn"),
-    "rayleigh": dict(channel="rayleigh", csi="ls"),
-    "tdl-a:3": dict(channel="tdl-a", speed_mps=3.0, csi="ls"),
-    "tdl-a:30": dict(channel="tdl-a", speed_mps=30.0, csi="ls"),
-    "tdl-c:3": dict(channel="tdl-c", speed_mps=3.0, csi="ls"),
-    "tdl-c:30": dict(channel="tdl-c", speed_mps=30.0, csi="ls"),
-    "tdl-c:10": dict(channel="tdl-c", speed_mps=10.0, csi="ls"),
-}
+from phy.calibrate import CATEGORIES  # noqa: E402
+
+#: the calibrated categories under short names ("tdl-a:3" for TDL-A at 3 m/s), plus the main job's
+#: TDL-C at 10 m/s, which has no table (the profile path)
+CHANNELS = {f["channel"] + (f":{f['speed_mps']:g}" if "speed_mps" in f else ""): f for f in CATEGORIES.values()}
+CHANNELS["tdl-c:10"] = dict(channel="tdl-c", speed_mps=10.0, csi="ls")
 
 
 def wilson(errors: int, n: int, z: float = 1.96) -> tuple[float, float]:

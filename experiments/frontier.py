@@ -251,12 +251,9 @@ def make_frontier_figure(points, path: Path, panel: list[str] | None = None, x_l
     if title:
         fig.suptitle(title + " (95% CI)", fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
-    plt.close(fig)
-    return path
+    from .plots import save_figure
+
+    return save_figure(fig, path)
 
 
 #: the bound columns of :func:`pipeline.embedded.latent_nmse.measure` and their legend labels
@@ -313,12 +310,9 @@ def plot_latent_nmse(table, path, title: Optional[str] = None):
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8, frameon=False)
     fig.suptitle((title or "Latent NMSE against the JSCC bounds") + " (AWGN; bands: 95% CI)", fontsize=10)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
-    plt.close(fig)
-    return path
+    from .plots import save_figure
+
+    return save_figure(fig, path)
 
 
 def gap_table(table) -> list[str]:

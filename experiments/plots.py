@@ -260,6 +260,13 @@ def make_figure(df, x: str, ys: list[str], hue_cols: list[str], path: Path, titl
         fig.suptitle(title, fontsize=11)
     bottom = (0.04 + 0.06 * int(np.ceil(len(labels) / ncol)) / rows) if labels else 0.0
     fig.tight_layout(rect=(0, min(bottom, 0.4), 1, 1))
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path) -> Path:
+    """Write ``fig`` as ``path`` (PNG, 110 dpi) and a PDF beside it, close it, and return ``path``."""
+    import matplotlib.pyplot as plt
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -403,4 +410,4 @@ def image_grid(run_dir: Path, df, max_points: int = 8, path: Path | None = None,
 
 __all__ = ["axis_columns", "choose_x", "metric_columns", "summarise", "make_figure", "make_plots", "image_grid",
            "DEFAULT_METRICS", "LABELS", "LOG_METRICS", "METRIC_RANGES", "BAND_LABEL", "label", "is_numeric",
-           "figure_name"]
+           "figure_name", "save_figure"]
