@@ -36,6 +36,9 @@ RAW = {
 NUM_POINTS = 3 * 2 * 2
 
 
+_CALLS: list[int] = []
+
+
 def fake_point(point) -> PointResult:
     """Deterministic in the point's parameters and seed; misbehaves on request (env vars)."""
     calls = os.environ.get("FAKE_CALL_LOG")
@@ -53,6 +56,11 @@ def fake_point(point) -> PointResult:
     delay = float(os.environ.get("FAKE_DELAY_S", "0"))
     if delay:
         time.sleep(delay)
+    slow_after = os.environ.get("FAKE_SLOW_AFTER")    # this process's first N points are quick, then it stalls
+    if slow_after is not None:
+        _CALLS.append(point.index)
+        if len(_CALLS) > int(slow_after):
+            time.sleep(120)
     rng = np.random.default_rng([point.seed, int(point.key[:8], 16)])
     gain = point.chain.get("gain", 1.0)
     rows, images = [], {}
@@ -195,7 +203,8 @@ def test_killed_sweep_process_resumes(reference, tmp_path, sig):
     parallel = sig == signal.SIGKILL
     script = tmp_path / "driver.py"
     script.write_text(_DRIVER.format(tests=str(Path(__file__).parent), out=str(tmp_path), parallel=parallel))
-    env = dict(os.environ, FAKE_DELAY_S="0.15")
+    # each process finishes its first points, then stalls until the signal: 2 points are done, never all
+    env = dict(os.environ, FAKE_SLOW_AFTER="1" if parallel else "2")
     proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE, text=True)
     csv_path = tmp_path / "fake" / reference.name / "results.csv"
     deadline = time.time() + 60
