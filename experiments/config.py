@@ -168,6 +168,9 @@ class PlotSpec(_Strict):
     reference: str | None = Field(None, description="frontier: the arm whose crossover budget is tabulated")
     budget: float | None = Field(None, gt=0, description="frontier: tabulate each arm's y at <= budget of x")
     data: str | None = Field(None, description="latent_nmse: the CSV file (relative to the run directory)")
+    spectrum: str | None = Field(None, description="latent_nmse: a CSV of the latent's DCT spectrum (k, "
+                                                   "coefficient, variance) to put every arm's latent_mse against "
+                                                   "the OPTA bound at its own channel uses")
     below: float | None = Field(None, description="steps: the x under which a fall is checked against max_drop")
     max_drop: float | None = Field(None, gt=0, description="steps: the largest fall of y per 5 units of x "
                                                             "allowed below 'below'")
@@ -176,6 +179,8 @@ class PlotSpec(_Strict):
     def _kind_fields(self):
         if self.kind in ("frontier", "steps") and not self.arm:
             raise ValueError(f"a {self.kind} entry needs 'arm' (the column naming the arms, e.g. variant)")
+        if self.kind != "latent_nmse" and self.spectrum:
+            raise ValueError("spectrum applies to kind 'latent_nmse'")
         if self.kind != "steps" and (self.below is not None or self.max_drop is not None):
             raise ValueError("below and max_drop apply to kind 'steps'")
         if self.kind == "latent_nmse" and not self.data:

@@ -342,6 +342,56 @@ def gap_table(table) -> list[str]:
 
 
 
+def arms_against_opta(df, spectrum, arm: str = "variant", channel: str = "awgn") -> list[str]:
+    """Markdown: every arm's latent NMSE on ``channel`` against the Gaussian OPTA bound at its own channel uses.
+
+    ``df``: the results (``latent_mse``, ``channel_uses_per_latent_value``,
+    ``snr_db``, ``num_shared_steps``; receivers that fell back have no
+    ``latent_mse`` and are left out). ``spectrum``: ``k, coefficient,
+    variance`` (the DCT spectrum of held-out states, ``bench_codec --section
+    spectrum``). NMSE = mean latent MSE / mean per-value variance at the run's
+    k, with a 95% t interval over the receivers; OPTA is
+    :func:`phy.jscc_bounds.opta_nmse` at the arm's mean channel uses per value.
+
+    >>> import pandas as pd
+    >>> spec = pd.DataFrame({"k": [8] * 4, "coefficient": range(4), "variance": [1.0] * 4})
+    >>> rows = pd.DataFrame({"variant": "a", "channel": "awgn", "snr_db": 10.0, "num_shared_steps": 8,
+    ...                      "channel_uses_per_latent_value": 0.5, "latent_mse": [1 / 11] * 3})
+    >>> arms_against_opta(rows, spec)[-1]   # a white source at rho = 1/2: linear transmission is optimal
+    '| a | 10 | 0.5 | 3 | -10.41 [-10.41, -10.41] | -10.41 | +0.00 |'
+    """
+    import numpy as np
+
+    from phy.jscc_bounds import nmse_db, opta_nmse
+
+    from .stats import mean_interval
+
+    need = {"latent_mse", "channel_uses_per_latent_value", "snr_db", "num_shared_steps", arm}
+    if not need <= set(df.columns):
+        return [f"(no arm table: the results lack {sorted(need - set(df.columns))})"]
+    data = df[df["channel"] == channel] if "channel" in df.columns else df
+    lines = [f"Every arm's latent NMSE on {channel} against the Gaussian OPTA bound at its own channel uses, "
+             "headers included (NMSE = latent MSE / the held-out states' per-value variance at the run's k; 95% t "
+             "interval over the receivers that got the state; -inf: the interval reaches 0):", "",
+             f"| {arm} | SNR [dB] | channel uses per value | n | NMSE [dB] [95% CI] | OPTA [dB] | codec - OPTA [dB] |",
+             "|---|---|---|---|---|---|---|"]
+    for (name, snr, k), sub in data.groupby([arm, "snr_db", "num_shared_steps"], sort=True):
+        lam = spectrum.loc[spectrum["k"] == k, "variance"].to_numpy(dtype=float)
+        mse = sub["latent_mse"].astype(float).to_numpy()
+        mse = mse[np.isfinite(mse)]
+        if lam.size == 0 or mse.size == 0:
+            continue
+        rho = float(sub["channel_uses_per_latent_value"].astype(float).mean())
+        m, lo, hi, n = mean_interval(mse)
+        var = float(lam.mean())
+        db = [float(nmse_db(max(v, 1e-300) / var)) for v in (m, lo if lo == lo else m, hi if hi == hi else m)]
+        low = f"{db[1]:.2f}" if lo > 0 else "-inf"       # a t interval of a heavy-tailed MSE can reach 0
+        bound = float(nmse_db(opta_nmse(lam, rho, float(snr))))
+        lines.append(f"| {name} | {snr:g} | {rho:.3g} | {n} | {db[0]:.2f} [{low}, {db[2]:.2f}] | "
+                     f"{bound:.2f} | {round(db[0] - bound, 2) + 0.0:+.2f} |")
+    return lines
+
+
 #: columns that pair two rows of one arm across x (the same seed and receiver)
 PAIR_ON = ("seed", "pair")
 
@@ -461,4 +511,7 @@ def special_figures(run_dir: Path, df, specs: list[dict] | None, plot_dir: Path)
                       f"n held-out states, the bounds of the same states): [plots/{path.name}](plots/{path.name}).",
                       "", "Distance of each codec to the optimal-linear bound (codec - bound; > 0: above it):", ""]
             lines += gap_table(table) + [""]
+            if spec.get("spectrum") and (Path(run_dir) / spec["spectrum"]).is_file():
+                spectrum = pd.read_csv(Path(run_dir) / spec["spectrum"])
+                lines += arms_against_opta(df, spectrum) + [""]
     return paths, lines

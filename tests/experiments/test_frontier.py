@@ -144,3 +144,22 @@ def test_steps_entries_are_validated():
         PlotSpec(kind="steps", x="snr_db", y=["psnr_db"])
     with pytest.raises(ValueError, match="below and max_drop apply to kind 'steps'"):
         PlotSpec(x="snr_db", y=["psnr_db"], below=-5.0)
+
+
+def test_every_arm_against_opta_leaves_fallbacks_out_and_uses_its_own_channel_uses():
+    from experiments.config import PlotSpec
+    from experiments.frontier import arms_against_opta
+    from phy.jscc_bounds import nmse_db, opta_nmse
+
+    spec = pd.DataFrame({"k": [8] * 8, "coefficient": range(8), "variance": [4.0, 2.0, 1.0, 1.0, .5, .5, .2, .1]})
+    rows = pd.DataFrame({"variant": ["cheap"] * 3 + ["dear"] * 2, "channel": "awgn", "snr_db": 5.0,
+                         "num_shared_steps": 8, "channel_uses_per_latent_value": [0.125] * 3 + [4.0] * 2,
+                         "latent_mse": [0.5, 0.5, None, 0.01, 0.01]})
+    table = {l.split(" | ")[0][2:]: l for l in arms_against_opta(rows, spec) if l.startswith("| cheap") or
+             l.startswith("| dear")}
+    var = spec["variance"].mean()
+    assert "| 2 | " in table["cheap"]                                  # the fallback row (no latent_mse) is out
+    assert f"{float(nmse_db(opta_nmse(spec['variance'], 4.0, 5.0))):.2f}" in table["dear"]   # OPTA at 4 uses
+    assert f"{float(nmse_db(0.5 / var)):.2f}" in table["cheap"]
+    with pytest.raises(ValueError, match="spectrum applies to kind 'latent_nmse'"):
+        PlotSpec(x="snr_db", y=["psnr_db"], spectrum="s.csv")
