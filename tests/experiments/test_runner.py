@@ -177,7 +177,10 @@ def test_parallel_workers_survive_a_killed_worker(reference, tmp_path, monkeypat
 
 
 _DRIVER = textwrap.dedent("""
-    import sys
+    import signal, sys
+    # a sweep started from a terminal gets Ctrl-C; one started in the background (nohup, CI runners) inherits
+    # SIGINT ignored, and Python keeps it ignored: give the driver a terminal's SIGINT
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.path.insert(0, {tests!r})
     from test_runner import _cfg, fake_point
     from experiments.executors import ProcessExecutor, SerialExecutor
