@@ -126,7 +126,8 @@ class _Job:
     """Picklable wrapper: (point function, point) -> (PointResult, wall_s, pid, unet_calls).
 
     ``probe_store``: the folder through which the workers share their adaptive-MCS probes
-    (:mod:`phy.probe_store`); set in the worker's environment before the point runs.
+    (:mod:`phy.probe_store`); in the process's environment while the point runs, and only then (a
+    serial sweep runs in the caller's process, whose later links must not write into a finished run).
     """
 
     def __init__(self, fn, probe_store: str | None = None):
@@ -134,9 +135,17 @@ class _Job:
         self.probe_store = probe_store
 
     def __call__(self, point):
-        if self.probe_store:
-            os.environ[PROBE_STORE_ENV] = self.probe_store
-        return _timed_call((self.fn, point))
+        if not self.probe_store:
+            return _timed_call((self.fn, point))
+        before = os.environ.get(PROBE_STORE_ENV)
+        os.environ[PROBE_STORE_ENV] = self.probe_store
+        try:
+            return _timed_call((self.fn, point))
+        finally:
+            if before is None:
+                os.environ.pop(PROBE_STORE_ENV, None)
+            else:
+                os.environ[PROBE_STORE_ENV] = before
 
 
 def write_run_metadata(cfg: ExperimentConfig, run_dir: Path, points: list[Point], executor: Executor,

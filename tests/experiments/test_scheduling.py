@@ -140,6 +140,9 @@ def test_workers_share_the_adaptive_mcs_probes_through_the_run_directory(tmp_pat
     assert parallel.complete and not (parallel.run_dir / runner.PROBE_FOLDER).exists()
     # 2 seeds x 2 SNRs on 2 workers: each SNR measured once between them (4 times without the store)
     assert sorted(log.read_text().split()) == ["0.0", "20.0"]
+    monkeypatch.delenv(runner.PROBE_STORE_ENV, raising=False)
     serial = runner.run_sweep(cfg, out_root=tmp_path / "serial", executor=runner.make_executor("serial"),
                               progress=False, make_outputs=False)
     assert (parallel.run_dir / "results.csv").read_bytes() == (serial.run_dir / "results.csv").read_bytes()
+    # a serial sweep runs in this process: the store is not left in its environment for later links
+    assert runner.PROBE_STORE_ENV not in os.environ and not (serial.run_dir / runner.PROBE_FOLDER).exists()
