@@ -145,14 +145,19 @@ def rate_key(code_rate: float) -> float:
     return round(code_rate * 1024.0, 1)
 
 
-@functools.lru_cache(maxsize=4)
+def _calibration_path(path: Optional[str] = None) -> Path:
+    """The calibration CSV: ``path``, else ``$DISTDIFF_MCS_CALIBRATION``, else :data:`CALIBRATION_FILE`."""
+    return Path(path or os.environ.get("DISTDIFF_MCS_CALIBRATION") or CALIBRATION_FILE)
+
+
+@functools.lru_cache(maxsize=16)   # the AWGN table and every fading category's, read once per process
 def load_calibration(path: Optional[str] = None) -> dict[tuple[int, float, int], BlerCurve]:
     """Read a calibration CSV into ``{(bits_per_symbol, rate_x1024, block_length): BlerCurve}``.
 
     :param path: CSV file; default :data:`CALIBRATION_FILE` (or the
         environment variable ``DISTDIFF_MCS_CALIBRATION``).
     """
-    path = Path(path or os.environ.get("DISTDIFF_MCS_CALIBRATION") or CALIBRATION_FILE)
+    path = _calibration_path(path)
     if not path.exists():
         raise ValueError(
             f"MCS calibration table {path} is missing; generate it with `python -m phy.calibrate`"
@@ -350,7 +355,7 @@ def select_mcs(
         meets_target=best is not None,
         snr_db=snr_used,
         block_length=k_cal,
-        calibration=Path(calibration or os.environ.get("DISTDIFF_MCS_CALIBRATION") or CALIBRATION_FILE).name,
+        calibration=_calibration_path(calibration).name,
         path="profile" if profile is not None else "table",
     )
 
