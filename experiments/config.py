@@ -186,7 +186,8 @@ class PlotSpec(_Strict):
         if self.kind == "latent_nmse" and not self.data:
             raise ValueError("a latent_nmse plot needs 'data' (a CSV file in the run directory)")
         if self.kind == "lines" and (self.arm or self.panel or self.reference or self.budget or self.data):
-            raise ValueError("arm, panel, reference, budget and data apply to kind 'frontier' or 'latent_nmse'")
+            raise ValueError("arm, panel, reference, budget and data apply to kind 'frontier', 'steps' or "
+                             "'latent_nmse'")
         return self
 
 

@@ -194,18 +194,15 @@ class ResultsStore:
         for r in rows:
             r["point_key"] = point_key
             r["point_rows"] = len(rows)
-        new_cols = [c for r in rows for c in r if c not in self.header]
-        new_cols = list(dict.fromkeys(new_cols))
+        header = self.header or [c for c in KEY_COLUMNS if any(c in r for r in rows)]
+        for r in rows:
+            header = merge_columns(header, list(r))
         if not self.header:
-            header = [c for c in KEY_COLUMNS if any(c in r for r in rows)]
-            for r in rows:
-                header = merge_columns(header, list(r))
             self.header = header
             _atomic_write(self.path, _csv_text(self.header, rows, with_header=True))
-        elif new_cols:
+        elif header != self.header:                     # new columns: rewrite the file under the merged header
             _, old = self._read_raw()
-            for r in rows:
-                self.header = merge_columns(self.header, list(r))
+            self.header = header
             _atomic_write(self.path, _csv_text(self.header, old + rows, with_header=True))
         else:
             _fsync_write(self.path, _csv_text(self.header, rows, with_header=False))

@@ -303,13 +303,14 @@ class CollaborativeChain:
         key = (self._key(state.prompts[0], state.seeds[0], state.step), receiver_prompt)
         return MEMO["reference"].get_or(key, lambda: self.split.finish(state, receiver_prompt))
 
-    def _batched(self, groups: list[tuple[IntermediateState, list[str]]]) -> bool:
-        return self.config.batch_receivers and sum(len(p) for _, p in groups) > 1
+    def _batched(self, num_images: int) -> bool:
+        """Whether ``num_images`` receivers' images are made in one UNet batch (``batch_receivers``)."""
+        return self.config.batch_receivers and num_images > 1
 
     def references(self, groups: list[tuple[IntermediateState, list[str]]]) -> list[np.ndarray]:
         """Every receiver's reference image, groups given as ``(state, receiver prompts)``, in order; one
         batch of all of them when ``batch_receivers`` (memoised per batch)."""
-        if not self._batched(groups):
+        if not self._batched(sum(len(p) for _, p in groups)):
             return [self.reference(state, p) for state, prompts in groups for p in prompts]
         key = tuple((self._key(st.prompts[0], st.seeds[0], st.step), tuple(p)) for st, p in groups) + ("batch",)
         batch = IntermediateState.stack([st.repeat(len(p)) for st, p in groups])
@@ -327,7 +328,7 @@ class CollaborativeChain:
     def alones(self, receiver_prompts: list[str], seed: int) -> list[np.ndarray]:
         """Every receiver's image generated alone: one batch when ``batch_receivers`` (memoised per batch)."""
         c = self.config
-        if not c.batch_receivers or len(receiver_prompts) == 1:
+        if not self._batched(len(receiver_prompts)):
             return [self.alone(p, seed) for p in receiver_prompts]
         key = self._key("", seed, c.num_inference_steps) + (tuple(receiver_prompts), "alone", "batch")
         return list(MEMO["alone"].get_or(key, lambda: self.split.generate(
@@ -340,7 +341,7 @@ class CollaborativeChain:
         todo = [r for r, (_, rx) in enumerate(received) if rx is not None]
         images: list[np.ndarray | None] = [None] * len(received)
         states = {r: received[r][0].with_latents(received[r][1].to(received[r][0].latents.dtype)) for r in todo}
-        if self.config.batch_receivers and len(todo) > 1 and not self.config.analog_noise_matching:
+        if self._batched(len(todo)) and not self.config.analog_noise_matching:
             batch = IntermediateState.stack([states[r] for r in todo])
             for r, image in zip(todo, self.split.finish(batch, [prompts[r] for r in todo])):
                 images[r] = image
@@ -429,13 +430,13 @@ class CollaborativeChain:
         out, offset = [], 0
         for (state, cache_hit), (_, receiver_prompts), group in zip(senders, checked, transmitted):
             n = len(receiver_prompts)
-            out.append(self._records(state, cache_hit, seed, receiver_prompts, group, references[offset:offset + n],
+            out.append(self._records(state, cache_hit, receiver_prompts, group, references[offset:offset + n],
                                      alones[offset:offset + n], finished[offset:offset + n],
                                      variances[offset:offset + n]))
             offset += n
         return out
 
-    def _records(self, state, cache_hit, seed, receiver_prompts, transmitted, references, alones, finished,
+    def _records(self, state, cache_hit, receiver_prompts, transmitted, references, alones, finished,
                  variances) -> list[ReceiverRecord]:
         c = self.config
         # one accounting for the group: receivers whose header was lost generated alone
