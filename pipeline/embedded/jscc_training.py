@@ -581,15 +581,6 @@ def train(cfg: JsccTrainingConfig, data: Optional[dict] = None, sd=None, *, stop
 
 
 # ---------------------------------------------------------------------------- evaluation
-def _interval_db(errors: np.ndarray, variance: float) -> tuple[float, float, float]:
-    """NMSE [dB] of per-sample squared errors with a 95% normal interval on the mean."""
-    mean = errors.mean()
-    half = 1.96 * errors.std(ddof=1) / math.sqrt(errors.size)
-    lo = max(mean - half, 1e-30)
-    return (10 * math.log10(mean / variance), 10 * math.log10(lo / variance),
-            10 * math.log10((mean + half) / variance))
-
-
 @torch.no_grad()
 def evaluate(cfg: JsccTrainingConfig, codec: LearnedCodec, data: dict, channel: str = "awgn",
              speed_mps: float = 0.0) -> list[dict]:
@@ -597,10 +588,12 @@ def evaluate(cfg: JsccTrainingConfig, codec: LearnedCodec, data: dict, channel: 
 
     NMSE = mean squared error / mean per-value variance of the held-out states
     at that ``k`` (around each DCT coefficient's mean, as in
-    :func:`phy.jscc_bounds.dct_variances`). Each row has ``n`` and a 95% interval.
+    :func:`phy.jscc_bounds.dct_variances`). Each row has ``n`` and a Student-t 95% interval on the mean
+    error (:func:`pipeline.embedded.latent_nmse.nmse_db_interval`).
     """
     from latent_codec import AnalogCodec
     from phy.jscc_bounds import dct_variances, linear_nmse, opta_nmse
+    from pipeline.embedded.latent_nmse import nmse_db_interval
 
     held = data["heldout"]
     rho = codec.bandwidth_ratio
@@ -624,9 +617,9 @@ def evaluate(cfg: JsccTrainingConfig, codec: LearnedCodec, data: dict, channel: 
                 out = links(channel, speed_mps)(p.symbols, float(snr_db), generator=gen)
                 x_a = codec_a.decompress(out.symbols_hat, p.header, noise_var=out.noise_var_eff).latents
                 errs.append((x_a - x).pow(2).flatten(1).mean(1).cpu().numpy())
-            learned, l_lo, l_hi = _interval_db(err_l, variance)
-            ana, a_lo, a_hi = _interval_db(errs[0], variance)
-            opt, o_lo, o_hi = _interval_db(errs[1], variance)
+            learned, l_lo, l_hi, _ = nmse_db_interval(err_l, variance)
+            ana, a_lo, a_hi, _ = nmse_db_interval(errs[0], variance)
+            opt, o_lo, o_hi, _ = nmse_db_interval(errs[1], variance)
             row = {"k": k, "sigma": float(sigma[0]), "snr_db": float(snr_db), "channel": channel,
                    "speed_mps": speed_mps, "bandwidth_ratio": rho, "n": int(x.shape[0]),
                    "learned_nmse_db": learned, "learned_ci95_db": [l_lo, l_hi],

@@ -181,9 +181,14 @@ def awgn_errors(codec, latents: torch.Tensor, snr_db: float, sigma: float = 0.0,
     return (x_hat - x).pow(2).flatten(1).mean(1).double().numpy()
 
 
-def _db_interval(errors: np.ndarray, variance: float) -> tuple[float, float, float, int]:
-    """Mean of the per-state errors over ``variance`` in dB, with a Student-t 95 % interval (as
-    :func:`experiments.stats.mean_interval`, which pipeline may not import)."""
+def nmse_db_interval(errors: np.ndarray, variance: float) -> tuple[float, float, float, int]:
+    """Mean of the per-state squared errors over ``variance`` in dB, with a Student-t 95 % interval on the
+    mean (as :func:`experiments.stats.mean_interval`, which pipeline may not import): ``(db, low_db,
+    high_db, n)``; a lower end at or below 0 is ``-inf`` dB.
+
+    >>> [round(v, 2) for v in nmse_db_interval(np.array([0.1, 0.2, 0.3]), 1.0)[:3]]
+    [-6.99, -inf, -3.48]
+    """
     from scipy import stats  # pylint: disable=import-outside-toplevel
 
     x = np.asarray(errors, dtype=np.float64)
@@ -269,7 +274,7 @@ def measure(codecs: Mapping[str, Callable], states: Mapping[int, tuple], bandwid
                         continue
                     gen = torch.Generator().manual_seed(seed)
                     err = awgn_errors(codec, x, snr_db, sigma, gen)
-                    db, lo, hi, n = _db_interval(err, variance)
+                    db, lo, hi, n = nmse_db_interval(err, variance)
                     ref = bounds["linear_optimal_nmse_db"]
                     rows.append({"k": int(k), "sigma": float(sigma), "bandwidth_ratio": float(rho),
                                  "snr_db": float(snr_db), "codec": name, "n": n, "nmse_db": db,
