@@ -464,7 +464,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     with open(partial, "w", newline="", encoding="utf-8") as fh, \
             tqdm(total=len(todo), desc="calibrating", file=sys.stderr) as bar:
-        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
 
@@ -498,7 +498,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if args.channel != "awgn":
             link = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in _PER_CURVE_FIELDS}
             fh.write(f"# link: {json.dumps(link, sort_keys=True)}\n")
-        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     partial.unlink()
