@@ -7,6 +7,15 @@ Run::
     python -m phy.calibrate --channel tdl-c --speed-mps 3 --tables 1 --block-lengths 1024 \
         --step-db 2 --resume                      # writes phy/data/mcs_bler_tdl-c_3mps_ls.csv
 
+The shipped fading tables (each file's header records the runs it came from)::
+
+    for each category (--channel rayleigh; tdl-a / tdl-c with --speed-mps 3 and 30):
+    python -m phy.calibrate --channel tdl-c --speed-mps 3 --tables 1,3 --block-lengths 1024 \
+        --max-bits 491520 --step-db 2 --min-blocks 64 --max-block-errors 50 --high-bler 0.95 \
+        --low-bler 0.01 --max-snr-db 40 --refine-ratio 3 --min-step-db 0.5 --resume
+    ... the same with --block-lengths 256 --max-bits 122880, then --tables 1 --block-lengths 8424
+        --max-bits 539136 (64 blocks of 8448 bits a point; at 8448 bits only rates >= 1/3 exist)
+
 With ``--channel`` other than AWGN (``rayleigh``, ``tdl-a`` ... with
 ``--speed-mps``; ``--csi ls`` by default, the project's default OFDM
 numerology and carrier) the same chain runs over that fading channel and its
