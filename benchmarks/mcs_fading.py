@@ -3,7 +3,8 @@
 For each channel (AWGN; Rayleigh block fading, TDL-A and TDL-C at 3 and 30 m/s,
 all with LS estimation; TDL-C at 10 m/s, the issue's reference case) and each
 SNR, the adaptive link (:class:`phy.DigitalLink` with ``mcs="auto"``, 1024-bit
-blocks, MCS table 1 unless ``--mcs-table``, target BLER 0.1) picks its MCS -- over a calibrated
+blocks unless ``--block-length``, MCS table 1 unless ``--mcs-table``, target BLER 0.1)
+picks its MCS -- over a calibrated
 category (AWGN, Rayleigh and TDL-A/C at 3 and 30 m/s with LS: ``path=table``) from the BLER-vs-average-SNR
 table measured over that channel (``python -m phy.calibrate --channel ...``), otherwise (TDL-C at
 10 m/s: ``path=profile``) at the channel's :class:`phy.mcs.FadingProfile`, the information of the
@@ -23,13 +24,16 @@ cost no probe: 2.4 CPU-minutes for the 42 points at 640 blocks; TDL-C at 10 m/s 
     .venv/bin/python benchmarks/mcs_fading.py --blocks 640 --channels awgn rayleigh tdl-a:3 tdl-a:30 \
         tdl-c:3 tdl-c:30 --output benchmarks/results/mcs_fading_tables.jsonl
     .venv/bin/python benchmarks/mcs_fading.py --snr-db -5 0 5 --channels tdl-c:30 --blocks 200
+    .venv/bin/python benchmarks/mcs_fading.py --mcs-table 3 --blocks 640 --channels awgn rayleigh tdl-a:3 \
+        tdl-a:30 tdl-c:3 tdl-c:30 --output benchmarks/results/mcs_fading_tables_table3.jsonl
+    .venv/bin/python benchmarks/mcs_fading.py --block-length 8424 --blocks 320 --channels awgn rayleigh \
+        tdl-a:3 tdl-a:30 tdl-c:3 tdl-c:30 --output benchmarks/results/mcs_fading_tables_k8424.jsonl
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -46,40 +50,35 @@ CHANNELS = {f["channel"] + (f":{f['speed_mps']:g}" if "speed_mps" in f else ""):
 CHANNELS["tdl-c:10"] = dict(channel="tdl-c", speed_mps=10.0, csi="ls")
 
 
-def wilson(errors: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score 95% interval of a proportion."""
-    if n == 0:
-        return 0.0, 1.0
-    p = errors / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return max(0.0, c - h), min(1.0, c + h)
-
-
-def measure(name: str, snr_db: float, blocks: int, target: float, seed: int, mcs_table: int = 1) -> dict:
-    """Choose the MCS at ``snr_db`` and measure its BLER over ``blocks`` code blocks."""
+def measure(name: str, snr_db: float, blocks: int, target: float, seed: int, mcs_table: int = 1,
+            block_length: int = 1024) -> dict:
+    """Choose the MCS at ``snr_db`` and measure its BLER over ``blocks`` code blocks of ``block_length`` bits."""
     from phy import DigitalLink, LinkConfig
     from phy.seeding import derive_seed
+    from phy.sweep import wilson_interval
 
-    cfg = LinkConfig(mcs="auto", mcs_table=mcs_table, block_length=1024, target_bler=target, **CHANNELS[name])
+    cfg = LinkConfig(mcs="auto", mcs_table=mcs_table, block_length=block_length, target_bler=target,
+                     **CHANNELS[name])
     link = DigitalLink(cfg)
     t0 = time.perf_counter()
     choice = link.select_mcs(snr_db)
     t_select = time.perf_counter() - t0
-    gen = torch.Generator().manual_seed(derive_seed(f"mcs_fading/{name}/{snr_db}/{seed}"))
+    # the seed of a 1024-bit point is the one the earlier runs used (their results stay reproducible)
+    key = f"mcs_fading/{name}/{snr_db}/{seed}" + ("" if block_length == 1024 else f"/k{block_length}")
+    gen = torch.Generator().manual_seed(derive_seed(key))
     n = errors = 0
     t0 = time.perf_counter()
     with torch.no_grad():
         while n < blocks:
-            bits = torch.randint(0, 2, (8, 8 * 1024), generator=gen).float()
+            bits = torch.randint(0, 2, (8, 8 * block_length), generator=gen).float()
             res = link(bits, snr_db, gen)
             assert res.mcs_index == choice.index
             n += res.num_blocks
             errors += res.block_errors
-    lo, hi = wilson(errors, n)
+    lo, hi = wilson_interval(errors, n)
     bler = errors / n
-    return dict(channel=name, snr_db=snr_db, mcs_table=mcs_table, path=choice.path, calibration=choice.calibration,
+    return dict(channel=name, snr_db=snr_db, mcs_table=mcs_table, block_length=block_length, path=choice.path,
+                calibration=choice.calibration,
                 mcs=choice.index, modulation=choice.modulation,
                 code_rate=round(choice.code_rate, 4), spectral_efficiency=round(choice.spectral_efficiency, 4),
                 feasible=choice.meets_target, expected_bler=round(choice.expected_bler, 4), blocks=n,
@@ -95,6 +94,8 @@ def main(argv=None) -> int:
     p.add_argument("--target-bler", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mcs-table", type=int, default=1, choices=[1, 2, 3], help="38.214 PDSCH MCS table")
+    p.add_argument("--block-length", type=int, default=1024,
+                   help="information bits per code block (the tables have 256, 1024 and 8424 = 8448 - CRC24B)")
     p.add_argument("--output", default="benchmarks/results/mcs_fading.jsonl")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -107,13 +108,13 @@ def main(argv=None) -> int:
     if out.exists():
         for line in out.read_text().splitlines():
             r = json.loads(line)
-            done.add((r["channel"], r["snr_db"]))
+            done.add((r["channel"], r["snr_db"], r.get("mcs_table", 1), r.get("block_length", 1024)))
     with open(out, "a", encoding="utf-8") as fh:
         for name in args.channels:
             for snr in args.snr_db:
-                if (name, snr) in done:
+                if (name, snr, args.mcs_table, args.block_length) in done:
                     continue
-                row = measure(name, snr, args.blocks, args.target_bler, args.seed, args.mcs_table)
+                row = measure(name, snr, args.blocks, args.target_bler, args.seed, args.mcs_table, args.block_length)
                 fh.write(json.dumps(row) + "\n")
                 fh.flush()
                 print(json.dumps(row), flush=True)

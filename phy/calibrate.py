@@ -170,6 +170,8 @@ def measure_curve(
     refine_ratio: Optional[float] = None,
     min_step_db: float = 0.5,
     known: Optional[dict[float, tuple[int, int]]] = None,
+    top_up_bler: Optional[tuple[float, float]] = None,
+    top_up_blocks: int = 0,
 ) -> list[dict]:
     """Measure one curve (see the module docstring); returns CSV rows.
 
@@ -186,6 +188,11 @@ def measure_curve(
         to steps of ``min_step_db`` [dB]; `None`: no refinement.
     :param known: ``{snr_db: (blocks, block_errors)}`` already measured (a
         resumed curve): kept, not measured again.
+    :param top_up_bler: ``(low, high)``: at the end, every point whose BLER
+        is in this window (the points that decide where the curve crosses a
+        target) and has fewer than ``top_up_blocks`` blocks gets more blocks,
+        with a seed of its own, until it has ``max_block_errors`` errors (and
+        ``min_blocks`` blocks) or ``top_up_blocks`` blocks; the counts add up.
     """
     torch.set_num_threads(1)
     mod = modulation_from_bits(spec.bits_per_symbol)
@@ -244,6 +251,15 @@ def measure_curve(
                     added = True
             if not added:
                 break
+    if top_up_bler is not None:
+        for snr in sorted(results):
+            b, e = results[snr]
+            if top_up_bler[0] <= e / b <= top_up_bler[1] and b < top_up_blocks and not (
+                    e >= max_block_errors and b >= min_blocks):
+                more_seed = _seed(seed, spec, snr, fields, "top-up", b)
+                b2, e2 = measure_point(link, snr, more_seed, max(0, min_blocks - b), max_block_errors - e,
+                                       (top_up_blocks - b) * cfg.block_length, blocks_per_row=blocks_per_row)
+                results[snr] = (b + b2, e + e2)
     rows = []
     for snr in sorted(results):
         b, e = results[snr]
@@ -400,6 +416,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--refine-ratio", type=float, default=None,
                    help="halve steps whose BLER falls by more than this factor (inside the window)")
     p.add_argument("--min-step-db", type=float, default=0.5, help="smallest step of --refine-ratio [dB]")
+    p.add_argument("--top-up-bler", type=lambda t: tuple(float(v) for v in t.split(",")), default=None,
+                   metavar="LOW,HIGH", help="give the points whose BLER is in this window more blocks, up to "
+                   "--top-up-blocks (or --max-block-errors errors); resumed curves too")
+    p.add_argument("--top-up-blocks", type=int, default=0, help="blocks per point of --top-up-bler")
     p.add_argument("--output", default=None, help="CSV (default phy/data/mcs_bler_<category>.csv)")
     p.add_argument("--compare-sionna", action="store_true", help="only compare --output with Sionna SYS")
     p.add_argument("--sionna-json", default=None, metavar="PATH",
@@ -458,7 +478,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                 done.add((int(r["bits_per_symbol"]), float(r["code_rate_x1024"]), int(r["block_length"])))
     todo = [s for s in specs if (s.bits_per_symbol, s.code_rate_x1024, s.block_length) not in done]
     known_of: dict[tuple, dict[float, tuple[int, int]]] = {}
-    if args.refine_ratio is not None:  # resumed curves are refined too: their points are kept, not re-measured
+    if args.refine_ratio is not None or args.top_up_blocks:
+        # resumed curves are refined and topped up too: their points are kept, not re-measured
         todo = [s for s in specs if _key(s) in done] + todo
         for r in rows:
             known_of.setdefault(_row_key(r), {})[float(r["snr_db"])] = (int(r["blocks"]), int(r["block_errors"]))
@@ -466,7 +487,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                   max_block_errors=args.max_block_errors, max_bits=args.max_bits, seed=args.seed,
                   high_bler=args.high_bler, low_bler=args.low_bler, max_snr_db=args.max_snr_db,
                   blocks_per_row=blocks_per_row, link_fields=None if args.channel == "awgn" else link_fields,
-                  refine_ratio=args.refine_ratio, min_step_db=args.min_step_db)
+                  refine_ratio=args.refine_ratio, min_step_db=args.min_step_db,
+                  top_up_bler=args.top_up_bler, top_up_blocks=args.top_up_blocks)
     t0 = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
     from tqdm import tqdm  # pylint: disable=import-outside-toplevel

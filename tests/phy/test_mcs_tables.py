@@ -1,8 +1,6 @@
 """Adaptive MCS read off BLER tables calibrated over the fading channels (issue 11 section 4)."""
 
 import json
-import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -42,9 +40,10 @@ def test_every_fading_category_is_shipped_and_matched(category):
 @pytest.mark.parametrize("mcs_table_index,block_length", [(1, 256), (1, 8424), (3, 256), (3, 1024), (3, 8424)])
 def test_every_fading_category_covers_tables_1_and_3_and_code_blocks_up_to_8448(category, mcs_table_index,
                                                                                  block_length):
-    """Each category has a curve for every MCS of tables 1 and 3 that 5G LDPC carries at 256, 1024 and 8424 (+ CRC24B
-    = 8448, the largest LDPC block) information bits -- at 8448 bits (base graph 1 only) 5G LDPC takes no rate below 1/3, so
-    the lowest rates of both tables have no curve there -- and a link of that table and block length reads it."""
+    """Each category has a curve for every MCS of tables 1 and 3 that 5G LDPC carries at 256, 1024 and 8424
+    (+ CRC24B = 8448, the largest LDPC block) information bits -- at 8448 bits (base graph 1 only) 5G LDPC takes
+    no rate below 1/3, so the lowest rates of both tables have no curve there -- and a link of that table and
+    block length reads it."""
     fields = CATEGORIES[category]
     cfg = LinkConfig(mcs="auto", mcs_table=mcs_table_index, block_length=block_length, **fields)
     assert calibrated_table(cfg) == calibration_path(category)
@@ -130,6 +129,27 @@ def test_fading_curve_walk_spans_the_window():
     bler = [r["bler"] for r in rows]
     assert max(bler) >= 0.9 and bler[-1] <= 0.05
     assert [r["snr_db"] for r in rows] == sorted(r["snr_db"] for r in rows)
+
+
+def test_top_up_adds_blocks_to_the_points_inside_the_window_only():
+    """--top-up-bler: the points of a (resumed) curve whose BLER is inside the window get more blocks with a seed of
+    their own, and their counts add to the known ones; the points outside keep theirs."""
+    spec, fields = CurveSpec(2, 512.0, 64), CATEGORIES["rayleigh_ls"]
+    kwargs = dict(step_db=2.0, min_blocks=16, max_block_errors=8, max_bits=16 * 64, link_fields=fields,
+                  high_bler=0.9, low_bler=0.05, blocks_per_row=8)
+    first = {r["snr_db"]: (r["blocks"], r["block_errors"]) for r in measure_curve(spec, **kwargs)}
+    window = (0.05, 0.6)
+    inside = {s for s, (b, e) in first.items() if window[0] <= e / b <= window[1] and e < 8}
+    assert inside and inside != set(first)
+    topped = {r["snr_db"]: (r["blocks"], r["block_errors"])
+              for r in measure_curve(spec, **kwargs, known=first, top_up_bler=window, top_up_blocks=64)}
+    assert set(topped) == set(first)
+    for snr, (b, e) in first.items():
+        b2, e2 = topped[snr]
+        if snr in inside:
+            assert b < b2 <= 64 and e2 >= e and (e2 >= 8 or b2 == 64), (snr, first[snr], topped[snr])
+        else:
+            assert (b2, e2) == (b, e)
 
 
 def _sionna_jsons():
