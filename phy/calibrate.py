@@ -14,7 +14,9 @@ The shipped fading tables (each file's header records the runs it came from)::
         --max-bits 491520 --step-db 2 --min-blocks 64 --max-block-errors 50 --high-bler 0.95 \
         --low-bler 0.01 --max-snr-db 40 --refine-ratio 3 --min-step-db 0.5 --resume
     ... the same with --block-lengths 256 --max-bits 122880, then --tables 1 --block-lengths 8424
-        --max-bits 539136 (64 blocks of 8448 bits a point; at 8448 bits only rates >= 1/3 exist)
+        --max-bits 539136 (64 blocks of 8448 bits a point; at 8448 bits only rates >= 1/3 exist),
+        and that again with --top-up-bler 0.02,0.4 --top-up-blocks 256 (the points near the target
+        get up to 256 blocks)
 
 With ``--channel`` other than AWGN (``rayleigh``, ``tdl-a`` ... with
 ``--speed-mps``; ``--csi ls`` by default, the project's default OFDM
