@@ -97,6 +97,7 @@ def main(argv=None) -> int:
     p.add_argument("--block-length", type=int, default=1024,
                    help="information bits per code block (the tables have 256, 1024 and 8424 = 8448 - CRC24B)")
     p.add_argument("--output", default="benchmarks/results/mcs_fading.jsonl")
+    p.add_argument("--report-only", action="store_true", help="measure nothing: print the table of --output")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     from phy import tune_malloc
@@ -110,7 +111,7 @@ def main(argv=None) -> int:
             r = json.loads(line)
             done.add((r["channel"], r["snr_db"], r.get("mcs_table", 1), r.get("block_length", 1024)))
     with open(out, "a", encoding="utf-8") as fh:
-        for name in args.channels:
+        for name in [] if args.report_only else args.channels:
             for snr in args.snr_db:
                 if (name, snr, args.mcs_table, args.block_length) in done:
                     continue
