@@ -1,11 +1,11 @@
-"""The Ray executor: the points of a sweep run as Ray tasks, on one machine or a cluster.
+"""The Ray executor: the points of a sweep run on Ray actors, on one machine or a cluster.
 
 :class:`RayExecutor` has the semantics of :class:`experiments.executors.ProcessExecutor`:
 the driver (the ``distdiff`` process) is the only writer of ``results.csv`` and
 appends each point as it finishes; an exception raised by a point comes back
 as that point's error (the sweep goes on, a rerun retries it); a point whose
 worker dies (kill -9, out of memory, a lost node) is retried up to
-``max_retries`` times by Ray, then recorded as a ``crash``. Resume, ordering and
+``max_retries`` times by Ray in a restarted worker, then recorded as a ``crash``. Resume, ordering and
 the byte-identical final CSV are the runner's, so they hold unchanged.
 
 Where it runs: ``address`` (``"auto"``: the cluster this machine belongs to,
@@ -14,16 +14,20 @@ variable, else a local cluster of ``workers * num_cpus`` CPUs started for the
 sweep (and stopped after it). A Ray session already started in this process
 (``ray.init`` before the sweep) is used as it is and left running.
 
-Resources: each point is a task needing ``num_cpus`` CPUs (default:
-``torch_threads``) and ``num_gpus`` GPUs (default 0; a fraction such as 0.5
-shares a GPU between two points). Worker processes are kept between tasks
-(``max_calls=0``, also for GPU tasks), so what a point function caches per
-process, the model (:func:`experiments.evaluate.get_pipeline`) and the MI
-tables (``functools.lru_cache``), is loaded once per worker, not once per point.
+Scheduling: each slot of the cluster (``num_cpus`` CPUs, default
+``torch_threads``, and ``num_gpus`` GPUs, default 0; a fraction such as 0.5
+shares a GPU between two points) is one Ray actor, a worker process kept for the
+whole sweep. The runner groups the points that share work (one seed's points
+share its sender state, references and images generated alone, memoised in the
+worker) into chunks (:meth:`~experiments.executors.Executor.imap_grouped`); a
+free actor takes the next chunk and runs its points one after the other, as the
+process executor's workers do. What a point function caches per process, the
+model (:func:`experiments.evaluate.get_pipeline`) and the MI tables
+(``functools.lru_cache``), is loaded once per actor, not once per point.
 
-At most two points per available slot are queued at a time, so an interrupted
-sweep loses little queued work; ``close(cancel=True)`` (Ctrl-C) cancels the
-tasks in flight.
+At most two points per actor are queued at a time, so an interrupted sweep
+loses little queued work; ``close(cancel=True)`` (Ctrl-C) kills the actors,
+and with them the points in flight.
 
 Ray is an optional dependency: ``pip install "distdiff[cluster]"``.
 
@@ -76,8 +80,15 @@ def _run_point(fn: Callable[[Any], Any], item: Any, torch_threads: int):
     return guarded_call(fn, item)
 
 
+class _PointActor:
+    """One slot of the cluster: a worker process that runs points one after the other (a Ray actor)."""
+
+    def run(self, fn: Callable[[Any], Any], item: Any, torch_threads: int):
+        return _run_point(fn, item, torch_threads)
+
+
 class RayExecutor(Executor):
-    """Points as Ray tasks (see the module docstring).
+    """Points on Ray actors, a chunk of points per actor (see the module docstring).
 
     Parameters
     ----------
@@ -95,7 +106,7 @@ class RayExecutor(Executor):
     num_cpus, num_gpus : float, optional
         Resources of one point (default ``torch_threads`` CPUs, no GPU).
     runtime_env : dict, optional
-        Ray runtime environment of the tasks (``working_dir``, ``env_vars``, ``pip`` ...),
+        Ray runtime environment of the actors (``working_dir``, ``env_vars``, ``pip`` ...),
         for clusters whose nodes do not share this checkout.
     """
 
@@ -123,10 +134,11 @@ class RayExecutor(Executor):
         self.runtime_env = runtime_env
         self._started = False          # True when this executor started the Ray session (so it stops it)
         self._in_flight: dict = {}
+        self._actors: list = []
 
     @property
     def resources_per_point(self) -> dict:
-        """``{'num_cpus': ..., 'num_gpus': ...}`` of one point's task."""
+        """``{'num_cpus': ..., 'num_gpus': ...}`` of one slot (an actor, which runs one point at a time)."""
         return {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}
 
     def _connect(self):
@@ -168,30 +180,44 @@ class RayExecutor(Executor):
                 f"num_gpus={self.num_gpus:g}, torch_threads={self.torch_threads}, max_retries={self.max_retries})")
 
     def imap_unordered(self, fn: Callable[[Any], Any], items: Iterable[Any]):
+        return self.imap_grouped(fn, [[item] for item in items])
+
+    def imap_grouped(self, fn: Callable[[Any], Any], chunks: Iterable[Iterable[Any]]):
+        """Each slot of the cluster is a Ray actor (one worker process); a free actor takes the next chunk
+        and runs its points one after the other, so what a chunk shares (the sender state, the
+        references, memoised in the worker process) is computed once, as on the process executor."""
         ray = self._connect()
-        options = {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus, "max_retries": self.max_retries,
-                   "retry_exceptions": False, "max_calls": 0}
+        options = {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus, "max_restarts": -1,
+                   "max_task_retries": self.max_retries}
         if self.runtime_env:
             options["runtime_env"] = self.runtime_env
-        task = ray.remote(**options)(_run_point)
+        actor_class = ray.remote(**options)(_PointActor)
         fn_ref = ray.put(fn)           # shipped once, not once per point
-        window = 2 * self._slots(ray)
-        pending = list(items)[::-1]    # a stack: pop() gives the items in order
-        in_flight = self._in_flight
+        pending = [list(c) for c in chunks if c][::-1]     # a stack: pop() gives the chunks in order
+        if not pending:
+            return
+        self._actors = [actor_class.remote() for _ in range(min(self._slots(ray), len(pending)))]
+        queues: list[list] = [[] for _ in self._actors]   # per actor, a stack of its chunk's items still to send
+        in_flight = self._in_flight                        # ObjectRef -> (actor index, item)
         try:
-            while pending or in_flight:
-                while pending and len(in_flight) < window:
-                    item = pending.pop()
-                    in_flight[task.remote(fn_ref, item, self.torch_threads)] = item
+            while True:
+                for a, actor in enumerate(self._actors):
+                    # at most 2 points queued per actor, so an interrupted sweep loses little queued work
+                    while sum(1 for i, _ in in_flight.values() if i == a) < 2 and (queues[a] or pending):
+                        if not queues[a]:
+                            queues[a] = pending.pop()[::-1]
+                        item = queues[a].pop()
+                        in_flight[actor.run.remote(fn_ref, item, self.torch_threads)] = (a, item)
+                if not in_flight:
+                    return
                 done, _ = ray.wait(list(in_flight), num_returns=1)
                 for ref in done:
-                    item = in_flight.pop(ref)
+                    _, item = in_flight.pop(ref)
                     try:
                         result, error = ray.get(ref)
-                    except ray.exceptions.TaskCancelledError:
-                        continue
-                    except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
-                            ray.exceptions.ObjectLostError, ray.exceptions.OutOfMemoryError) as exc:
+                    except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
+                            ray.exceptions.NodeDiedError, ray.exceptions.ObjectLostError,
+                            ray.exceptions.OutOfMemoryError) as exc:
                         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                         result, error = None, PointError(
                             "crash", f"worker process died {self.max_retries + 1} times while running this point "
@@ -208,14 +234,15 @@ class RayExecutor(Executor):
             import ray
         except ImportError:
             return
-        if self._in_flight and ray.is_initialized():
-            if cancel:
-                for ref in list(self._in_flight):
-                    try:
-                        ray.cancel(ref, force=True)
-                    except Exception:  # noqa: BLE001 - already finished or its worker is gone
-                        pass
-            self._in_flight.clear()
+        actors, self._actors = self._actors, []
+        if ray.is_initialized():
+            # the actors' worker processes end with them; killing them also stops the points in flight
+            for actor in actors:
+                try:
+                    ray.kill(actor, no_restart=True)
+                except Exception:  # noqa: BLE001 - already dead
+                    pass
+        self._in_flight.clear()
         if self._started and ray.is_initialized():
             ray.shutdown()
             self._started = False

@@ -16,7 +16,6 @@ from importlib.metadata import EntryPoint
 
 import pytest
 
-from experiments.config import load_config
 from experiments.executors import (ENTRY_POINT_GROUP, ProcessExecutor, SerialExecutor, available_executors,
                                    make_executor)
 from experiments.results import read_results
@@ -177,10 +176,13 @@ def test_ray_sweep_resumes_and_matches_the_process_executor_row_for_row(ray_clus
     assert (second.run_dir / "results.csv").read_bytes() == process_reference.read_bytes()
     env = (second.run_dir / "environment.json").read_text()
     assert "RayExecutor(address=existing session, nodes=1, cluster_cpus=2" in env
-    # the points ran in Ray worker processes, each worker reused for many points (per-process caches
-    # such as the model are loaded once per worker): at most the cluster's two slots
-    pids = set(read_results(second.run_dir / "timings.csv")["worker_pid"])
-    assert os.getpid() not in pids and 1 <= len(pids) <= 2, pids
+    # the points ran in Ray worker processes (one actor per slot), each reused for many points (per-process
+    # caches such as the model are loaded once per worker): at most the cluster's two slots per sweep
+    timings = read_results(second.run_dir / "timings.csv")
+    first_pids = set(timings["worker_pid"][:5])
+    second_pids = set(timings["worker_pid"][5:])
+    assert len(timings) == NUM_POINTS and os.getpid() not in first_pids | second_pids
+    assert 1 <= len(first_pids) <= 2 and 1 <= len(second_pids) <= 2, (first_pids, second_pids)
 
 
 def _raise_on_odd(x):
@@ -212,6 +214,26 @@ def test_ray_errors_are_point_errors(ray_cluster):
     assert str(out[1][1]).startswith("worker process died 2 times while running this point")
     assert time.perf_counter() - t0 < 60
     assert ray_cluster.is_initialized()                  # a session it did not start is left running
+
+
+def _pid(x):
+    return os.getpid()
+
+
+def test_ray_runs_each_chunk_on_one_worker_in_order(ray_cluster):
+    """imap_grouped's hint is kept: a chunk's points run in one worker process, one after the other (so what
+    they share is computed once there), and the chunks spread over the cluster's two slots."""
+    from experiments.ray_executor import RayExecutor
+
+    chunks = [[(c, i) for i in range(4)] for c in range(5)]
+    with RayExecutor(workers=2) as ex:
+        out = [(item, pid) for item, pid, error in ex.imap_grouped(_pid, chunks) if error is None]
+    assert sorted(item for item, _ in out) == sorted(item for chunk in chunks for item in chunk)
+    for c in range(5):
+        mine = [(item, pid) for item, pid in out if item[0] == c]
+        assert [item for item, _ in mine] == chunks[c]                  # in order
+        assert len({pid for _, pid in mine}) == 1                       # on one worker
+    assert len({pid for _, pid in out}) == 2 and os.getpid() not in {pid for _, pid in out}
 
 
 def test_link_sweep_on_ray_gives_the_serial_rows(ray_cluster, capsys):
