@@ -195,6 +195,8 @@ def measure_curve(
         target) and has fewer than ``top_up_blocks`` blocks gets more blocks,
         with a seed of its own, until it has ``max_block_errors`` errors (and
         ``min_blocks`` blocks) or ``top_up_blocks`` blocks; the counts add up.
+        Where the topped-up last point is no longer below ``low_bler``, the
+        walk goes on upwards (and its new points are topped up too).
     """
     torch.set_num_threads(1)
     mod = modulation_from_bits(spec.bits_per_symbol)
@@ -230,11 +232,13 @@ def measure_curve(
         return e / b
 
     high, low = high_bler, target_bler / 3.0 if low_bler is None else low_bler
-    s = start
-    for _ in range(80):  # walk up until the BLER is well below the target
-        if run(s) <= low or s + step_db > max_snr_db:
-            break
-        s += step_db
+    def walk_up(s: float) -> None:
+        for _ in range(80):  # walk up until the BLER is well below the target
+            if run(s) <= low or s + step_db > max_snr_db:
+                break
+            s += step_db
+
+    walk_up(start)
     s = start
     for _ in range(80):  # walk down until the BLER is high
         if run(s) >= high:
@@ -254,14 +258,19 @@ def measure_curve(
             if not added:
                 break
     if top_up_bler is not None:
-        for snr in sorted(results):
-            b, e = results[snr]
-            if top_up_bler[0] <= e / b <= top_up_bler[1] and b < top_up_blocks and not (
-                    e >= max_block_errors and b >= min_blocks):
-                more_seed = _seed(seed, spec, snr, fields, "top-up", b)
-                b2, e2 = measure_point(link, snr, more_seed, max(0, min_blocks - b), max_block_errors - e,
-                                       (top_up_blocks - b) * cfg.block_length, blocks_per_row=blocks_per_row)
-                results[snr] = (b + b2, e + e2)
+        for _ in range(8):
+            for snr in sorted(results):
+                b, e = results[snr]
+                if top_up_bler[0] <= e / b <= top_up_bler[1] and b < top_up_blocks and not (
+                        e >= max_block_errors and b >= min_blocks):
+                    more_seed = _seed(seed, spec, snr, fields, "top-up", b)
+                    b2, e2 = measure_point(link, snr, more_seed, max(0, min_blocks - b), max_block_errors - e,
+                                           (top_up_blocks - b) * cfg.block_length, blocks_per_row=blocks_per_row)
+                    results[snr] = (b + b2, e + e2)
+            last = max(results)
+            if run(last) <= low or last + step_db > max_snr_db:
+                break
+            walk_up(last + step_db)  # the topped-up last point no longer ends the walk: walk on (and top up)
     rows = []
     for snr in sorted(results):
         b, e = results[snr]

@@ -152,6 +152,24 @@ def test_top_up_adds_blocks_to_the_points_inside_the_window_only():
             assert (b2, e2) == (b, e)
 
 
+def test_a_topped_up_last_point_that_rises_above_the_window_walks_on():
+    """The walk stops at the first point at or below low_bler; when the top-up shows that point's BLER is higher
+    (a lucky first count), the curve walks on upwards until it is below again."""
+    spec = CurveSpec(2, 512.0, 64)
+    kwargs = dict(step_db=0.5, min_blocks=20, max_block_errors=10, max_bits=20 * 64, low_bler=0.05)
+    real = {r["snr_db"]: (r["blocks"], r["block_errors"]) for r in measure_curve(spec, **kwargs)}
+    pts = sorted(real)
+    last, before = pts[-1], pts[-2]
+    assert real[last][1] / real[last][0] <= 0.05 < real[before][1] / real[before][0]
+    lucky = {s: v for s, v in real.items() if s != last}
+    lucky[before] = (40, 1)  # BLER 0.025 <= low_bler: the walk ends here
+    rows = measure_curve(spec, **kwargs, known=lucky, top_up_bler=(0.02, 0.5), top_up_blocks=400)
+    got = {r["snr_db"]: (r["blocks"], r["block_errors"]) for r in rows}
+    b, e = got[before]
+    assert b > 40 and e / b > 0.05                      # the top-up exposed the lucky count ...
+    assert max(got) >= last and rows[-1]["bler"] <= 0.05  # ... and the curve walked on to below the window
+
+
 def _sionna_jsons():
     return sorted(DATA.glob("mcs_bler_*_sionna_table*.json"))
 
