@@ -18,7 +18,7 @@ from .config import LinkConfig
 from .seeding import derive_seed
 from .link import DigitalLink
 
-__all__ = ["SWEEP_COLUMNS", "sweep_link", "sweep_links", "simulate_point", "point_cost", "parse_snr_db_list", "parse_float_list", "wilson_interval", "MIN_ERRORS"]
+__all__ = ["SWEEP_COLUMNS", "sweep_link", "sweep_links", "simulate_point", "point_cost", "parse_snr_db_list", "parse_float_list", "wilson_interval", "design_effect", "MIN_ERRORS"]
 
 #: a point with fewer block errors than this is flagged ``too_few_errors``:
 #: its BLER interval is wider than about +-60% of the estimate
@@ -48,6 +48,8 @@ SWEEP_COLUMNS = (
     "ber_high",
     "bler_low",
     "bler_high",
+    "ber_design_effect",
+    "bler_design_effect",
     "too_few_errors",
     "seed",
     "config",
@@ -103,8 +105,14 @@ def parse_snr_db_list(text: str) -> list[float]:
     return parse_float_list(text, "snr_db")
 
 
-def wilson_interval(errors: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
+def wilson_interval(errors: int, total: int, confidence: float = 0.95,
+                    design_effect: float = 1.0) -> tuple[float, float]:
     """Wilson score interval of a binomial proportion ``errors / total``.
+
+    ``design_effect`` > 1 widens it for trials that come in correlated clusters
+    (the code blocks of one payload row see one slow fade): the interval of the
+    same proportion over ``total / design_effect`` effective trials (Kish).
+    Values below 1 are taken as 1.
 
     Example::
 
@@ -112,13 +120,53 @@ def wilson_interval(errors: int, total: int, confidence: float = 0.95) -> tuple[
         [0.0, 0.037]
         >>> [round(v, 4) for v in wilson_interval(50, 100)]
         [0.4038, 0.5962]
+        >>> wide = wilson_interval(50, 100, design_effect=4.0)   # as 12.5 errors in 25 trials
+        >>> [round(v, 4) for v in wide]
+        [0.3175, 0.6825]
     """
     if total <= 0:
         return float("nan"), float("nan")
+    if design_effect > 1.0:
+        from scipy.stats import norm  # pylint: disable=import-outside-toplevel
+
+        n = total / design_effect
+        p = errors / total
+        z = float(norm.ppf(0.5 + confidence / 2))
+        d = 1 + z * z / n
+        centre = (p + z * z / (2 * n)) / d
+        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+        return max(0.0, centre - half), min(1.0, centre + half)
     from scipy.stats import binomtest  # pylint: disable=import-outside-toplevel
 
     ci = binomtest(int(errors), int(total)).proportion_ci(confidence_level=confidence, method="wilson")
     return float(ci.low), float(ci.high)
+
+
+def design_effect(errors_per_cluster: Sequence[float], cluster_size: "int | Sequence[int]") -> float:
+    """How much clustering inflates the variance of an error rate: the variance of the rate estimated
+    over clusters (the ratio estimator, clusters of ``cluster_size`` trials each: one number, or one per
+    cluster) over the binomial variance ``p (1 - p) / N``.  1 for independent trials, above 1 when errors
+    cluster (the bits of a failed code block; the blocks of a payload row in one slow fade); 1 where it
+    cannot be estimated (fewer than 2 clusters, p = 0 or 1).  For equal clusters of m trials it is
+    ``var(errors per cluster) / (m p (1 - p))``.
+
+    Example::
+
+        >>> design_effect([1, 1, 1, 1], 8) < 1 < design_effect([0, 4, 0, 4], 8)
+        True
+        >>> round(design_effect([0, 8, 0, 0], [8, 8, 8, 8]), 2)   # one whole cluster of 8 fails
+        10.67
+    """
+    import numpy as np  # pylint: disable=import-outside-toplevel
+
+    y = np.asarray(errors_per_cluster, dtype=np.float64)
+    m = np.broadcast_to(np.asarray(cluster_size, dtype=np.float64), y.shape)
+    if y.size < 2 or m.sum() <= 0:
+        return 1.0
+    p = float(y.sum() / m.sum())
+    if not 0.0 < p < 1.0:
+        return 1.0
+    return float(((y - p * m) ** 2).sum() / ((y.size - 1) * m.mean() * p * (1 - p)))
 
 
 def _point_seed(seed: int, index: int) -> int:
@@ -159,7 +207,11 @@ def sweep_link(
     :param workers: worker processes (:func:`sweep_links`); 1: in this process.
     :output rows: one dict per point with the keys :data:`SWEEP_COLUMNS`:
         counts, BER/BLER with 95% Wilson intervals (``ber_low`` ...
-        ``bler_high``), ``too_few_errors`` (fewer than :data:`MIN_ERRORS`
+        ``bler_high``) widened by the measured design effect
+        (:func:`design_effect`: the bit errors of a point cluster in its
+        failed code blocks, ``ber_design_effect``, and its block errors can
+        cluster in a payload row's slow fade, ``bler_design_effect``; 1 for
+        independent trials), ``too_few_errors`` (fewer than :data:`MIN_ERRORS`
         block errors), the point's ``seed`` and its resolved ``config`` (a
         JSON string of :class:`~phy.LinkConfig` fields).
 
@@ -347,6 +399,9 @@ def simulate_point(snr_db: Optional[float], cfg: LinkConfig, point_seed: int, nu
         link = _LINKS[cfg] = DigitalLink(cfg)
     gen = torch.Generator().manual_seed(point_seed)
     acc = dict(num_bits=0, bit_errors=0, num_blocks=0, block_errors=0, channel_uses=0)
+    bit_errors_per_block: list = []   # bit errors cluster in failed code blocks
+    block_errors_per_row: list = []   # and block errors in a row's slow fade
+    blocks_per_call_row: list = []
     res = None
     remaining = total_blocks
     with torch.no_grad():
@@ -360,11 +415,21 @@ def simulate_point(snr_db: Optional[float], cfg: LinkConfig, point_seed: int, nu
                 res = link(bits, snr_db, gen)
                 for key in acc:
                     acc[key] += getattr(res, key)
+                wrong = (res.bits_hat != bits).reshape(nr, bpr, k).sum(-1)
+                bit_errors_per_block.append(wrong.flatten().numpy())
+                block_errors_per_row.append((wrong > 0).sum(-1).numpy())
+                blocks_per_call_row.append([bpr] * nr)
             remaining -= blocks
             if target_block_errors is not None and acc["block_errors"] >= target_block_errors:
                 break
-    ber_ci = wilson_interval(acc["bit_errors"], acc["num_bits"])
-    bler_ci = wilson_interval(acc["block_errors"], acc["num_blocks"])
+    import numpy as np  # pylint: disable=import-outside-toplevel
+
+    # intervals widened by the measured clustering: bits by code block, blocks by payload row
+    ber_deff = design_effect(np.concatenate(bit_errors_per_block), k)
+    bler_deff = design_effect(np.concatenate(block_errors_per_row),
+                              [b for row in blocks_per_call_row for b in row])
+    ber_ci = wilson_interval(acc["bit_errors"], acc["num_bits"], design_effect=ber_deff)
+    bler_ci = wilson_interval(acc["block_errors"], acc["num_blocks"], design_effect=bler_deff)
     return dict(
         snr_db=res.snr_db,
         ebno_db=res.ebno_db,
@@ -388,6 +453,8 @@ def simulate_point(snr_db: Optional[float], cfg: LinkConfig, point_seed: int, nu
         ber_high=ber_ci[1],
         bler_low=bler_ci[0],
         bler_high=bler_ci[1],
+        ber_design_effect=ber_deff,
+        bler_design_effect=bler_deff,
         too_few_errors=acc["block_errors"] < MIN_ERRORS,
         seed=point_seed,
         config=json.dumps(cfg.model_dump(), sort_keys=True),

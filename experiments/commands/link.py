@@ -18,7 +18,8 @@ then ``distdiff plot link.csv``
 
 Each point stops at ``--num-bits``, or with ``--target-block-errors`` at that
 many block errors (at most ``--max-bits``); BER and BLER come with 95% Wilson
-intervals, points with fewer than 10 block errors are flagged
+intervals widened by the measured design effect (bits cluster in failed code blocks, blocks in a payload
+row's slow fade: ``ber_design_effect``, ``bler_design_effect``), points with fewer than 10 block errors are flagged
 (``too_few_errors``), and each row carries its seed and resolved configuration
 (``config``, JSON; left out of the table). ``--workers N`` runs the points in N
 processes, slowest first (:func:`phy.sweep.sweep_links`); ``--executor ray [--address

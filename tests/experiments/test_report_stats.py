@@ -33,6 +33,29 @@ def test_one_wilson_interval_matches_the_closed_form_everywhere_it_is_used(k, n)
         assert got[0] == pytest.approx(max(lo, 0.0), abs=1e-9) and got[1] == pytest.approx(min(hi, 1.0), abs=1e-9)
 
 
+@pytest.mark.parametrize("k,n,d", [(5, 12, 1.0), (6, 12, 2.0), (50, 100, 4.0), (12, 640, 8.0), (0, 64, 2.0)])
+def test_wilson_interval_with_a_design_effect_is_the_closed_form_over_the_effective_trials(k, n, d):
+    """design_effect d: the Wilson interval of the same proportion over n / d trials (Kish); d <= 1 changes
+    nothing."""
+    lo, hi = _wilson_closed_form(k / d, n / d)
+    got = stats.wilson_interval(k, n, design_effect=d)
+    assert got[0] == pytest.approx(max(lo, 0.0), abs=1e-9) and got[1] == pytest.approx(min(hi, 1.0), abs=1e-9)
+    assert stats.wilson_interval(k, n, design_effect=0.7) == stats.wilson_interval(k, n)
+    if d > 1:
+        assert got[1] - got[0] > stats.wilson_interval(k, n)[1] - stats.wilson_interval(k, n)[0]
+
+
+def test_design_effect_of_clustered_and_independent_counts():
+    from phy.sweep import design_effect
+
+    rng = np.random.default_rng(0)
+    independent = rng.binomial(8, 0.1, size=4000)
+    clustered = 8 * rng.binomial(1, 0.1, size=4000)           # a row fails whole or not at all
+    assert design_effect(independent, 8) == pytest.approx(1.0, abs=0.06)
+    assert design_effect(clustered, 8) == pytest.approx(8.0, rel=0.05)   # m for perfectly correlated rows
+    assert design_effect([0, 0, 0], 8) == 1.0 and design_effect([3], 8) == 1.0
+
+
 def test_mean_interval_is_students_t():
     x = np.array([3.1, 2.7, 3.9, 4.4, 2.2, 3.3, 3.0])
     m, lo, hi, n = stats.mean_interval(x)

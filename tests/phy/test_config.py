@@ -246,11 +246,40 @@ def test_sweep_stops_at_target_block_errors_with_wilson_intervals():
     assert not low["too_few_errors"]
     # at 20 dB QPSK has no errors: the whole budget runs, and the point is flagged
     assert high["num_bits"] == 100_000 and high["block_errors"] == 0 and high["too_few_errors"]
-    assert (low["ber_low"], low["ber_high"]) == wilson_interval(low["bit_errors"], low["num_bits"])
+    assert (low["ber_low"], low["ber_high"]) == wilson_interval(low["bit_errors"], low["num_bits"],
+                                                                design_effect=low["ber_design_effect"])
     assert low["ber_low"] < low["ber"] < low["ber_high"] and high["bler_low"] == 0.0 < high["bler_high"]
     assert json.loads(low["config"])["block_length"] == 100 and low["seed"] != high["seed"]
     with pytest.raises(ValueError, match="max_bits only applies"):
         sweep_link(cfg, [0.0], 100, progress=False, max_bits=10)
+
+
+def test_coded_ber_intervals_count_that_bit_errors_come_in_failed_blocks():
+    """The bit errors of a coded link cluster in its failed code blocks: across 16 seeds the BER of an LDPC point
+    varies ~100x more than independent bits would, and the sweep's interval, widened by the measured design
+    effect, covers that spread, where the plain Wilson interval over bits would not; uncoded bits stay ~1."""
+    import numpy as np
+
+    from phy import sweep_link
+    from phy.sweep import wilson_interval
+
+    rows = [sweep_link(LinkConfig(), [0.9], 32 * 1024, progress=False, seed=s)[0] for s in range(16)]
+    ber = np.array([r["ber"] for r in rows])
+    n = rows[0]["num_bits"]
+    p = ber.mean()
+    spread = ber.var(ddof=1) / (p * (1 - p) / n)           # the empirical design effect across seeds
+    deff = np.mean([r["ber_design_effect"] for r in rows])  # each point's own estimate
+    assert spread > 20 and deff > 20 and 1 / 3 < deff / spread < 3, (spread, deff)
+    widened = np.mean([r["ber_high"] - r["ber_low"] for r in rows if r["ber"] > 0])
+    plain = np.mean([np.subtract(*wilson_interval(r["bit_errors"], r["num_bits"])[::-1]) for r in rows if r["ber"] > 0])
+    assert widened > 4 * plain
+    assert 2 * 1.96 * ber.std(ddof=1) == pytest.approx(widened, rel=0.6)   # the width matches the seeds' spread
+    # coverage of the pooled BER (measured: 16/16 widened, 3/16 plain)
+    assert sum(r["ber_low"] <= p <= r["ber_high"] for r in rows) >= 14
+    assert sum(wilson_interval(r["bit_errors"], n)[0] <= p <= wilson_interval(r["bit_errors"], n)[1]
+               for r in rows) <= 8
+    uncoded = sweep_link(LinkConfig(code="none"), [0.0], 64 * 1024, progress=False)[0]
+    assert uncoded["ber_design_effect"] == pytest.approx(1.0, abs=0.35)
 
 
 def test_cli_link_sweeps_mcs_ranges_and_comma_lists(capsys):
