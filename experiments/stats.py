@@ -40,7 +40,7 @@ import warnings
 
 import numpy as np
 
-from phy.sweep import wilson_interval
+from phy.sweep import design_effect, wilson_interval
 
 #: PSNR [dB] that stands for "identical images" (inf) in a mean. Above the largest finite PSNR of
 #: an 8-bit 64x64 RGB image (one value off by one level: 10 log10(255^2 * 12288) = 89.0 dB).
@@ -190,7 +190,9 @@ def summarise(df, metric: str, value_range: tuple[float, float] | None = None) -
     -------
     dict
         ``kind`` ("proportion" (Wilson over rows), "rate" (Wilson over the pooled
-        counts, e.g. blocks), or "mean" (t)), ``value``, ``low``, ``high``, ``n``
+        counts, e.g. blocks, widened by the rows' design effect: a row's bits
+        fail together in a block, its blocks in one fade, ``design_effect``),
+        or "mean" (t)), ``value``, ``low``, ``high``, ``n``
         (rows used), ``units`` (what ``n`` counts: rows; for rates also the
         pooled count in ``n_units``), ``excluded_fallback`` (rows left out),
         ``identical`` (rows with infinite PSNR, for PSNR metrics), ``small``
@@ -213,10 +215,14 @@ def summarise(df, metric: str, value_range: tuple[float, float] | None = None) -
     counts = COUNTED_RATES.get(metric)
     if counts and all(c in df.columns for c in counts):
         sub = df[v.notna()]
-        k, tot = float(sub[counts[0]].astype(float).sum()), float(sub[counts[1]].astype(float).sum())
-        lo, hi = wilson_interval(int(k), int(tot)) if tot > 0 else (float("nan"), float("nan"))
+        k_rows, tot_rows = sub[counts[0]].astype(float).to_numpy(), sub[counts[1]].astype(float).to_numpy()
+        k, tot = float(k_rows.sum()), float(tot_rows.sum())
+        # the rows are clusters (a failed block takes many bits, one receiver's fade many blocks): the
+        # Wilson interval over the pooled units, widened by the measured design effect
+        deff = design_effect(k_rows, tot_rows)
+        lo, hi = wilson_interval(int(k), int(tot), design_effect=deff) if tot > 0 else (float("nan"), float("nan"))
         out.update(kind="rate", value=k / tot if tot > 0 else float("nan"), low=lo, high=hi, n=int(x.size),
-                   n_units=int(tot))
+                   n_units=int(tot), design_effect=deff)
     elif metric in BINARY_METRICS:
         k = int(x.sum())
         lo, hi = wilson_interval(k, int(x.size)) if x.size else (float("nan"), float("nan"))
