@@ -4,8 +4,9 @@ The BLER benchmarks and tables (``benchmarks/mcs_fading.py``, ``python -m phy.ca
 errors over rows of 8 code blocks and give Wilson 95% intervals, which assume independent blocks.  Over a
 fading channel the blocks of one row share a channel realisation in time, so their errors could cluster.
 This script sends single rows of 8 blocks (a fresh channel per call), counts the block errors per row and
-reports the design effect ``var(errors per row) / (8 p (1 - p))``: 1 for independent blocks, larger when
-errors cluster (a Wilson interval would then be too narrow by its square root).
+reports the design effect ``var(errors per row) / (8 p (1 - p))`` (:func:`phy.sweep.design_effect`): 1 for
+independent blocks, larger when errors cluster (a Wilson interval would then be too narrow by its square
+root; ``benchmarks/mcs_fading.py`` widens each point's interval by its own design effect).
 
 Run (about two minutes on one core)::
 
@@ -33,6 +34,7 @@ POINTS = [("tdl-c_30mps_ls", 8424, 10.0, 8, 80), ("tdl-a_30mps_ls", 8424, 20.0, 
 def main() -> int:
     from phy import DigitalLink, LinkConfig
     from phy.calibrate import CATEGORIES
+    from phy.sweep import design_effect
     from scipy import stats
 
     torch.set_num_threads(1)
@@ -45,7 +47,7 @@ def main() -> int:
             errors = np.array([link(torch.randint(0, 2, (1, 8 * k), generator=gen).float(), snr_db, gen).block_errors
                                for _ in range(rows)], dtype=np.float64)
         p = errors.mean() / 8
-        deff = errors.var(ddof=1) / (8 * p * (1 - p)) if 0 < p < 1 else float("nan")
+        deff = design_effect(errors, 8) if 0 < p < 1 else float("nan")
         # dispersion test: (rows - 1) * design effect ~ chi2(rows - 1) for binomial rows
         p_value = float(stats.chi2.sf((rows - 1) * deff, rows - 1)) if np.isfinite(deff) else float("nan")
         print(f"{category:15} {k:5d} {snr_db:5.1f} {mcs:4d} {rows:5d}  {p:.3f}  {deff:13.2f}  {p_value:.3f}"
