@@ -56,7 +56,7 @@ def measure(name: str, snr_db: float, blocks: int, target: float, seed: int, mcs
     """Choose the MCS at ``snr_db`` and measure its BLER over ``blocks`` code blocks of ``block_length`` bits."""
     from phy import DigitalLink, LinkConfig
     from phy.seeding import derive_seed
-    from phy.sweep import design_effect, wilson_interval
+    from phy.sweep import bit_errors_per_block, design_effect, wilson_interval
 
     cfg = LinkConfig(mcs="auto", mcs_table=mcs_table, block_length=block_length, target_bler=target,
                      **CHANNELS[name])
@@ -75,7 +75,7 @@ def measure(name: str, snr_db: float, blocks: int, target: float, seed: int, mcs
             bits = torch.randint(0, 2, (8, 8 * block_length), generator=gen).float()
             res = link(bits, snr_db, gen)
             assert res.mcs_index == choice.index
-            row_errors = (res.bits_hat != bits).reshape(8, 8, block_length).any(-1).sum(-1)
+            row_errors = (bit_errors_per_block(bits, res.bits_hat, block_length) > 0).sum(-1)
             assert int(row_errors.sum()) == res.block_errors
             per_row.extend(int(v) for v in row_errors)
             n += res.num_blocks

@@ -12,13 +12,14 @@ import math
 import sys
 from typing import Optional, Sequence
 
+import numpy as np
 import torch
 
 from .config import LinkConfig
 from .seeding import derive_seed
 from .link import DigitalLink
 
-__all__ = ["SWEEP_COLUMNS", "sweep_link", "sweep_links", "simulate_point", "point_cost", "parse_snr_db_list", "parse_float_list", "wilson_interval", "design_effect", "MIN_ERRORS"]
+__all__ = ["SWEEP_COLUMNS", "sweep_link", "sweep_links", "simulate_point", "point_cost", "parse_snr_db_list", "parse_float_list", "wilson_interval", "design_effect", "bit_errors_per_block", "MIN_ERRORS"]
 
 #: a point with fewer block errors than this is flagged ``too_few_errors``:
 #: its BLER interval is wider than about +-60% of the estimate
@@ -157,8 +158,6 @@ def design_effect(errors_per_cluster: Sequence[float], cluster_size: "int | Sequ
         >>> round(design_effect([0, 8, 0, 0], [8, 8, 8, 8]), 2)   # one whole cluster of 8 fails
         10.67
     """
-    import numpy as np  # pylint: disable=import-outside-toplevel
-
     y = np.asarray(errors_per_cluster, dtype=np.float64)
     m = np.broadcast_to(np.asarray(cluster_size, dtype=np.float64), y.shape)
     if y.size < 2 or m.sum() <= 0:
@@ -167,6 +166,22 @@ def design_effect(errors_per_cluster: Sequence[float], cluster_size: "int | Sequ
     if not 0.0 < p < 1.0:
         return 1.0
     return float(((y - p * m) ** 2).sum() / ((y.size - 1) * m.mean() * p * (1 - p)))
+
+
+def bit_errors_per_block(bits: torch.Tensor, bits_hat: torch.Tensor, block_length: int) -> torch.Tensor:
+    """Bit errors of each code block: ``[rows, blocks]`` int64 from sent and decoded rows ``[rows, blocks * K]``
+    (:class:`~phy.DigitalLink` codes a row as consecutive blocks of ``K = block_length`` bits).  A block
+    failed where its count is above 0; ``(... > 0).sum(-1)`` are the block errors of each row.
+
+    Example::
+
+        >>> sent = torch.zeros(2, 8)
+        >>> got = torch.tensor([[0., 1, 1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 1]])
+        >>> bit_errors_per_block(sent, got, 4).tolist()
+        [[2, 0], [0, 1]]
+    """
+    rows = bits.shape[0]
+    return (bits_hat != bits).reshape(rows, -1, block_length).sum(-1)
 
 
 def _point_seed(seed: int, index: int) -> int:
@@ -399,9 +414,9 @@ def simulate_point(snr_db: Optional[float], cfg: LinkConfig, point_seed: int, nu
         link = _LINKS[cfg] = DigitalLink(cfg)
     gen = torch.Generator().manual_seed(point_seed)
     acc = dict(num_bits=0, bit_errors=0, num_blocks=0, block_errors=0, channel_uses=0)
-    bit_errors_per_block: list = []   # bit errors cluster in failed code blocks
-    block_errors_per_row: list = []   # and block errors in a row's slow fade
-    blocks_per_call_row: list = []
+    block_bit_errors: list = []   # bit errors cluster in failed code blocks
+    row_block_errors: list = []   # and block errors in a row's slow fade
+    row_blocks: list = []         # blocks of each row
     res = None
     remaining = total_blocks
     with torch.no_grad():
@@ -415,19 +430,16 @@ def simulate_point(snr_db: Optional[float], cfg: LinkConfig, point_seed: int, nu
                 res = link(bits, snr_db, gen)
                 for key in acc:
                     acc[key] += getattr(res, key)
-                wrong = (res.bits_hat != bits).reshape(nr, bpr, k).sum(-1)
-                bit_errors_per_block.append(wrong.flatten().numpy())
-                block_errors_per_row.append((wrong > 0).sum(-1).numpy())
-                blocks_per_call_row.append([bpr] * nr)
+                wrong = bit_errors_per_block(bits, res.bits_hat, k)
+                block_bit_errors.append(wrong.flatten().numpy())
+                row_block_errors.append((wrong > 0).sum(-1).numpy())
+                row_blocks.append(np.full(nr, bpr))
             remaining -= blocks
             if target_block_errors is not None and acc["block_errors"] >= target_block_errors:
                 break
-    import numpy as np  # pylint: disable=import-outside-toplevel
-
     # intervals widened by the measured clustering: bits by code block, blocks by payload row
-    ber_deff = design_effect(np.concatenate(bit_errors_per_block), k)
-    bler_deff = design_effect(np.concatenate(block_errors_per_row),
-                              [b for row in blocks_per_call_row for b in row])
+    ber_deff = design_effect(np.concatenate(block_bit_errors), k)
+    bler_deff = design_effect(np.concatenate(row_block_errors), np.concatenate(row_blocks))
     ber_ci = wilson_interval(acc["bit_errors"], acc["num_bits"], design_effect=ber_deff)
     bler_ci = wilson_interval(acc["block_errors"], acc["num_blocks"], design_effect=bler_deff)
     return dict(
