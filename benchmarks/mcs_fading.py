@@ -113,17 +113,19 @@ def main(argv=None) -> int:
 
     tune_malloc()
     out = Path(args.output)
+    if args.report_only and not out.is_file():
+        p.error(f"--report-only: {out} does not exist")
     out.parent.mkdir(parents=True, exist_ok=True)
     done = set()
     if out.exists():
         for line in out.read_text().splitlines():
             r = json.loads(line)
             done.add((r["channel"], r["snr_db"], r.get("mcs_table", 1), r.get("block_length", 1024)))
-    with open(out, "a", encoding="utf-8") as fh:
-        for name in [] if args.report_only else args.channels:
-            for snr in args.snr_db:
-                if (name, snr, args.mcs_table, args.block_length) in done:
-                    continue
+    todo = [] if args.report_only else [(name, snr) for name in args.channels for snr in args.snr_db
+                                        if (name, snr, args.mcs_table, args.block_length) not in done]
+    if todo:
+        with open(out, "a", encoding="utf-8") as fh:
+            for name, snr in todo:
                 row = measure(name, snr, args.blocks, args.target_bler, args.seed, args.mcs_table, args.block_length)
                 fh.write(json.dumps(row) + "\n")
                 fh.flush()

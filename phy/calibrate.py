@@ -63,7 +63,7 @@ import torch
 from .config import LDPC_RATE_MIN, LinkConfig
 from .seeding import derive_seed
 from .link import DigitalLink
-from .mcs import CALIBRATION_FILE, BlerCurve
+from .mcs import CALIBRATION_FILE, PER_CURVE_FIELDS, BlerCurve
 from .nr_tables import mcs_table, modulation_from_bits
 from .theory import bicm_ebno_limit_db
 
@@ -81,10 +81,6 @@ CATEGORIES: dict[str, dict] = {
     "tdl-c_30mps_ls": dict(channel="tdl-c", speed_mps=30.0, csi="ls"),
 }
 
-
-#: LinkConfig fields a calibration CSV's curves vary (not recorded in its ``# link:`` header)
-_PER_CURVE_FIELDS = ("modulation", "code", "code_rate", "block_length", "mcs", "mcs_table", "target_bler",
-                     "max_codewords_per_batch")
 
 
 def category_name(channel: str, speed_mps: float = 0.0, csi: str = "ls") -> str:
@@ -402,6 +398,17 @@ def sionna_bler_tables(calibration: Optional[str] = None, table: int = 1, catego
             "category": {str(category): {"index": {str(table): {"MCS": mcs}}}}}
 
 
+def _bler_window(text: str) -> tuple[float, float]:
+    """``--top-up-bler`` as ``(low, high)`` with 0 <= low <= high <= 1."""
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH (two BLERs), got {text!r}") from None
+    if not 0.0 <= low <= high <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected 0 <= LOW <= HIGH <= 1, got {text!r}")
+    return low, high
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Command-line entry point of ``python -m phy.calibrate``."""
     p = argparse.ArgumentParser(prog="python -m phy.calibrate", description=__doc__.split("\n\n")[0])
@@ -427,7 +434,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--refine-ratio", type=float, default=None,
                    help="halve steps whose BLER falls by more than this factor (inside the window)")
     p.add_argument("--min-step-db", type=float, default=0.5, help="smallest step of --refine-ratio [dB]")
-    p.add_argument("--top-up-bler", type=lambda t: tuple(float(v) for v in t.split(",")), default=None,
+    p.add_argument("--top-up-bler", type=_bler_window, default=None,
                    metavar="LOW,HIGH", help="give the points whose BLER is in this window more blocks, up to "
                    "--top-up-blocks (or --max-block-errors errors); resumed curves too")
     p.add_argument("--top-up-blocks", type=int, default=0, help="blocks per point of --top-up-bler")
@@ -438,6 +445,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--resume", action="store_true",
                    help="keep the curves already measured (in --output or its .partial.csv), measure the rest")
     args = p.parse_args(argv)
+    if (args.top_up_bler is None) != (args.top_up_blocks <= 0):
+        p.error("--top-up-bler LOW,HIGH and --top-up-blocks N (> 0) go together")
     tables = [int(t) for t in args.tables.split(",")]
     lengths = [int(k) for k in args.block_lengths.split(",")]
     category = category_name(args.channel, args.speed_mps, args.csi)
@@ -486,8 +495,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         with open(source, newline="", encoding="utf-8") as fh:
             for r in csv.DictReader(line for line in fh if not line.startswith("#")):
                 rows.append(r)
-                done.add((int(r["bits_per_symbol"]), float(r["code_rate_x1024"]), int(r["block_length"])))
-    todo = [s for s in specs if (s.bits_per_symbol, s.code_rate_x1024, s.block_length) not in done]
+                done.add(_row_key(r))
+    todo = [s for s in specs if _key(s) not in done]
     known_of: dict[tuple, dict[float, tuple[int, int]]] = {}
     if args.refine_ratio is not None or args.top_up_blocks:
         # resumed curves are refined and topped up too: their points are kept, not re-measured
@@ -538,7 +547,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         fh.write(f"# chain: CRC24B + 5G LDPC, decoder={cfg.decoder} ({cfg.decoder_iterations} iterations max, "
                  f"{cfg.cn_update}), app demapping; {len(todo)} curves in {time.perf_counter() - t0:.0f} s\n")
         if args.channel != "awgn":
-            link = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in _PER_CURVE_FIELDS}
+            link = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in PER_CURVE_FIELDS}
             fh.write(f"# link: {json.dumps(link, sort_keys=True)}\n")
         writer = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n")
         writer.writeheader()

@@ -486,7 +486,8 @@ class DigitalLink(torch.nn.Module):
         * AWGN: read off the shipped AWGN BLER table at ``snr_db``.
         * *table* -- a fading channel with a calibrated category
           (:meth:`calibrated_table`: TDL-A/C at 3 or 30 m/s, Rayleigh block
-          fading, LS estimation, the default numerology, 1024-bit blocks):
+          fading, LS estimation, the default numerology; MCS tables 1 and 3,
+          code blocks of 256, 1024 or 8424 bits):
           read off that category's BLER-vs-average-SNR table, measured with
           this chain over the channel and its estimator -- the fading and
           the LS estimation loss are in the curves themselves, no probe is

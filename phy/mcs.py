@@ -200,10 +200,14 @@ def calibration_link(path: str) -> Optional[dict]:
 #: calibrated at ``v`` when ``|speed_mps - v| <= SPEED_TOLERANCE * v``
 SPEED_TOLERANCE = 0.2
 
-#: LinkConfig fields that do not change which calibrated table applies (the table's curves vary them, or the
-#: selection reads them; the speed is matched within :data:`SPEED_TOLERANCE`)
-_TABLE_IGNORES = ("modulation", "code", "code_rate", "block_length", "mcs", "mcs_table", "target_bler",
-                  "max_codewords_per_batch", "speed_mps")
+#: LinkConfig fields a calibration table's curves vary (or the selection reads), so its ``# link:`` header
+#: does not record them
+PER_CURVE_FIELDS = ("modulation", "code", "code_rate", "block_length", "mcs", "mcs_table", "target_bler",
+                    "max_codewords_per_batch")
+
+#: LinkConfig fields that do not change which calibrated table applies (the speed is matched within
+#: :data:`SPEED_TOLERANCE`)
+_TABLE_IGNORES = PER_CURVE_FIELDS + ("speed_mps",)
 
 
 def calibrated_table(config, data_dir: Optional[Path] = None) -> Optional[Path]:

@@ -174,6 +174,22 @@ def test_a_topped_up_last_point_that_rises_above_the_window_walks_on():
     assert max(got) >= last and rows[-1]["bler"] <= 0.05  # ... and the curve walked on to below the window
 
 
+@pytest.mark.parametrize("argv,message", [
+    (["--top-up-bler", "0.02", "--top-up-blocks", "256"], "expected LOW,HIGH (two BLERs), got '0.02'"),
+    (["--top-up-bler", "0.4,0.02", "--top-up-blocks", "256"], "expected 0 <= LOW <= HIGH <= 1, got '0.4,0.02'"),
+    (["--top-up-bler", "0.02,0.4"], "--top-up-bler LOW,HIGH and --top-up-blocks N (> 0) go together"),
+    (["--top-up-blocks", "256"], "--top-up-bler LOW,HIGH and --top-up-blocks N (> 0) go together"),
+])
+def test_calibrate_refuses_a_bad_top_up_in_one_line(argv, message, capsys):
+    from phy.calibrate import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith(message)
+
+
 def _sionna_jsons():
     return sorted(DATA.glob("mcs_bler_*_sionna_table*.json"))
 
