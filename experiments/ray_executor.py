@@ -198,21 +198,24 @@ class RayExecutor(Executor):
             return
         self._actors = [actor_class.remote() for _ in range(min(self._slots(ray), len(pending)))]
         queues: list[list] = [[] for _ in self._actors]   # per actor, a stack of its chunk's items still to send
+        busy = [0] * len(self._actors)                     # per actor, its points in flight
         in_flight = self._in_flight                        # ObjectRef -> (actor index, item)
         try:
             while True:
                 for a, actor in enumerate(self._actors):
                     # at most 2 points queued per actor, so an interrupted sweep loses little queued work
-                    while sum(1 for i, _ in in_flight.values() if i == a) < 2 and (queues[a] or pending):
+                    while busy[a] < 2 and (queues[a] or pending):
                         if not queues[a]:
                             queues[a] = pending.pop()[::-1]
                         item = queues[a].pop()
                         in_flight[actor.run.remote(fn_ref, item, self.torch_threads)] = (a, item)
+                        busy[a] += 1
                 if not in_flight:
                     return
                 done, _ = ray.wait(list(in_flight), num_returns=1)
                 for ref in done:
-                    _, item = in_flight.pop(ref)
+                    a, item = in_flight.pop(ref)
+                    busy[a] -= 1
                     try:
                         result, error = ray.get(ref)
                     except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
